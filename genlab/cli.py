@@ -1,0 +1,172 @@
+"""``python -m genlab`` / ``genlab``: train, sample, list datasets.
+
+    genlab train vae --dataset emoji --image-size 64 --epochs 10 --out runs/vae-emoji
+    genlab train --resume runs/vae-emoji [--epochs 20]
+    genlab sample runs/vae-emoji --n 64 --temperature 0.8 --seed 0 --out grid.png
+    genlab datasets
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+from .data import DatasetUnavailable, dataset_info
+from .models import MODELS
+from .models.base import CheckpointError
+from .paths import safe_name
+from .rundir import RunDir, RunLocked
+
+# image size and channels come from the dataset, not from flags
+_DATA_FIELDS = {"image_size", "channels"}
+
+
+def _model_fields() -> dict[str, dict[str, dataclasses.Field]]:
+    return {name: {f.name: f for f in dataclasses.fields(cls.config_class) if f.name not in _DATA_FIELDS}
+            for name, cls in MODELS.items()}
+
+
+def _parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+
+def _add_train(sub) -> None:
+    from .train import TrainConfig
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a model; writes a run directory")
+    p.add_argument("model", nargs="?", choices=sorted(MODELS), help="model family (omit with --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--dataset", default=d.dataset, help="emoji, mnist, fashion-mnist, cifar10, celeba or folder:PATH")
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
+    p.add_argument("--max-steps", type=int, default=None, help="train for this many steps instead of epochs")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm; 0 turns it off")
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default: one epoch)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="default: at every evaluation")
+    p.add_argument("--eval-batches", type=int, default=None, help="cap on test batches per evaluation")
+    p.add_argument("--sample-n", type=int, default=d.sample_n)
+    p.add_argument("--max-nonfinite", type=int, default=d.max_nonfinite)
+    p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-TIME)")
+    seen = set()
+    for model, fields in _model_fields().items():
+        g = p.add_argument_group(f"{model} options")
+        for name, f in fields.items():
+            if name in seen:
+                continue
+            seen.add(name)
+            typ = _parse_bool if isinstance(f.default, bool) else type(f.default)
+            g.add_argument("--" + name.replace("_", "-"), dest=f"model__{name}", type=typ, default=None,
+                           help=f"default {f.default}")
+
+
+def _train(args) -> int:
+    from .train import TrainConfig, Trainer
+    model_opts = {k[len("model__"):]: v for k, v in vars(args).items() if k.startswith("model__") and v is not None}
+    if args.resume:
+        run = RunDir(args.resume)
+        if not run.exists():
+            print(f"error: {args.resume} is not a run directory (no run.json)", file=sys.stderr)
+            return 2
+        cfg = TrainConfig.from_dict(run.read_info()["config"])
+        if args.epochs is not None:
+            cfg.epochs, cfg.max_steps = args.epochs, None
+        if args.max_steps is not None:
+            cfg.max_steps = args.max_steps
+        if args.device:
+            cfg.device = args.device
+        trainer = Trainer(cfg, run.path, resume=True)
+    else:
+        if not args.model:
+            print("error: name a model to train (" + ", ".join(sorted(MODELS)) + ") or give --resume RUN_DIR",
+                  file=sys.stderr)
+            return 2
+        dataset_info(args.dataset)  # an unknown dataset name fails here, before a run directory exists
+        foreign = sorted(set(model_opts) - set(_model_fields()[args.model]))
+        if foreign:
+            print(f"error: {', '.join('--' + f.replace('_', '-') for f in foreign)} "
+                  f"is not an option of {args.model}", file=sys.stderr)
+            return 2
+        cfg = TrainConfig(model=args.model, model_config=model_opts, dataset=args.dataset, image_size=args.image_size,
+                          epochs=args.epochs if args.epochs is not None else TrainConfig.epochs,
+                          max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                          device=args.device or "auto", grad_clip=args.grad_clip or None, log_every=args.log_every,
+                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+                          eval_batches=args.eval_batches, sample_n=args.sample_n, max_nonfinite=args.max_nonfinite,
+                          amp=not args.no_amp)
+        out = Path(args.out or f"runs/{args.model}-{safe_name(args.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if RunDir(out).exists():
+            print(f"error: {out} already holds a run; resume it with --resume {out}, or choose another --out",
+                  file=sys.stderr)
+            return 2
+        trainer = Trainer(cfg, out)
+    status = trainer.fit()
+    info = trainer.run.read_info()
+    print(f"run {trainer.run.path}: {status}" + (f" ({info.get('error')})" if info.get("error") else ""))
+    return 1 if status == "failed" else 0
+
+
+def _sample(args) -> int:
+    import torch
+    from torchvision.utils import save_image
+
+    from . import load_model
+    from .train import resolve_device
+    model = load_model(args.path, map_location=resolve_device(args.device))
+    g = torch.Generator().manual_seed(args.seed)
+    imgs = model.sample(args.n, temperature=args.temperature, generator=g).float().cpu()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(imgs, out, nrow=args.nrow or int(math.ceil(math.sqrt(args.n))), padding=1)
+    print(f"wrote {args.n} samples (T={args.temperature}, seed={args.seed}) to {out}")
+    return 0
+
+
+def _datasets(args) -> int:
+    from .data import list_datasets
+    rows = [("dataset", "available", "images", "source / what to do")]
+    for i in list_datasets():
+        rows.append((i.name, "yes" if i.available else "no", str(i.count) if i.count else "?",
+                     i.source if i.available else i.reason))
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in range(3)) + "  " + r[3])
+    print("\nfolder:PATH reads any folder or .zip of images. Emoji: Twemoji graphics, CC-BY 4.0 (Twitter).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    s = sub.add_parser("sample", help="write a grid of samples from a model or run directory")
+    s.add_argument("path", help="a run directory or a saved model directory")
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nrow", type=int, default=None)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", default="samples.png")
+    sub.add_parser("datasets", help="list datasets and whether they are available here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": _train, "sample": _sample, "datasets": _datasets}[args.command](args)
+    except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

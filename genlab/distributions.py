@@ -1,0 +1,114 @@
+"""Likelihoods and unit conversions shared by the model families.
+
+- Discretized logistic likelihood for 8-bit pixels: Salimans, Karpathy, Chen,
+  Kingma, "PixelCNN++", arXiv 1701.05517, §2.1. It is the exact probability of
+  the 8-bit bin, so it equals the density of uniformly dequantized pixels
+  (Theis et al., arXiv 1511.01844) that is constant inside each bin; this is
+  what makes a VAE's ELBO in bits/dim directly comparable to a flow's.
+- Bits/dim: -log2 p(x) / D over the discrete 8-bit data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LOG2 = math.log(2.0)
+BIN = 1.0 / 255.0  # width of one 8-bit bin when pixels are k/255 in [0, 1]
+
+
+def nats_to_bpd(nll_nats: torch.Tensor | float, num_dims: int):
+    """Negative log-likelihood in nats per image -> bits per dimension."""
+    return nll_nats / (num_dims * LOG2)
+
+
+def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log P(x) for pixels ``x`` = k/255 under a logistic discretized to 256 bins on [0, 1].
+
+    The end bins take the tails (k=0 gets (-inf, 0.5/255], k=255 gets [254.5/255, inf)),
+    so the 256 probabilities sum to one. Elementwise; all tensors broadcast to x's shape.
+    """
+    centered = x - mean
+    inv_s = torch.exp(-log_scale)
+    plus_in = inv_s * (centered + BIN / 2)
+    min_in = inv_s * (centered - BIN / 2)
+    log_cdf_plus = plus_in - F.softplus(plus_in)           # log sigmoid(plus_in), for k = 0
+    log_one_minus_cdf_min = -F.softplus(min_in)           # log(1 - sigmoid(min_in)), for k = 255
+    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
+    # When the bin probability underflows, the density at the bin centre times the bin
+    # width is accurate to O(width^2) and keeps the gradient alive.
+    mid_in = inv_s * centered
+    log_pdf_mid = mid_in - log_scale - 2.0 * F.softplus(mid_in)
+    log_mid = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp_min(1e-12)), log_pdf_mid + math.log(BIN))
+    return torch.where(x < BIN / 2, log_cdf_plus, torch.where(x > 1 - BIN / 2, log_one_minus_cdf_min, log_mid))
+
+
+@dataclass
+class DiagonalGaussian:
+    """q(z|x) = N(mean, diag(exp(logvar))); shapes [B, D]."""
+
+    mean: torch.Tensor
+    logvar: torch.Tensor
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.mean + self.std * randn_like(self.mean, generator)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Sum over the last dimension: [..., D] -> [...]."""
+        return (-0.5 * (LOG2PI + self.logvar + (z - self.mean) ** 2 / torch.exp(self.logvar))).sum(-1)
+
+    def kl_to_standard_normal(self) -> torch.Tensor:
+        """KL(q || N(0, I)) in closed form, [B, D] -> [B]."""
+        return self.kl_per_dim().sum(-1)
+
+    def kl_per_dim(self) -> torch.Tensor:
+        return 0.5 * (self.mean ** 2 + torch.exp(self.logvar) - 1.0 - self.logvar)
+
+
+LOG2PI = math.log(2 * math.pi)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension."""
+    return (-0.5 * (LOG2PI + z ** 2)).sum(-1)
+
+
+def randn_like(t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    return randn(t.shape, generator=generator, device=t.device, dtype=t.dtype)
+
+
+def randn(shape, generator: torch.Generator | None = None, device=None, dtype=None) -> torch.Tensor:
+    """``torch.randn`` that draws on the generator's device, then moves to ``device``.
+
+    A CPU generator then gives the same numbers whether the model is on the CPU or a GPU.
+    """
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between [D] vectors at fractions t [T] -> [T, D] (White 2016, arXiv 1609.04468)."""
+    a, b = z0.flatten(), z1.flatten()
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    t = t[:, None]
+    if omega.abs() < 1e-6:  # nearly parallel: slerp degenerates to lerp
+        out = (1 - t) * a + t * b
+    else:
+        out = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    return out.reshape(len(t), *z0.shape)
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "slerp") -> torch.Tensor:
+    t = torch.linspace(0, 1, steps, device=z0.device, dtype=z0.dtype)
+    if method == "slerp":
+        return slerp(z0, z1, t)
+    if method == "linear":
+        return torch.lerp(z0[None], z1[None], t.reshape(-1, *([1] * z0.dim())))
+    raise ValueError(f"unknown interpolation method {method!r}; use 'linear' or 'slerp'")

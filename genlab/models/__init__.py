@@ -1,0 +1,39 @@
+"""Model families by name. ``load_model`` rebuilds any of them from a directory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import CheckpointError, GenerativeModel, read_config
+from .vae import VAE, VAEConfig
+
+MODELS: dict[str, type[GenerativeModel]] = {VAE.model_type: VAE}
+
+
+def model_class(model_type: str) -> type[GenerativeModel]:
+    try:
+        return MODELS[model_type]
+    except KeyError:
+        raise CheckpointError(f"unknown model type {model_type!r}; genlab knows {sorted(MODELS)}") from None
+
+
+def resolve_model_dir(path: str | os.PathLike) -> Path:
+    """A model directory, or a run directory whose ``checkpoint/`` holds one."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    if (path / "checkpoint" / "config.json").is_file():
+        return path / "checkpoint"
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    raise CheckpointError(f"{path} is neither a saved model (config.json + model.safetensors) "
+                          f"nor a run directory with a checkpoint/")
+
+
+def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
+    """Load a model saved by ``save_pretrained`` (or a run directory's checkpoint), strictly."""
+    directory = resolve_model_dir(path)
+    return model_class(read_config(directory)["model_type"]).from_pretrained(directory, map_location)
+
+
+__all__ = ["MODELS", "VAE", "VAEConfig", "CheckpointError", "GenerativeModel", "load_model", "model_class"]

@@ -1,0 +1,27 @@
+"""Where genlab keeps caches and runs, and how names become safe path components.
+
+``GENLAB_HOME`` (default ``~/.cache/genlab``) holds caches; a Space points it at its
+persistent or scratch disk. Every user-supplied name that becomes part of a path goes
+through ``safe_name`` first.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENLAB_HOME", Path.home() / ".cache" / "genlab")).expanduser()
+
+
+def safe_name(name: str, max_len: int = 120) -> str:
+    """A filesystem-safe, traversal-free component: 'folder:/a/../b' -> 'folder-a-..-b' style."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    s = s.replace("..", "-")
+    if not s:
+        raise ValueError(f"{name!r} leaves nothing usable as a file name")
+    if len(s) > max_len:  # keep long names unique with a short hash of the original
+        import hashlib
+        s = s[: max_len - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return s

@@ -1,0 +1,280 @@
+"""One model-agnostic trainer, in the spirit of minGPT's: it only calls ``model.loss(x)``.
+
+The whole dataset lives on the training device as uint8 (emoji at 64×64 is 49 MB), so a
+batch is one index and one cast: no DataLoader workers, no host-to-device copies per
+step. The epoch order is a permutation seeded by (seed, epoch), and the RNG state
+travels in the checkpoint, so a resumed run takes exactly the steps an uninterrupted one
+would have taken.
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+
+from .data import load_dataset
+from .models import model_class
+from .rundir import RunDir, package_versions
+
+
+@dataclass
+class TrainConfig:
+    model: str = "vae"
+    model_config: dict = field(default_factory=dict)   # fields of the model's config dataclass
+    dataset: str = "emoji"
+    image_size: int = 64
+    epochs: int | None = 10
+    max_steps: int | None = None       # overrides epochs when set
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    grad_clip: float | None = 100.0    # max gradient norm; None or 0 turns clipping off
+    log_every: int = 10
+    eval_every: int | None = None      # default: once per epoch
+    checkpoint_every: int | None = None  # default: at every evaluation
+    eval_batches: int | None = None    # cap on test batches per evaluation (None: the whole split)
+    sample_n: int = 64
+    max_nonfinite: int = 20            # consecutive non-finite steps before the run fails
+    amp: bool = True                   # bf16 autocast, on CUDA only
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {spec} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+    return torch.device(spec)
+
+
+def _disk_full_message(e: OSError, what: str) -> str:
+    return (f"the disk is full while writing {what} ({e.strerror}); the previous checkpoint is intact. "
+            f"Free some space and resume with: python -m genlab train --resume RUN_DIR")
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, resume: bool = False):
+        self.cfg = config
+        self.run = RunDir(run_dir)
+        self.resume = resume
+        self.stop_requested = False
+        self.device = resolve_device(config.device)
+
+    # -- setup -----------------------------------------------------------------------------
+    def _build(self):
+        cfg = self.cfg
+        data = load_dataset(cfg.dataset, cfg.image_size)
+        self.data = data
+        self.train_x = data.train.to(self.device)   # uint8 [N, C, S, S], resident on the device
+        self.test_x = data.test.to(self.device)
+        mcls = model_class(cfg.model)
+        mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": data.channels})
+        torch.manual_seed(cfg.seed)
+        self.model = mcls(mconf).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
+        self.total_steps = cfg.max_steps or (cfg.epochs or 1) * self.steps_per_epoch
+        self.eval_every = cfg.eval_every or self.steps_per_epoch
+        self.ckpt_every = cfg.checkpoint_every or self.eval_every
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        def handler(signum, frame):
+            self.stop_requested = True
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, handler)
+
+    def _batch(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if i == 0 or self._perm_epoch != epoch:
+            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(len(self.train_x), generator=g).to(self.device)
+            self._perm_epoch = epoch
+        idx = self._perm[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
+        return self.train_x[idx].float().div_(255.0)  # [B, C, S, S] in [0, 1]
+
+    def _autocast(self):
+        on = self.cfg.amp and self.device.type == "cuda"
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on)
+
+    # -- evaluation and samples ------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        sums, n = {}, 0
+        # a fixed seed makes evaluations comparable across steps without touching the training RNG
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(12345)
+            bs = self.cfg.batch_size
+            for b, start in enumerate(range(0, len(self.test_x), bs)):
+                if self.cfg.eval_batches and b >= self.cfg.eval_batches:
+                    break
+                x = self.test_x[start:start + bs].float().div_(255.0)
+                with self._autocast():
+                    _, m = self.model.loss(x)
+                for k, v in m.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(x)
+                n += len(x)
+        self.model.train()
+        return {f"test_{k}": v / n for k, v in sums.items()}
+
+    def save_samples(self, step: int) -> None:
+        self.run.samples.mkdir(exist_ok=True)
+        g = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
+        imgs = self.model.sample(self.cfg.sample_n, temperature=1.0, generator=g).float().cpu()
+        nrow = int(math.ceil(math.sqrt(len(imgs))))
+        save_image(imgs, self.run.samples / f"step-{step:07d}.png", nrow=nrow, padding=1)
+        if hasattr(self.model, "reconstruct"):
+            x = self.test_x[:32].float().div(255.0)
+            pairs = torch.stack([x, self.model.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
+            save_image(pairs, self.run.samples / f"recon-{step:07d}.png", nrow=16, padding=1)
+
+    # -- the loop --------------------------------------------------------------------------
+    def fit(self) -> str:
+        """Train until done or stopped; return the final status. Never raises for a training failure."""
+        lock = self.run.acquire_lock()
+        try:
+            return self._fit()
+        finally:
+            lock.close()
+
+    def _fit(self) -> str:
+        cfg, run = self.cfg, self.run
+        try:
+            self._build()
+        except Exception as e:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.update_info(status="failed", error=f"{type(e).__name__}: {e}", config=dataclasses.asdict(cfg))
+            print(f"error: {e}", file=sys.stderr)
+            return "failed"
+        state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
+        if self.resume:
+            state = run.load_checkpoint(self.model, self.opt)
+            run.truncate_metrics(state["step"])
+            run.stop_file.unlink(missing_ok=True)
+        else:
+            run.samples.mkdir(parents=True, exist_ok=True)
+        self._perm_epoch = -1
+        self._last_ckpt = f"step {state['step']}" if self.resume else "none written yet"
+        run.update_info(status="running", error=None, pid=os.getpid(), config=dataclasses.asdict(cfg),
+                        dataset={"name": cfg.dataset, "train": len(self.train_x), "test": len(self.test_x),
+                                 "credit": self.data.credit, "skipped": self.data.skipped},
+                        seed=cfg.seed, versions=package_versions(), device=str(self.device),
+                        total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
+                        num_parameters=self.model.num_parameters(), **({} if self.resume else {"created_at": time.time()}))
+        self._install_signal_handlers()
+        try:
+            status = self._loop(state)
+        except TrainingDiverged as e:
+            return self._fail(str(e))
+        except OSError as e:
+            what = "the run directory"
+            return self._fail(_disk_full_message(e, what) if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}")
+        except Exception as e:
+            traceback.print_exc()
+            return self._fail(f"{type(e).__name__}: {e}")
+        try:
+            run.update_info(status=status, error=None)
+        except OSError as e:
+            print(f"warning: could not record status '{status}': {e}", file=sys.stderr)
+        return status
+
+    def _fail(self, message: str) -> str:
+        print(f"run failed: {message}", file=sys.stderr)
+        try:
+            self.run.update_info(status="failed", error=message)
+        except OSError:
+            pass  # the disk may be the problem; the message is on stderr
+        return "failed"
+
+    def _checkpoint(self, state: dict) -> None:
+        self.run.save_checkpoint(self.model, self.opt, state)
+        self._last_ckpt = f"step {state['step']}"
+
+    def _loop(self, state: dict) -> str:
+        cfg, run, model = self.cfg, self.run, self.model
+        step, consecutive_bad = state["step"], 0
+        from tqdm.auto import tqdm
+        bar = tqdm(total=self.total_steps, initial=step, disable=None, dynamic_ncols=True, desc=f"{cfg.model}")
+        sums, count, skipped = {}, 0, 0
+        t_interval = time.perf_counter()
+        clip = cfg.grad_clip if cfg.grad_clip else float("inf")
+        model.train()
+        while step < self.total_steps:
+            if self.stop_requested or run.stop_file.exists():
+                self._checkpoint({**state, "step": step})
+                bar.close()
+                return "stopped"
+            x = self._batch(step)
+            with self._autocast():
+                loss, metrics = model.loss(x)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                # a non-finite step changes no weight (its batch is still consumed, so step <-> batch stays
+                # deterministic); too many in a row means the run has diverged
+                skipped += 1
+                consecutive_bad += 1
+                state["nonfinite_total"] = state.get("nonfinite_total", 0) + 1
+                if consecutive_bad >= cfg.max_nonfinite:
+                    raise TrainingDiverged(
+                        f"step {step}: the loss or gradients were not finite for {consecutive_bad} consecutive steps "
+                        f"(loss={float(loss):.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a learning "
+                        f"rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g}) or set "
+                        f"--grad-clip. The last good checkpoint ({self._last_ckpt}) is untouched.")
+            else:
+                consecutive_bad = 0
+                self.opt.step()
+                # summed as tensors: no device sync until the row is written
+                for k, v in {**metrics, "grad_norm": grad_norm}.items():
+                    sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else v)
+                count += 1
+            step += 1
+            bar.update(1)
+            state["step"] = step
+            if step % cfg.log_every == 0 or step == self.total_steps:
+                now = time.perf_counter()
+                dt = now - t_interval
+                state["elapsed"] = state.get("elapsed", 0.0) + dt
+                row = {"kind": "train", "step": step, "epoch": step / self.steps_per_epoch,
+                       "time": round(state["elapsed"], 3), "timestamp": time.time(),
+                       "images_per_s": round((count + skipped) * cfg.batch_size / max(dt, 1e-9), 2),
+                       "lr": self.opt.param_groups[0]["lr"], "skipped_steps": skipped}
+                row.update({k: float(v) / count for k, v in sums.items()} if count else {})
+                run.append_metrics(row)
+                bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "bpd") if k in row})
+                sums, count, skipped = {}, 0, 0
+                t_interval = time.perf_counter()
+            if step % self.eval_every == 0 or step == self.total_steps:
+                ev = self.evaluate()
+                run.append_metrics({"kind": "eval", "step": step, "epoch": step / self.steps_per_epoch,
+                                    "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(), **ev})
+                self.save_samples(step)
+                t_interval = time.perf_counter()  # evaluation time is not training throughput
+            if step % self.ckpt_every == 0 or step == self.total_steps:
+                self._checkpoint(dict(state))
+                t_interval = time.perf_counter()
+        bar.close()
+        return "finished"
