@@ -24,25 +24,30 @@ def nats_to_bpd(nll_nats: torch.Tensor | float, num_dims: int):
     return nll_nats / (num_dims * LOG2)
 
 
+def log_sigmoid_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(b) - sigmoid(a)) for a < b, exact in both tails (no midpoint approximation).
+
+    In the upper tail the identity sigmoid(b) - sigmoid(a) = sigmoid(-a) - sigmoid(-b) moves
+    the computation to where log-sigmoid has full precision.
+    """
+    flip = (a + b) > 0
+    lo, hi = torch.where(flip, -b, a), torch.where(flip, -a, b)
+    log_hi, log_lo = F.logsigmoid(hi), F.logsigmoid(lo)
+    return log_hi + torch.log(-torch.expm1((log_lo - log_hi).clamp_max(-1e-12)))
+
+
 def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """log P(x) for pixels ``x`` = k/255 under a logistic discretized to 256 bins on [0, 1].
 
     The end bins take the tails (k=0 gets (-inf, 0.5/255], k=255 gets [254.5/255, inf)),
     so the 256 probabilities sum to one. Elementwise; all tensors broadcast to x's shape.
     """
-    centered = x - mean
     inv_s = torch.exp(-log_scale)
-    plus_in = inv_s * (centered + BIN / 2)
-    min_in = inv_s * (centered - BIN / 2)
-    log_cdf_plus = plus_in - F.softplus(plus_in)           # log sigmoid(plus_in), for k = 0
-    log_one_minus_cdf_min = -F.softplus(min_in)           # log(1 - sigmoid(min_in)), for k = 255
-    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
-    # When the bin probability underflows, the density at the bin centre times the bin
-    # width is accurate to O(width^2) and keeps the gradient alive.
-    mid_in = inv_s * centered
-    log_pdf_mid = mid_in - log_scale - 2.0 * F.softplus(mid_in)
-    log_mid = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp_min(1e-12)), log_pdf_mid + math.log(BIN))
-    return torch.where(x < BIN / 2, log_cdf_plus, torch.where(x > 1 - BIN / 2, log_one_minus_cdf_min, log_mid))
+    plus_in = inv_s * (x - mean + BIN / 2)
+    min_in = inv_s * (x - mean - BIN / 2)
+    log_mid = log_sigmoid_diff(min_in, plus_in)
+    return torch.where(x < BIN / 2, F.logsigmoid(plus_in),
+                       torch.where(x > 1 - BIN / 2, F.logsigmoid(-min_in), log_mid))
 
 
 @dataclass

@@ -40,7 +40,7 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
-    grad_clip: float | None = 100.0    # max gradient norm; None or 0 turns clipping off
+    grad_clip: float | None = 10.0     # max gradient norm; None or 0 turns clipping off
     log_every: int = 10
     eval_every: int | None = None      # default: once per epoch
     checkpoint_every: int | None = None  # default: at every evaluation

@@ -1,0 +1,28 @@
+import os
+import tempfile
+
+# Before genlab is imported anywhere: no downloads, and caches in a throwaway place.
+os.environ["GENLAB_OFFLINE"] = "1"
+os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-test-home-"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def tiny_vae():
+    from genlab.models import VAE, VAEConfig
+    torch.manual_seed(0)
+    return VAE(VAEConfig(image_size=8, channels=1, latent_dim=3, width=4, max_width=8)).eval()
+
+
+@pytest.fixture
+def pixels():
+    """A [3, 1, 8, 8] batch of 8-bit pixels in [0, 1], including both end bins."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (3, 1, 8, 8), generator=g)
+    x[0, 0, 0, :4] = 0
+    x[1, 0, 0, :4] = 255
+    return x.float() / 255
