@@ -231,6 +231,7 @@ class Trainer:
                 loss, metrics = model.loss(x)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            loss = loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
                 # a non-finite step changes no weight (its batch is still consumed, so step <-> batch stays
@@ -240,8 +241,8 @@ class Trainer:
                 state["nonfinite_total"] = state.get("nonfinite_total", 0) + 1
                 if consecutive_bad >= cfg.max_nonfinite:
                     raise TrainingDiverged(
-                        f"step {step}: the loss or gradients were not finite for {consecutive_bad} consecutive steps "
-                        f"(loss={float(loss):.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a learning "
+                        f"step {step + 1}: the loss or gradients were not finite for {consecutive_bad} consecutive steps "
+                        f"(loss={loss.item():.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a learning "
                         f"rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g}) or set "
                         f"--grad-clip. The last good checkpoint ({self._last_ckpt}) is untouched.")
             else:
@@ -273,7 +274,8 @@ class Trainer:
                                     "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(), **ev})
                 self.save_samples(step)
                 t_interval = time.perf_counter()  # evaluation time is not training throughput
-            if step % self.ckpt_every == 0 or step == self.total_steps:
+            # during a streak of non-finite steps the last checkpoint stays the last good one
+            if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
                 self._checkpoint(dict(state))
                 t_interval = time.perf_counter()
         bar.close()

@@ -1,0 +1,61 @@
+"""The command line: datasets, train, sample, and its errors."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from genlab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_datasets_lists_everything_with_availability(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("emoji", "mnist", "fashion-mnist", "cifar10", "celeba"):
+        assert name in out
+    assert "CC-BY 4.0" in out
+    cifar = next(line for line in out.splitlines() if line.startswith("cifar10"))
+    assert " no " in cifar and "internet" in cifar
+
+
+def test_python_dash_m_genlab_runs():
+    r = subprocess.run([sys.executable, "-m", "genlab", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "train" in r.stdout and "sample" in r.stdout
+
+
+def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "vae", "--dataset", "emoji", "--image-size", "32", "--max-steps", "4", "--batch-size", "16",
+            "--latent-dim", "8", "--width", "4", "--eval-every", "4", "--eval-batches", "1", "--sample-n", "4",
+            "--device", "cpu", "--out", str(out)]
+    assert main(args) == 0
+    assert "finished" in capsys.readouterr().out
+    assert main(args) == 2  # never overwrite a run
+    assert "already holds a run" in capsys.readouterr().err
+    for src in (out, out / "checkpoint"):
+        png = tmp_path / "grid.png"
+        assert main(["sample", str(src), "--n", "6", "--nrow", "3", "--temperature", "0.7", "--out", str(png)]) == 0
+        with Image.open(png) as im:
+            assert im.size == (3 * 33 + 1, 2 * 33 + 1)
+    # resume with a larger budget continues the same run
+    assert main(["train", "--resume", str(out), "--max-steps", "6"]) == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "vae", "--dataset", "cifar10", "--max-steps", "1"], "Dataset 'cifar10' must be downloaded"),
+    (["train", "vae", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["sample", "/nonexistent/model"], "does not exist"),
+    (["train"], "name a model to train"),
+    (["train", "--resume", "/nonexistent/run"], "not a run directory"),
+])
+def test_errors_are_one_clear_line(tmp_path, capsys, args, message):
+    if args[:2] == ["train", "vae"]:
+        args = args + ["--out", str(tmp_path / "r")]
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code != 0
+    assert message in captured.err + captured.out
+    assert "Traceback" not in captured.err

@@ -1,0 +1,211 @@
+"""The trainer and the run directory: a run completes, stops, resumes exactly, survives SIGKILL,
+fails cleanly on NaN losses and on a full disk."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab import load_model
+from genlab.models import VAE
+from genlab.rundir import RunDir, RunLocked
+from genlab.train import TrainConfig, Trainer
+
+TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(model="vae", model_config=TINY, dataset="emoji", image_size=16, max_steps=12, batch_size=32,
+                log_every=3, eval_every=6, eval_batches=2, sample_n=4, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+def train_steps(run: RunDir, kind="train"):
+    return [r["step"] for r in run.read_metrics() if r["kind"] == kind]
+
+
+def weights(path):
+    return load_model(path).state_dict()
+
+
+def test_a_run_writes_its_directory(tmp_path):
+    out = tmp_path / "run"
+    assert Trainer(tiny_config(), out).fit() == "finished"
+    run = RunDir(out)
+    info = run.read_info()
+    assert info["status"] == "finished" and info["error"] is None
+    assert info["config"]["model_config"] == TINY and info["seed"] == 0 and "torch" in info["versions"]
+    assert train_steps(run) == [3, 6, 9, 12] and train_steps(run, "eval") == [6, 12]
+    row = run.read_metrics()[0]
+    for key in ("step", "epoch", "time", "images_per_s", "loss", "bpd", "recon_bpd", "kl_bpd", "grad_norm"):
+        assert key in row
+    assert "test_bpd" in [r for r in run.read_metrics() if r["kind"] == "eval"][0]
+    assert sorted(p.name for p in run.samples.iterdir()) == ["recon-0000006.png", "recon-0000012.png",
+                                                             "step-0000006.png", "step-0000012.png"]
+    assert sorted(p.name for p in run.checkpoint.iterdir()) == ["config.json", "model.safetensors",
+                                                                "optimizer.safetensors", "trainer_state.json"]
+    model = load_model(out)  # a run directory loads like a model directory
+    assert isinstance(model, VAE) and model.sample(2).shape == (2, 3, 16, 16)
+    assert not (tmp_path / "run" / "checkpoint.new").exists()
+
+
+def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(tmp_path):
+    Trainer(tiny_config(), tmp_path / "straight").fit()
+    Trainer(tiny_config(max_steps=6), tmp_path / "split").fit()
+    assert Trainer(tiny_config(), tmp_path / "split", resume=True).fit() == "finished"
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "split")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    straight, split = RunDir(tmp_path / "straight"), RunDir(tmp_path / "split")
+    assert train_steps(split) == train_steps(straight) == [3, 6, 9, 12]
+    la = [r["loss"] for r in straight.read_metrics() if r["kind"] == "train"]
+    lb = [r["loss"] for r in split.read_metrics() if r["kind"] == "train"]
+    assert la == pytest.approx(lb, rel=1e-6)
+
+
+def test_stop_file_ends_the_run_with_a_checkpoint_and_resume_finishes_it(tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(tiny_config(max_steps=400, eval_every=200), out)
+    th = threading.Thread(target=lambda: setattr(trainer, "result", trainer.fit()))
+    th.start()
+    run = RunDir(out)
+    deadline = time.time() + 60
+    while not train_steps(run) and time.time() < deadline:
+        time.sleep(0.05)
+    run.stop_file.touch()
+    th.join(60)
+    assert trainer.result == "stopped" and run.status() == "stopped"
+    state = json.loads((run.checkpoint / "trainer_state.json").read_text())
+    assert 3 <= state["step"] < 400
+    assert Trainer(tiny_config(max_steps=state["step"] + 6, eval_every=200), out, resume=True).fit() == "finished"
+    steps = train_steps(run)
+    assert steps == sorted(set(steps)) and steps[-1] == state["step"] + 6
+    assert not run.stop_file.exists()
+
+
+def test_a_second_trainer_cannot_take_a_live_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    lock = run.acquire_lock()
+    try:
+        assert run.is_locked()
+        with pytest.raises(RunLocked, match="another live process"):
+            Trainer(tiny_config(), run.path).fit()
+    finally:
+        lock.close()
+    assert not run.is_locked()
+
+
+def test_nan_losses_fail_the_run_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_loss = VAE.loss
+
+    def poisoned(self, x, generator=None):
+        calls["n"] += 1
+        loss, m = real_loss(self, x, generator)
+        return (loss * float("nan") if calls["n"] > 6 else loss), m
+
+    monkeypatch.setattr(VAE, "loss", poisoned)
+    out = tmp_path / "run"
+    status = Trainer(tiny_config(max_steps=100, checkpoint_every=3, eval_every=100, max_nonfinite=5), out).fit()
+    assert status == "failed"
+    info = RunDir(out).read_info()
+    assert info["error"].startswith("step 11: the loss or gradients were not finite for 5 consecutive steps")
+    assert "--lr" in info["error"]
+    assert "checkpoint (step 6)" in info["error"]
+    state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 6
+    assert all(torch.isfinite(v).all() for v in weights(out).values() if v.is_floating_point())
+    rows = [r for r in RunDir(out).read_metrics() if r["kind"] == "train"]
+    assert [r["skipped_steps"] for r in rows] == [0, 0, 3]  # steps 7-9 skipped, logged at step 9
+
+
+def test_a_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    real_save = safetensors.torch.save_file
+    calls = {"n": 0}
+
+    def save_file(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(*a, **kw)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+    out = tmp_path / "run"
+    assert Trainer(tiny_config(checkpoint_every=3, eval_every=100), out).fit() == "failed"
+    info = RunDir(out).read_info()
+    assert "disk is full" in info["error"] and "--resume" in info["error"]
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 3
+    assert not (out / "checkpoint.new").exists()
+    load_model(out)
+
+
+def test_interrupted_checkpoint_swap_is_recovered(tmp_path):
+    out = tmp_path / "run"
+    Trainer(tiny_config(max_steps=6), out).fit()
+    # a crash between the two renames of a swap leaves only checkpoint.old
+    os.rename(out / "checkpoint", out / "checkpoint.old")
+    (out / "checkpoint.new").mkdir()  # and an incomplete new one
+    assert RunDir(out).status() == "finished"
+    assert Trainer(tiny_config(max_steps=9), out, resume=True).fit() == "finished"
+    assert train_steps(RunDir(out)) == [3, 6, 9]
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "genlab", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "vae", "--dataset", "emoji", "--image-size", "16", "--batch-size", "32", "--width", "4",
+            "--latent-dim", "4", "--max-steps", "3000", "--log-every", "5", "--checkpoint-every", "10",
+            "--eval-every", "1000", "--eval-batches", "1", "--sample-n", "4", "--device", "cpu", "--out", str(out)]
+    proc = _cli(*args)
+    state_file = out / "checkpoint" / "trainer_state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if state_file.is_file() and json.loads(state_file.read_text())["step"] >= 30:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    run = RunDir(out)
+    assert run.status() == "interrupted"  # run.json still says running, but no process holds the lock
+    killed_at = json.loads(state_file.read_text())["step"]
+    rows_before = train_steps(run)
+    assert rows_before[-1] >= killed_at
+
+    resume = _cli("train", "--resume", str(out), "--max-steps", str(killed_at + 40))
+    output = resume.communicate(timeout=300)[0]
+    assert resume.returncode == 0, output
+    assert run.status() == "finished"
+    steps = train_steps(run)
+    assert steps == list(range(5, killed_at + 41, 5))   # strictly increasing, no gap, no duplicate
+    load_model(out)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli("train", "vae", "--dataset", "emoji", "--image-size", "16", "--width", "4", "--latent-dim", "4",
+                "--max-steps", "5000", "--log-every", "5", "--eval-every", "1000", "--sample-n", "4",
+                "--device", "cpu", "--out", str(out))
+    deadline = time.time() + 120
+    while not train_steps(RunDir(out)) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output
+    assert RunDir(out).status() == "stopped"
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] >= 5
