@@ -69,7 +69,8 @@ def bench_genlab(args, device, data, cfg_model) -> dict:
     train_rows = [r for r in rows if r["kind"] == "train"]
     final = [r for r in rows if r["kind"] == "eval"][-1]
     m = VAE(VAEConfig(image_size=args.image_size, channels=3, **cfg_model)).to(device).train()
-    x = data.train[: args.batch_size].to(device).float() / 255
+    m.to(memory_format=torch.channels_last)  # as genlab's trainer does
+    x = (data.train[: args.batch_size].to(device).float() / 255).contiguous(memory_format=torch.channels_last)
     bare = bare_steps(lambda: (m.loss(x)[0], len(x)), m.parameters(), device)
     return {"status": status, "wall_s": wall, "images_per_s": steps * args.batch_size / wall,
             "median_logged_images_per_s": statistics.median(r["images_per_s"] for r in train_rows),

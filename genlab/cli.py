@@ -3,6 +3,7 @@
     genlab train vae --dataset emoji --image-size 64 --epochs 10 --out runs/vae-emoji
     genlab train --resume runs/vae-emoji [--epochs 20]
     genlab sample runs/vae-emoji --n 64 --temperature 0.8 --seed 0 --out grid.png
+    genlab eval runs/vae-emoji --k 100
     genlab datasets
 """
 from __future__ import annotations
@@ -134,6 +135,34 @@ def _sample(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    import json
+
+    from . import load_model
+    from .data import load_dataset
+    from .evaluate import average_metrics, iwae_bpd
+    from .train import resolve_device
+    model = load_model(args.path, map_location=resolve_device(args.device))
+    dataset = args.dataset
+    if dataset is None:
+        run = RunDir(args.path)
+        if not run.exists():
+            print("error: give --dataset for a model directory (a run directory knows its own)", file=sys.stderr)
+            return 2
+        dataset = run.read_info()["config"]["dataset"]
+    images = load_dataset(dataset, model.config.image_size).split(args.split)
+    result = {"dataset": dataset, "split": args.split, "images": min(len(images), args.n or len(images))}
+    result.update(average_metrics(model, images, args.batch_size, args.n))
+    if args.k and hasattr(model, "nll_bpd"):
+        result[f"iwae_bpd_k{args.k}"] = iwae_bpd(model, images, args.k, max_images=args.n)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, v in result.items():
+            print(f"{key:>16}: {v:.4f}" if isinstance(v, float) else f"{key:>16}: {v}")
+    return 0
+
+
 def _datasets(args) -> int:
     from .data import list_datasets
     rows = [("dataset", "available", "images", "source / what to do")]
@@ -159,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nrow", type=int, default=None)
     s.add_argument("--device", default="auto")
     s.add_argument("--out", default="samples.png")
+    e = sub.add_parser("eval", help="held-out bits/dim (ELBO, and the IWAE bound for a VAE)")
+    e.add_argument("path", help="a run directory or a saved model directory")
+    e.add_argument("--dataset", default=None, help="default: the run's own data set")
+    e.add_argument("--split", default="test", choices=["train", "test"])
+    e.add_argument("--k", type=int, default=100, help="importance samples for the IWAE bound (0: skip it)")
+    e.add_argument("--n", type=int, default=None, help="evaluate on the first N images only")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
     sub.add_parser("datasets", help="list datasets and whether they are available here")
     return p
 
@@ -166,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "sample": _sample, "datasets": _datasets}[args.command](args)
+        return {"train": _train, "sample": _sample, "eval": _eval, "datasets": _datasets}[args.command](args)
     except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

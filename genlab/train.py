@@ -24,6 +24,7 @@ import torch
 from torchvision.utils import save_image
 
 from .data import load_dataset
+from .evaluate import average_metrics
 from .models import model_class
 from .rundir import RunDir, package_versions
 
@@ -91,6 +92,9 @@ class Trainer:
         mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": data.channels})
         torch.manual_seed(cfg.seed)
         self.model = mcls(mconf).to(self.device)
+        self.memory_format = (torch.channels_last if getattr(self.model, "prefers_channels_last", False)
+                              else torch.contiguous_format)
+        self.model.to(memory_format=self.memory_format)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
         self.total_steps = cfg.max_steps or (cfg.epochs or 1) * self.steps_per_epoch
@@ -112,32 +116,19 @@ class Trainer:
             self._perm = torch.randperm(len(self.train_x), generator=g).to(self.device)
             self._perm_epoch = epoch
         idx = self._perm[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
-        return self.train_x[idx].float().div_(255.0)  # [B, C, S, S] in [0, 1]
+        x = self.train_x[idx].float().div_(255.0)  # [B, C, S, S] in [0, 1]
+        return x.contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
         on = self.cfg.amp and self.device.type == "cuda"
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on)
 
     # -- evaluation and samples ------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        sums, n = {}, 0
-        # a fixed seed makes evaluations comparable across steps without touching the training RNG
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(12345)
-            bs = self.cfg.batch_size
-            for b, start in enumerate(range(0, len(self.test_x), bs)):
-                if self.cfg.eval_batches and b >= self.cfg.eval_batches:
-                    break
-                x = self.test_x[start:start + bs].float().div_(255.0)
-                with self._autocast():
-                    _, m = self.model.loss(x)
-                for k, v in m.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(x)
-                n += len(x)
-        self.model.train()
-        return {f"test_{k}": v / n for k, v in sums.items()}
+        bs = self.cfg.batch_size
+        m = average_metrics(self.model, self.test_x, bs, self.cfg.eval_batches * bs if self.cfg.eval_batches else None,
+                            autocast=self._autocast(), memory_format=self.memory_format)
+        return {f"test_{k}": v for k, v in m.items()}
 
     def save_samples(self, step: int) -> None:
         self.run.samples.mkdir(exist_ok=True)
@@ -268,15 +259,15 @@ class Trainer:
                 bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "bpd") if k in row})
                 sums, count, skipped = {}, 0, 0
                 t_interval = time.perf_counter()
+            t_side = time.perf_counter()
             if step % self.eval_every == 0 or step == self.total_steps:
                 ev = self.evaluate()
                 run.append_metrics({"kind": "eval", "step": step, "epoch": step / self.steps_per_epoch,
                                     "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(), **ev})
                 self.save_samples(step)
-                t_interval = time.perf_counter()  # evaluation time is not training throughput
             # during a streak of non-finite steps the last checkpoint stays the last good one
             if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
                 self._checkpoint(dict(state))
-                t_interval = time.perf_counter()
+            t_interval += time.perf_counter() - t_side  # evaluation and checkpoints are not training time
         bar.close()
         return "finished"

@@ -1,4 +1,5 @@
 """The command line: datasets, train, sample, and its errors."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,12 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
         assert main(["sample", str(src), "--n", "6", "--nrow", "3", "--temperature", "0.7", "--out", str(png)]) == 0
         with Image.open(png) as im:
             assert im.size == (3 * 33 + 1, 2 * 33 + 1)
+    capsys.readouterr()
+    assert main(["eval", str(out), "--k", "5", "--n", "8", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "emoji" and result["images"] == 8
+    assert 0 < result["iwae_bpd_k5"] < 9 and 0 < result["bpd"] < 9
+    assert main(["eval", str(out / "checkpoint"), "--k", "0"]) == 2  # a bare model dir needs --dataset
     # resume with a larger budget continues the same run
     assert main(["train", "--resume", str(out), "--max-steps", "6"]) == 0
 

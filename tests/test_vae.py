@@ -176,3 +176,12 @@ def test_mismatched_and_corrupt_checkpoints_give_clear_errors(tiny_vae, tmp_path
 def test_vae_config_validation():
     with pytest.raises(ValueError, match="power of two"):
         VAEConfig(image_size=48)
+
+
+def test_the_likelihood_stays_in_float32_under_mixed_precision(tiny_vae, pixels):
+    """bf16 autocast (what the trainer uses on CUDA), checked here with the CPU's autocast."""
+    ref = tiny_vae.elbo_terms(pixels, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        t = tiny_vae.elbo_terms(pixels, generator=torch.Generator().manual_seed(0))
+    assert t.recon_nll.dtype == torch.float32 and t.kl.dtype == torch.float32
+    assert torch.allclose(t.nll_bound, ref.nll_bound, rtol=2e-2)

@@ -61,7 +61,8 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.convs(2 * x - 1).flatten(1)  # [B, C, H, W] in [0,1] -> centred -> [B, w*16]
-        mean, logvar = self.head(h).chunk(2, dim=1)  # [B, Z] each
+        # float32 out of mixed precision: the KL and the sampling noise need full precision
+        mean, logvar = self.head(h).float().chunk(2, dim=1)  # [B, Z] each
         return mean, logvar
 
 
@@ -78,7 +79,8 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.fc(z)).view(-1, self.w0, 4, 4)
-        raw_mean, raw_log_scale = self.convs(h).chunk(2, dim=1)  # [B, C, H, W] each
+        # float32 out of mixed precision: bf16 cannot resolve a 1/255 bin around a mean near 1
+        raw_mean, raw_log_scale = self.convs(h).float().chunk(2, dim=1)  # [B, C, H, W] each
         return torch.sigmoid(raw_mean), raw_log_scale.clamp_min(self.min_log_scale)
 
 
@@ -108,6 +110,8 @@ class ELBOTerms:
 class VAE(GenerativeModel):
     model_type = "vae"
     config_class = VAEConfig
+    # NHWC lets oneDNN (CPU) and cuDNN (bf16 tensor cores) pick faster convolution kernels: ~10% per step here
+    prefers_channels_last = True
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config or VAEConfig())
