@@ -45,9 +45,10 @@ def _add_train(sub) -> None:
     p.add_argument("model", nargs="?", choices=sorted(MODELS), help="model family (omit with --resume)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--dataset", default=d.dataset, help="emoji, mnist, fashion-mnist, cifar10, celeba or folder:PATH")
-    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--image-size", type=int, default=None, help="default: the model's own (VAE 64, RealNVP 32)")
     p.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
     p.add_argument("--max-steps", type=int, default=None, help="train for this many steps instead of epochs")
+    p.add_argument("--max-minutes", type=float, default=None, help="also stop after this much training time")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -86,6 +87,8 @@ def _train(args) -> int:
             cfg.epochs, cfg.max_steps = args.epochs, None
         if args.max_steps is not None:
             cfg.max_steps = args.max_steps
+        if args.max_minutes is not None:
+            cfg.max_minutes = args.max_minutes
         if args.device:
             cfg.device = args.device
         trainer = Trainer(cfg, run.path, resume=True)
@@ -100,9 +103,10 @@ def _train(args) -> int:
             print(f"error: {', '.join('--' + f.replace('_', '-') for f in foreign)} "
                   f"is not an option of {args.model}", file=sys.stderr)
             return 2
-        cfg = TrainConfig(model=args.model, model_config=model_opts, dataset=args.dataset, image_size=args.image_size,
+        image_size = args.image_size or MODELS[args.model].config_class().image_size
+        cfg = TrainConfig(model=args.model, model_config=model_opts, dataset=args.dataset, image_size=image_size,
                           epochs=args.epochs if args.epochs is not None else TrainConfig.epochs,
-                          max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                          max_steps=args.max_steps, max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                           device=args.device or "auto", grad_clip=args.grad_clip or None, log_every=args.log_every,
                           eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                           eval_batches=args.eval_batches, sample_n=args.sample_n, max_nonfinite=args.max_nonfinite,

@@ -37,6 +37,7 @@ class TrainConfig:
     image_size: int = 64
     epochs: int | None = 10
     max_steps: int | None = None       # overrides epochs when set
+    max_minutes: float | None = None   # also end (finished, with a final evaluation) after this much training time
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
@@ -167,7 +168,7 @@ class Trainer:
         else:
             run.samples.mkdir(parents=True, exist_ok=True)
         self._perm_epoch = -1
-        self._last_ckpt = f"step {state['step']}" if self.resume else "none written yet"
+        self._last_ckpt = f"step {state['step']}" if self.resume else None
         run.update_info(status="running", error=None, pid=os.getpid(), config=dataclasses.asdict(cfg),
                         dataset={"name": cfg.dataset, "train": len(self.train_x), "test": len(self.test_x),
                                  "credit": self.data.credit, "skipped": self.data.skipped},
@@ -234,8 +235,10 @@ class Trainer:
                     raise TrainingDiverged(
                         f"step {step + 1}: the loss or gradients were not finite for {consecutive_bad} consecutive steps "
                         f"(loss={loss.item():.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a learning "
-                        f"rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g}) or set "
-                        f"--grad-clip. The last good checkpoint ({self._last_ckpt}) is untouched.")
+                        f"rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g})"
+                        + (f" or tighten --grad-clip (now {cfg.grad_clip:g})" if cfg.grad_clip else " or set --grad-clip")
+                        + (f". The last good checkpoint ({self._last_ckpt}) is untouched." if self._last_ckpt
+                           else ". No checkpoint had been written yet."))
             else:
                 consecutive_bad = 0
                 self.opt.step()
@@ -246,6 +249,8 @@ class Trainer:
             step += 1
             bar.update(1)
             state["step"] = step
+            if cfg.max_minutes and state.get("elapsed", 0.0) + time.perf_counter() - t_interval > 60 * cfg.max_minutes:
+                self.total_steps = step  # the time budget is spent: this step is the last one
             if step % cfg.log_every == 0 or step == self.total_steps:
                 now = time.perf_counter()
                 dt = now - t_interval

@@ -118,7 +118,7 @@ def test_nan_losses_fail_the_run_and_keep_the_last_good_checkpoint(tmp_path, mon
     info = RunDir(out).read_info()
     assert info["error"].startswith("step 11: the loss or gradients were not finite for 5 consecutive steps")
     assert "--lr" in info["error"]
-    assert "checkpoint (step 6)" in info["error"]
+    assert "checkpoint (step 6) is untouched" in info["error"]
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] == 6
     assert all(torch.isfinite(v).all() for v in weights(out).values() if v.is_floating_point())
@@ -209,3 +209,12 @@ def test_sigterm_stops_cleanly(tmp_path):
     assert proc.returncode == 0, output
     assert RunDir(out).status() == "stopped"
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] >= 5
+
+
+def test_a_time_budget_ends_the_run_as_finished_with_a_final_evaluation(tmp_path):
+    out = tmp_path / "run"
+    assert Trainer(tiny_config(max_steps=100000, max_minutes=0.02, eval_every=100000), out).fit() == "finished"
+    run = RunDir(out)
+    last = train_steps(run)[-1]
+    assert 0 < last < 100000 and train_steps(run, "eval") == [last]
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == last

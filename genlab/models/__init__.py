@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 from .base import CheckpointError, GenerativeModel, read_config
+from .realnvp import RealNVP, RealNVPConfig
 from .vae import VAE, VAEConfig
 
-MODELS: dict[str, type[GenerativeModel]] = {VAE.model_type: VAE}
+MODELS: dict[str, type[GenerativeModel]] = {VAE.model_type: VAE, RealNVP.model_type: RealNVP}
 
 
 def model_class(model_type: str) -> type[GenerativeModel]:
@@ -36,4 +37,4 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
     return model_class(read_config(directory)["model_type"]).from_pretrained(directory, map_location)
 
 
-__all__ = ["MODELS", "VAE", "VAEConfig", "CheckpointError", "GenerativeModel", "load_model", "model_class"]
+__all__ = ["MODELS", "VAE", "VAEConfig", "RealNVP", "RealNVPConfig", "CheckpointError", "GenerativeModel", "load_model", "model_class"]

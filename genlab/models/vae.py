@@ -13,7 +13,6 @@ comparable with RealNVP's.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +20,7 @@ from torch import nn
 
 from ..distributions import (LOG2, DiagonalGaussian, discretized_logistic_log_prob, interpolate_latents,
                              nats_to_bpd, randn, standard_normal_log_prob)
-from .base import GenerativeModel
+from .base import GenerativeModel, eval_mode
 
 
 @dataclass
@@ -82,17 +81,6 @@ class Decoder(nn.Module):
         # float32 out of mixed precision: bf16 cannot resolve a 1/255 bin around a mean near 1
         raw_mean, raw_log_scale = self.convs(h).float().chunk(2, dim=1)  # [B, C, H, W] each
         return torch.sigmoid(raw_mean), raw_log_scale.clamp_min(self.min_log_scale)
-
-
-@contextmanager
-def eval_mode(module: nn.Module):
-    """Evaluate with running batch-norm statistics, then restore the caller's mode."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 @dataclass

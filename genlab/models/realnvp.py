@@ -1,0 +1,267 @@
+"""RealNVP: a multi-scale normalizing flow with affine coupling layers.
+
+- Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP", arXiv 1605.08803:
+  the architecture (§3.6: per scale, 3 checkerboard couplings, squeeze, 3 channel-wise
+  couplings, factor out half; the last scale has 4 checkerboard couplings) and the logit
+  preprocessing with alpha = 0.05 (§4.1).
+- Theis, van den Oord, Bethge, "A note on the evaluation of generative models",
+  arXiv 1511.01844, §3.1: uniform dequantization, which makes the continuous density a
+  lower bound on the discrete 8-bit likelihood, hence bits/dim over 8-bit pixels.
+- Kingma & Dhariwal, "Glow", arXiv 1807.03039: temperature T scales the base Gaussian's
+  standard deviation; zero-initialised last layers start every coupling at the identity.
+- Ho et al., "Flow++", arXiv 1902.00275, §3.1: ``nll_bpd(x, k)`` averages k dequantization
+  samples inside the log (an importance-weighted bound; k=1 is the usual bits/dim).
+
+The s/t networks are weight-normalised ResNets with no batch statistics, so a sample's
+log-determinant never depends on the rest of its batch and train and eval modes compute the
+same function.
+
+Data convention: ``forward``/``inverse`` act on continuous images in (0, 1); ``loss``,
+``log_prob`` and ``nll_bpd`` take 8-bit images (k/255) and dequantize them first.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from ..distributions import LOG2, interpolate_latents, randn, standard_normal_log_prob
+from .base import GenerativeModel, eval_mode
+
+
+@dataclass
+class RealNVPConfig:
+    image_size: int = 32
+    channels: int = 3
+    num_scales: int = 2       # scales with a squeeze and factor-out, plus the final one; 32×32 allows up to 4
+    num_blocks: int = 4       # residual blocks per s/t network (paper: 8 for CIFAR-10; smaller for CPU)
+    features: int = 32        # feature maps in the s/t networks (paper: 64)
+    alpha: float = 0.05       # logit preprocessing: y = logit(alpha + (1 - 2 alpha) x)
+
+    def __post_init__(self):
+        if self.num_scales < 1:
+            raise ValueError("RealNVP needs num_scales >= 1")
+        if self.image_size % (2 ** (self.num_scales - 1)) or self.image_size < 2 ** self.num_scales:
+            raise ValueError(f"RealNVP image_size {self.image_size} cannot be squeezed {self.num_scales - 1} times "
+                             f"and still hold a 2×2 checkerboard")
+        if not 0 < self.alpha < 0.5:
+            raise ValueError("RealNVP alpha must lie in (0, 0.5)")
+
+
+def _wn_conv(c_in: int, c_out: int, k: int) -> nn.Module:
+    return weight_norm(nn.Conv2d(c_in, c_out, k, padding=k // 2))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, features: int):
+        super().__init__()
+        self.conv1 = _wn_conv(features, features, 3)
+        self.conv2 = _wn_conv(features, features, 3)
+
+    def forward(self, h):
+        return h + self.conv2(F.relu(self.conv1(F.relu(h))))
+
+
+class STNet(nn.Module):
+    """[B, c_in, H, W] -> (log-scale, shift), each [B, c_out, H, W]."""
+
+    def __init__(self, c_in: int, c_out: int, features: int, num_blocks: int):
+        super().__init__()
+        self.inp = _wn_conv(c_in, features, 3)
+        self.blocks = nn.Sequential(*[ResBlock(features) for _ in range(num_blocks)])
+        self.out = nn.Conv2d(features, 2 * c_out, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # every coupling starts as the identity
+        nn.init.zeros_(self.out.bias)
+        # log-scale = scale * tanh(raw): bounded, so one bad step cannot overflow exp()
+        self.scale = nn.Parameter(torch.ones(1, c_out, 1, 1))
+
+    def forward(self, h):
+        raw_s, t = self.out(F.relu(self.blocks(self.inp(h)))).chunk(2, dim=1)
+        return self.scale * torch.tanh(raw_s), t
+
+
+def checkerboard(h: int, w: int, parity: int, device=None) -> torch.Tensor:
+    """[1, 1, H, W] mask, 1 where (i + j + parity) is even: those entries condition the rest."""
+    i = torch.arange(h, device=device)[:, None]
+    j = torch.arange(w, device=device)[None, :]
+    return ((i + j + parity) % 2 == 0).float()[None, None]
+
+
+class CheckerboardCoupling(nn.Module):
+    def __init__(self, channels: int, parity: int, cfg: RealNVPConfig):
+        super().__init__()
+        self.parity = parity
+        self.net = STNet(channels, channels, cfg.features, cfg.num_blocks)
+
+    def _st(self, x):
+        b = checkerboard(x.shape[2], x.shape[3], self.parity, x.device).to(x.dtype)
+        s, t = self.net(x * b)
+        return s * (1 - b), t * (1 - b)
+
+    def forward(self, x):  # -> (y, logdet [B])
+        s, t = self._st(x)
+        return x * torch.exp(s) + t, s.flatten(1).sum(1)
+
+    def inverse(self, y):
+        s, t = self._st(y)  # the conditioning half is unchanged, so s and t are recomputed exactly
+        return (y - t) * torch.exp(-s)
+
+
+class ChannelCoupling(nn.Module):
+    def __init__(self, channels: int, parity: int, cfg: RealNVPConfig):
+        super().__init__()
+        self.parity = parity
+        self.net = STNet(channels // 2, channels - channels // 2, cfg.features, cfg.num_blocks)
+
+    def _split(self, x):
+        a, b = x.chunk(2, dim=1)
+        return (a, b) if self.parity == 0 else (b, a)
+
+    def _join(self, cond, changed):
+        return torch.cat([cond, changed] if self.parity == 0 else [changed, cond], dim=1)
+
+    def forward(self, x):
+        cond, other = self._split(x)
+        s, t = self.net(cond)
+        return self._join(cond, other * torch.exp(s) + t), s.flatten(1).sum(1)
+
+    def inverse(self, y):
+        cond, other = self._split(y)
+        s, t = self.net(cond)
+        return self._join(cond, (other - t) * torch.exp(-s))
+
+
+class Scale(nn.Module):
+    """One scale: checkerboard couplings, then (unless last) squeeze, channel-wise couplings, split."""
+
+    def __init__(self, channels: int, last: bool, cfg: RealNVPConfig):
+        super().__init__()
+        self.last = last
+        n_cb = 4 if last else 3
+        self.checker = nn.ModuleList([CheckerboardCoupling(channels, i % 2, cfg) for i in range(n_cb)])
+        self.channel = nn.ModuleList([] if last else [ChannelCoupling(4 * channels, i % 2, cfg) for i in range(3)])
+
+
+class RealNVP(GenerativeModel):
+    model_type = "realnvp"
+    config_class = RealNVPConfig
+
+    def __init__(self, config: RealNVPConfig | None = None):
+        super().__init__(config or RealNVPConfig())
+        c, scales = self.config.channels, []
+        for i in range(self.config.num_scales):
+            last = i == self.config.num_scales - 1
+            scales.append(Scale(c, last, self.config))
+            c = 2 * c  # squeeze gives 4c channels, half are factored out
+        self.scales = nn.ModuleList(scales)
+
+    @property
+    def num_dims(self) -> int:
+        c = self.config
+        return c.channels * c.image_size * c.image_size
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c = self.config
+        return (c.channels, c.image_size, c.image_size)
+
+    # -- preprocessing: [0, 1] <-> logit space ------------------------------------------------
+    def to_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y = logit(alpha + (1 - 2 alpha) x) and log|dy/dx| summed per image: [B, C, H, W] -> (y, [B])."""
+        a = self.config.alpha
+        p = a + (1 - 2 * a) * x
+        y = torch.log(p) - torch.log1p(-p)
+        logdet = (math.log(1 - 2 * a) - torch.log(p) - torch.log1p(-p)).flatten(1).sum(1)
+        return y, logdet
+
+    def from_logit(self, y: torch.Tensor) -> torch.Tensor:
+        a = self.config.alpha
+        return (torch.sigmoid(y) - a) / (1 - 2 * a)
+
+    def dequantize(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """8-bit images k/255 -> (k + u) / 256 with u ~ U[0, 1): continuous, in [0, 1)."""
+        k = torch.round(x * 255)
+        gen_device = generator.device if generator is not None else x.device
+        u = torch.rand(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
+        return (k + u) / 256
+
+    # -- the flow ---------------------------------------------------------------------------
+    def _flow(self, h, i: int):
+        """Scale i onwards: [B, C, H, W] -> (z of the same shape, logdet [B])."""
+        sc = self.scales[i]
+        logdet = torch.zeros(h.shape[0], device=h.device, dtype=h.dtype)
+        for layer in sc.checker:
+            h, ld = layer(h)
+            logdet = logdet + ld
+        if sc.last:
+            return h, logdet
+        h = F.pixel_unshuffle(h, 2)  # squeeze: [B, C, H, W] -> [B, 4C, H/2, W/2]
+        for layer in sc.channel:
+            h, ld = layer(h)
+            logdet = logdet + ld
+        z_out, h_rest = h.chunk(2, dim=1)  # factor out half of the channels
+        z_rest, ld = self._flow(h_rest, i + 1)
+        return F.pixel_shuffle(torch.cat([z_out, z_rest], dim=1), 2), logdet + ld
+
+    def _flow_inverse(self, z, i: int):
+        sc = self.scales[i]
+        if not sc.last:
+            z_out, z_rest = F.pixel_unshuffle(z, 2).chunk(2, dim=1)
+            h = torch.cat([z_out, self._flow_inverse(z_rest, i + 1)], dim=1)
+            for layer in reversed(sc.channel):
+                h = layer.inverse(h)
+            z = F.pixel_shuffle(h, 2)
+        for layer in reversed(sc.checker):
+            z = layer.inverse(z)
+        return z
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continuous images in (0, 1) -> (z of x's shape, log|det dz/dx| [B]), logit step included."""
+        y, ld_pre = self.to_logit(x)
+        z, ld_flow = self._flow(y, 0)
+        return z, ld_pre + ld_flow
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> continuous images; values can leave [0, 1] slightly where sigmoid(y) < alpha."""
+        return self.from_logit(self._flow_inverse(z, 0))
+
+    # -- likelihood ---------------------------------------------------------------------------
+    def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """log density (nats) of 8-bit images after one uniform dequantization, on the [0, 1] scale: [B]."""
+        z, logdet = self(self.dequantize(x, generator))
+        return standard_normal_log_prob(z.flatten(1)) + logdet
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        # bpd = (-log p(y) - log|det dy/dx| + D log 256) / (D ln 2), x dequantized to [0, 1]
+        D = self.num_dims
+        log_px = self.log_prob(x, generator)
+        bpd = (-log_px + D * math.log(256)) / (D * LOG2)
+        loss = bpd.mean()
+        return loss, {"loss": loss.detach(), "bpd": loss.detach()}
+
+    @torch.no_grad()
+    def nll_bpd(self, x: torch.Tensor, k: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """-log2 P(x) / D bound with k dequantization samples inside the log: [B]. k=1 is ``loss``'s bpd."""
+        with eval_mode(self):
+            lp = torch.stack([self.log_prob(x, generator) for _ in range(k)])  # [k, B]
+        log_px = torch.logsumexp(lp, 0) - math.log(k)
+        D = self.num_dims
+        return (-log_px + D * math.log(256)) / (D * LOG2)
+
+    # -- generation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x = f^-1(z), z ~ N(0, T^2 I) at every scale; T=0 gives the image of z=0. -> [n, C, H, W] in [0, 1]."""
+        z = temperature * randn((n, *self.shape), generator, self.device)
+        with eval_mode(self):
+            return self.inverse(z).clamp(0, 1)
+
+    @torch.no_grad()
+    def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
+        """Images along a path between latents z0 and z1 [C, H, W]; 'slerp' or 'linear'. -> [steps, C, H, W]."""
+        with eval_mode(self):
+            return self.inverse(interpolate_latents(z0, z1, steps, method)).clamp(0, 1)
