@@ -4,6 +4,8 @@
     genlab train --resume runs/vae-emoji [--epochs 20]
     genlab sample runs/vae-emoji --n 64 --temperature 0.8 --seed 0 --out grid.png
     genlab eval runs/vae-emoji --k 100
+    genlab fid emoji:train emoji:test [--n N]   # also image folders, model/run dirs, .npz statistics
+    genlab fid-stats emoji:train --out ref.npz
     genlab datasets
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 from .data import DatasetUnavailable, dataset_info
+from .fid import FIDWeightsUnavailable
 from .models import MODELS
 from .models.base import CheckpointError
 from .paths import safe_name
@@ -61,6 +64,9 @@ def _add_train(sub) -> None:
     p.add_argument("--sample-n", type=int, default=d.sample_n)
     p.add_argument("--max-nonfinite", type=int, default=d.max_nonfinite)
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    p.add_argument("--fid-every", type=int, default=None, help="steps between FID evaluations (default: none)")
+    p.add_argument("--fid-samples", type=int, default=d.fid_samples, help="generated images per FID (FID@K)")
+    p.add_argument("--fid-ref-n", type=int, default=d.fid_ref_n, help="reference images from the train split")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-TIME)")
     seen = set()
     for model, fields in _model_fields().items():
@@ -110,7 +116,8 @@ def _train(args) -> int:
                           device=args.device or "auto", grad_clip=args.grad_clip or None, log_every=args.log_every,
                           eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                           eval_batches=args.eval_batches, sample_n=args.sample_n, max_nonfinite=args.max_nonfinite,
-                          amp=not args.no_amp)
+                          amp=not args.no_amp, fid_every=args.fid_every, fid_samples=args.fid_samples,
+                          fid_ref_n=args.fid_ref_n)
         out = Path(args.out or f"runs/{args.model}-{safe_name(args.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
         if RunDir(out).exists():
             print(f"error: {out} already holds a run; resume it with --resume {out}, or choose another --out",
@@ -167,6 +174,37 @@ def _eval(args) -> int:
     return 0
 
 
+def _fid_engine(args):
+    from .fid import FID
+    return FID(device=args.device, batch_size=args.batch_size)
+
+
+def _fid(args) -> int:
+    import json
+
+    from .fid import fid_from_stats
+    t0 = time.perf_counter()
+    engine = _fid_engine(args)
+    a = engine.stats(args.a, n=args.n, image_size=args.image_size, seed=args.seed)
+    b = engine.stats(args.b, n=args.n, image_size=args.image_size, seed=args.seed + 1)
+    value = fid_from_stats(a, b)
+    result = {"fid": value, "n_a": a.n, "n_b": b.n, "weights": engine.source,
+              "seconds": round(time.perf_counter() - t0, 2)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"FID: {value:.4f}   ({a.n} vs {b.n} images; weights: {engine.source})")
+    return 0
+
+
+def _fid_stats(args) -> int:
+    engine = _fid_engine(args)
+    st = engine.stats(args.source, n=args.n, image_size=args.image_size, seed=args.seed)
+    st.save(args.out)
+    print(f"wrote mu/sigma of {st.n} images to {args.out} (weights: {engine.source})")
+    return 0
+
+
 def _datasets(args) -> int:
     from .data import list_datasets
     rows = [("dataset", "available", "images", "source / what to do")]
@@ -201,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
+    for name, hlp in (("fid", "FID between two of: dataset:split, image folder, model or run dir, stats .npz"),
+                      ("fid-stats", "save FID statistics (mu, sigma; pytorch-fid's .npz format)")):
+        f = sub.add_parser(name, help=hlp)
+        if name == "fid":
+            f.add_argument("a")
+            f.add_argument("b")
+            f.add_argument("--json", action="store_true")
+        else:
+            f.add_argument("source")
+            f.add_argument("--out", required=True)
+        f.add_argument("--n", type=int, default=None, help="images per side (default: all; 10000 samples for a model)")
+        f.add_argument("--batch-size", type=int, default=100)
+        f.add_argument("--image-size", type=int, default=None, help="for dataset inputs (default 64)")
+        f.add_argument("--seed", type=int, default=0, help="for model inputs")
+        f.add_argument("--device", default="auto")
     sub.add_parser("datasets", help="list datasets and whether they are available here")
     return p
 
@@ -208,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "sample": _sample, "eval": _eval, "datasets": _datasets}[args.command](args)
-    except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError) as e:
+        return {"train": _train, "sample": _sample, "eval": _eval, "fid": _fid, "fid-stats": _fid_stats,
+                "datasets": _datasets}[args.command](args)
+    except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError, FIDWeightsUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -50,6 +50,9 @@ class TrainConfig:
     sample_n: int = 64
     max_nonfinite: int = 20            # consecutive non-finite steps before the run fails
     amp: bool = True                   # bf16 autocast, on CUDA only
+    fid_every: int | None = None       # steps between FID evaluations (None: no FID)
+    fid_samples: int = 1000            # generated images per FID evaluation (FID@K is biased up at small K)
+    fid_ref_n: int = 10000             # reference images from the training split (statistics cached)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -97,6 +100,11 @@ class Trainer:
                               else torch.contiguous_format)
         self.model.to(memory_format=self.memory_format)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.fid = None
+        if cfg.fid_every:
+            from .fid import FID
+            self.fid = FID(device=str(self.device))
+            self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
         self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
         self.total_steps = cfg.max_steps or (cfg.epochs or 1) * self.steps_per_epoch
         self.eval_every = cfg.eval_every or self.steps_per_epoch
@@ -130,6 +138,14 @@ class Trainer:
         m = average_metrics(self.model, self.test_x, bs, self.cfg.eval_batches * bs if self.cfg.eval_batches else None,
                             autocast=self._autocast(), memory_format=self.memory_format)
         return {f"test_{k}": v for k, v in m.items()}
+
+    def measure_fid(self) -> dict:
+        from .fid import fid_from_stats
+        t = time.perf_counter()
+        st = self.fid.stats_of_model(self.model, self.cfg.fid_samples, seed=self.cfg.seed)
+        return {"fid": fid_from_stats(st, self.fid_ref), "fid_samples": self.cfg.fid_samples,
+                "fid_weights": self.fid.source, "fid_ref_images": self.fid_ref.n,
+                "fid_seconds": round(time.perf_counter() - t, 2)}
 
     def save_samples(self, step: int) -> None:
         self.run.samples.mkdir(exist_ok=True)
@@ -270,6 +286,10 @@ class Trainer:
                 run.append_metrics({"kind": "eval", "step": step, "epoch": step / self.steps_per_epoch,
                                     "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(), **ev})
                 self.save_samples(step)
+            if self.fid is not None and (step % cfg.fid_every == 0 or step == self.total_steps):
+                run.append_metrics({"kind": "fid", "step": step, "epoch": step / self.steps_per_epoch,
+                                    "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(),
+                                    **self.measure_fid()})
             # during a streak of non-finite steps the last checkpoint stays the last good one
             if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
                 self._checkpoint(dict(state))
