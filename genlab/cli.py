@@ -151,7 +151,7 @@ def _eval(args) -> int:
 
     from . import load_model
     from .data import load_dataset
-    from .evaluate import average_metrics, iwae_bpd
+    from .evaluate import average_metrics, nll_bound_bpd
     from .train import resolve_device
     model = load_model(args.path, map_location=resolve_device(args.device))
     dataset = args.dataset
@@ -164,8 +164,9 @@ def _eval(args) -> int:
     images = load_dataset(dataset, model.config.image_size).split(args.split)
     result = {"dataset": dataset, "split": args.split, "images": min(len(images), args.n or len(images))}
     result.update(average_metrics(model, images, args.batch_size, args.n))
-    if args.k and hasattr(model, "nll_bpd"):
-        result[f"iwae_bpd_k{args.k}"] = iwae_bpd(model, images, args.k, max_images=args.n)
+    k = args.k if args.k is not None else getattr(model, "default_eval_k", 1)
+    if k and hasattr(model, "nll_bpd"):
+        result[f"nll_bpd_k{k}"] = nll_bound_bpd(model, images, k, max_images=args.n)
     if args.json:
         print(json.dumps(result))
     else:
@@ -230,11 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nrow", type=int, default=None)
     s.add_argument("--device", default="auto")
     s.add_argument("--out", default="samples.png")
-    e = sub.add_parser("eval", help="held-out bits/dim (ELBO, and the IWAE bound for a VAE)")
+    e = sub.add_parser("eval", help="held-out bits/dim: the loss's, and a k-sample bound (IWAE for a VAE)")
     e.add_argument("path", help="a run directory or a saved model directory")
     e.add_argument("--dataset", default=None, help="default: the run's own data set")
     e.add_argument("--split", default="test", choices=["train", "test"])
-    e.add_argument("--k", type=int, default=100, help="importance samples for the IWAE bound (0: skip it)")
+    e.add_argument("--k", type=int, default=None, help="samples for the k-sample bound: IWAE for a VAE (default "
+                   "100), dequantization samples for a flow (default 1); 0 skips it")
     e.add_argument("--n", type=int, default=None, help="evaluate on the first N images only")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--device", default="auto")

@@ -45,7 +45,7 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
     assert main(["eval", str(out), "--k", "5", "--n", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["dataset"] == "emoji" and result["images"] == 8
-    assert 0 < result["iwae_bpd_k5"] < 9 and 0 < result["bpd"] < 9
+    assert 0 < result["nll_bpd_k5"] < 9 and 0 < result["bpd"] < 9
     assert main(["eval", str(out / "checkpoint"), "--k", "0"]) == 2  # a bare model dir needs --dataset
     # resume with a larger budget continues the same run
     assert main(["train", "--resume", str(out), "--max-steps", "6"]) == 0

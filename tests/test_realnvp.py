@@ -137,3 +137,15 @@ def test_save_reload_identical_log_prob(tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="squeezed"):
         RealNVPConfig(image_size=12, num_scales=4)
+
+
+def test_channels_last_computes_the_same_function():
+    """The trainer feeds NHWC batches to models that prefer them; nothing may change but speed."""
+    m = perturbed(SMALL)
+    x = torch.randint(0, 256, (4, 3, 8, 8), generator=torch.Generator().manual_seed(0)).float() / 255
+    ref = m.log_prob(x, generator=torch.Generator().manual_seed(1))
+    m.to(memory_format=torch.channels_last)
+    out = m.log_prob(x.contiguous(memory_format=torch.channels_last), generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out, ref, rtol=1e-5)
+    z, _ = m(x.contiguous(memory_format=torch.channels_last))
+    assert (m.inverse(z) - x).abs().max() < 1e-4

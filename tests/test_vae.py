@@ -185,3 +185,11 @@ def test_the_likelihood_stays_in_float32_under_mixed_precision(tiny_vae, pixels)
         t = tiny_vae.elbo_terms(pixels, generator=torch.Generator().manual_seed(0))
     assert t.recon_nll.dtype == torch.float32 and t.kl.dtype == torch.float32
     assert torch.allclose(t.nll_bound, ref.nll_bound, rtol=2e-2)
+
+
+def test_channels_last_computes_the_same_function(tiny_vae, pixels):
+    ref = tiny_vae.elbo_terms(pixels, generator=torch.Generator().manual_seed(0)).nll_bound
+    tiny_vae.to(memory_format=torch.channels_last)
+    out = tiny_vae.elbo_terms(pixels.contiguous(memory_format=torch.channels_last),
+                              generator=torch.Generator().manual_seed(0)).nll_bound
+    assert torch.allclose(out, ref, rtol=1e-5)

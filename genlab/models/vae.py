@@ -100,6 +100,7 @@ class VAE(GenerativeModel):
     config_class = VAEConfig
     # NHWC lets oneDNN (CPU) and cuDNN (bf16 tensor cores) pick faster convolution kernels: ~10% per step here
     prefers_channels_last = True
+    default_eval_k = 100  # IWAE samples for `genlab eval`
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config or VAEConfig())
