@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from genlab.data import load_dataset  # noqa: E402
 from genlab.models import RealNVPConfig  # noqa: E402
 from genlab.rundir import RunDir  # noqa: E402
-from genlab.train import TrainConfig, Trainer, resolve_device  # noqa: E402
+from genlab.device import resolve_device  # noqa: E402
+from genlab.train import TrainConfig, Trainer  # noqa: E402
 
 
 def normflows_realnvp(cfg: RealNVPConfig):

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from genlab.data import load_dataset  # noqa: E402
 from genlab.models.vae import VAE, Decoder, Encoder, VAEConfig  # noqa: E402
 from genlab.rundir import RunDir  # noqa: E402
-from genlab.train import TrainConfig, Trainer, resolve_device  # noqa: E402
+from genlab.device import resolve_device  # noqa: E402
+from genlab.train import TrainConfig, Trainer  # noqa: E402
 
 
 def sync(device):

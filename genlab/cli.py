@@ -135,7 +135,7 @@ def _sample(args) -> int:
     from torchvision.utils import save_image
 
     from . import load_model
-    from .train import resolve_device
+    from .device import resolve_device
     model = load_model(args.path, map_location=resolve_device(args.device))
     g = torch.Generator().manual_seed(args.seed)
     imgs = model.sample(args.n, temperature=args.temperature, generator=g).float().cpu()
@@ -152,7 +152,7 @@ def _eval(args) -> int:
     from . import load_model
     from .data import load_dataset
     from .evaluate import average_metrics, nll_bound_bpd
-    from .train import resolve_device
+    from .device import resolve_device
     model = load_model(args.path, map_location=resolve_device(args.device))
     dataset = args.dataset
     if dataset is None:

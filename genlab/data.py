@@ -15,7 +15,7 @@ import importlib.util
 import io
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -71,7 +71,6 @@ class _Source:
     describe: Callable[[], DatasetInfo]
     load: Callable[[int], tuple[np.ndarray, np.ndarray, int]]   # size -> (train, test, skipped), uint8 NCHW
     cacheable: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 # -- helpers ----------------------------------------------------------------------------------

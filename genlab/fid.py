@@ -31,6 +31,7 @@ from unittest import mock
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .paths import cache_dir, safe_name
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -187,11 +188,6 @@ def _load_state(w: InceptionWeights) -> dict[str, torch.Tensor]:
 
 
 # -- features -------------------------------------------------------------------------------------
-def resolve_device(spec: str = "auto") -> torch.device:
-    from .train import resolve_device as _rd
-    return _rd(spec)
-
-
 def _fold_batch_norms(model: torch.nn.Module) -> torch.nn.Module:
     """Fold each eval-mode batch norm into the convolution before it.
 

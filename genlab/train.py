@@ -24,6 +24,7 @@ import torch
 from torchvision.utils import save_image
 
 from .data import load_dataset
+from .device import resolve_device
 from .evaluate import average_metrics
 from .models import model_class
 from .rundir import RunDir, package_versions
@@ -62,14 +63,6 @@ class TrainConfig:
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {spec} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
-    return torch.device(spec)
 
 
 def _disk_full_message(e: OSError, what: str) -> str:

@@ -1,5 +1,4 @@
 """Datasets: shapes, dtypes, ranges, split determinism, offline errors, folders with bad files."""
-import io
 import os
 import zipfile
 from pathlib import Path
