@@ -6,6 +6,7 @@
     genlab eval runs/vae-emoji --k 100
     genlab fid emoji:train emoji:test [--n N]   # also image folders, model/run dirs, .npz statistics
     genlab fid-stats emoji:train --out ref.npz
+    genlab runs [runs/]                          # status, progress, ETA, test bpd, FID@K of every run
     genlab datasets
 """
 from __future__ import annotations
@@ -206,6 +207,26 @@ def _fid_stats(args) -> int:
     return 0
 
 
+def _runs(args) -> int:
+    from .rundir import list_runs, summarize
+    runs = list_runs(Path(args.root))
+    if not runs:
+        print(f"no runs under {args.root}")
+        return 0
+    rows = [("run", "model", "dataset", "status", "step", "images/s", "ETA", "test bpd", "FID@K")]
+    for r in map(summarize, runs):
+        rows.append((r.name, r.model, r.dataset, r.status,
+                     f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step),
+                     f"{r.images_per_s:.0f}" if r.images_per_s else "-",
+                     time.strftime("%H:%M:%S", time.gmtime(r.eta_s)) if r.eta_s is not None else "-",
+                     f"{r.test_bpd:.3f}" if r.test_bpd is not None else "-",
+                     f"{r.fid:.1f}@{r.fid_samples}" if r.fid is not None else "-"))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
 def _datasets(args) -> int:
     from .data import list_datasets
     rows = [("dataset", "available", "images", "source / what to do")]
@@ -256,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         f.add_argument("--image-size", type=int, default=None, help="for dataset inputs (default 64)")
         f.add_argument("--seed", type=int, default=0, help="for model inputs")
         f.add_argument("--device", default="auto")
+    r = sub.add_parser("runs", help="list run directories with status, progress, ETA, bits/dim and FID")
+    r.add_argument("root", nargs="?", default="runs")
     sub.add_parser("datasets", help="list datasets and whether they are available here")
     return p
 
@@ -264,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "sample": _sample, "eval": _eval, "fid": _fid, "fid-stats": _fid_stats,
-                "datasets": _datasets}[args.command](args)
+                "runs": _runs, "datasets": _datasets}[args.command](args)
     except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError, FIDWeightsUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -241,6 +241,47 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+@dataclass
+class RunSummary:
+    """What a run list shows: one row per run, read from run.json and metrics.jsonl."""
+
+    name: str
+    model: str
+    dataset: str
+    status: str
+    step: int
+    total_steps: int | None
+    images_per_s: float | None
+    eta_s: float | None          # training time left at the last logged speed (evaluations not counted)
+    test_bpd: float | None
+    fid: float | None
+    fid_samples: int | None
+    error: str | None
+
+    @property
+    def progress(self) -> float | None:
+        return self.step / self.total_steps if self.total_steps else None
+
+
+def summarize(run: RunDir) -> RunSummary:
+    info = run.read_info()
+    cfg = info.get("config", {})
+    rows = run.read_metrics()
+    last = {kind: next((r for r in reversed(rows) if r.get("kind") == kind), None) for kind in ("train", "eval", "fid")}
+    step = max((r.get("step", 0) for r in rows), default=0)
+    total = info.get("total_steps")
+    speed = last["train"]["images_per_s"] if last["train"] else None
+    status = run.status()
+    eta = None
+    if status == "running" and speed and total:
+        eta = (total - step) * cfg.get("batch_size", 1) / speed
+    return RunSummary(name=run.path.name, model=cfg.get("model", "?"), dataset=cfg.get("dataset", "?"), status=status,
+                      step=step, total_steps=total, images_per_s=speed, eta_s=eta,
+                      test_bpd=last["eval"].get("test_bpd") if last["eval"] else None,
+                      fid=last["fid"]["fid"] if last["fid"] else None,
+                      fid_samples=last["fid"]["fid_samples"] if last["fid"] else None, error=info.get("error"))
+
+
 def list_runs(root: Path) -> list[RunDir]:
     """Run directories directly under ``root``, newest first."""
     root = Path(root)

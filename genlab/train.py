@@ -196,7 +196,8 @@ class Trainer:
             traceback.print_exc()
             return self._fail(f"{type(e).__name__}: {e}")
         try:
-            run.update_info(status=status, error=None)
+            # a spent time budget shortens the run: the plan becomes the steps actually taken
+            run.update_info(status=status, error=None, total_steps=self.total_steps)
         except OSError as e:
             print(f"warning: could not record status '{status}': {e}", file=sys.stderr)
         return status

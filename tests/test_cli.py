@@ -66,3 +66,19 @@ def test_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert code != 0
     assert message in captured.err + captured.out
     assert "Traceback" not in captured.err
+
+
+def test_runs_lists_status_progress_and_bits_per_dim(tmp_path, capsys):
+    assert main(["runs", str(tmp_path)]) == 0 and "no runs" in capsys.readouterr().out
+    out = tmp_path / "r1"
+    assert main(["train", "vae", "--dataset", "emoji", "--image-size", "16", "--max-steps", "4", "--batch-size", "8",
+                 "--latent-dim", "4", "--width", "4", "--eval-every", "4", "--eval-batches", "1", "--sample-n", "4",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("r1"))
+    cells = line.split()
+    assert cells[:5] == ["r1", "vae", "emoji", "finished", "4/4"]
+    from genlab.rundir import RunDir, summarize
+    s = summarize(RunDir(out))
+    assert s.progress == 1.0 and s.eta_s is None and 0 < s.test_bpd < 9 and s.fid is None

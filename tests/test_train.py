@@ -217,4 +217,5 @@ def test_a_time_budget_ends_the_run_as_finished_with_a_final_evaluation(tmp_path
     run = RunDir(out)
     last = train_steps(run)[-1]
     assert 0 < last < 100000 and train_steps(run, "eval") == [last]
+    assert run.read_info()["total_steps"] == last
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == last
