@@ -149,3 +149,22 @@ def test_channels_last_computes_the_same_function():
     assert torch.allclose(out, ref, rtol=1e-5)
     z, _ = m(x.contiguous(memory_format=torch.channels_last))
     assert (m.inverse(z) - x).abs().max() < 1e-4
+
+
+def test_log_det_stays_in_float32_under_mixed_precision():
+    """bf16 autocast (what the trainer uses on CUDA), checked here with the CPU's autocast."""
+    m = perturbed(SMALL)
+    x = torch.randint(0, 256, (4, 3, 8, 8), generator=torch.Generator().manual_seed(0)).float() / 255
+    ref = m.log_prob(x, generator=torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z, logdet = m(m.dequantize(x, torch.Generator().manual_seed(1)))
+        out = m.log_prob(x, generator=torch.Generator().manual_seed(1))
+    assert z.dtype == torch.float32 and logdet.dtype == torch.float32 and out.dtype == torch.float32
+    assert torch.allclose(out, ref, rtol=2e-2)
+    # each coupling's scale and shift come out of the bf16 network as float32
+    h = torch.randn(4, 3, 8, 8)
+    for layer, inp in ((m.scales[0].checker[0], h), (m.scales[0].channel[0], torch.randn(4, 6, 4, 4))):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            s, t = layer.net(inp)
+            y, ld = layer(h if inp is h else torch.nn.functional.pixel_unshuffle(h, 2))
+        assert s.dtype == t.dtype == ld.dtype == y.dtype == torch.float32

@@ -80,7 +80,8 @@ class STNet(nn.Module):
         self.scale = nn.Parameter(torch.ones(1, c_out, 1, 1))
 
     def forward(self, h):
-        raw_s, t = self.out(F.relu(self.blocks(self.inp(h)))).chunk(2, dim=1)
+        # float32 out of the bf16 network: the shift lands on float32 activations, the log-scale in the log-det
+        raw_s, t = self.out(F.relu(self.blocks(self.inp(h)))).float().chunk(2, dim=1)
         return self.scale * torch.tanh(raw_s), t
 
 
