@@ -181,14 +181,25 @@ def _fid_engine(args):
     return FID(device=args.device, batch_size=args.batch_size)
 
 
+def _model_image_size(spec: str) -> int | None:
+    from .models import resolve_model_dir
+    from .models.base import read_config
+    try:
+        return int(read_config(resolve_model_dir(spec))["image_size"])
+    except (CheckpointError, KeyError, ValueError, OSError):
+        return None
+
+
 def _fid(args) -> int:
     import json
 
     from .fid import fid_from_stats
     t0 = time.perf_counter()
     engine = _fid_engine(args)
-    a = engine.stats(args.a, n=args.n, image_size=args.image_size, seed=args.seed)
-    b = engine.stats(args.b, n=args.n, image_size=args.image_size, seed=args.seed + 1)
+    # a data set compared with a model is read at the model's resolution unless told otherwise
+    size = args.image_size or _model_image_size(args.a) or _model_image_size(args.b)
+    a = engine.stats(args.a, n=args.n, image_size=size, seed=args.seed)
+    b = engine.stats(args.b, n=args.n, image_size=size, seed=args.seed + 1)
     value = fid_from_stats(a, b)
     result = {"fid": value, "n_a": a.n, "n_b": b.n, "weights": engine.source,
               "seconds": round(time.perf_counter() - t0, 2)}
@@ -274,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
             f.add_argument("--out", required=True)
         f.add_argument("--n", type=int, default=None, help="images per side (default: all; 10000 samples for a model)")
         f.add_argument("--batch-size", type=int, default=100)
-        f.add_argument("--image-size", type=int, default=None, help="for dataset inputs (default 64)")
+        f.add_argument("--image-size", type=int, default=None,
+                       help="for dataset inputs (default: the other side's model resolution, else 64)")
         f.add_argument("--seed", type=int, default=0, help="for model inputs")
         f.add_argument("--device", default="auto")
     r = sub.add_parser("runs", help="list run directories with status, progress, ETA, bits/dim and FID")

@@ -186,3 +186,21 @@ def test_reference_statistics_are_cached(tmp_path, monkeypatch):
     b = fid.stats_of_dataset("emoji", "test", 16, n=5)
     assert calls["n"] == 1 and np.array_equal(a.sigma, b.sigma)
     assert list((tmp_path / "fid-stats").glob("emoji-test-16-n5-random.npz"))
+
+
+def test_a_dataset_compared_with_a_model_is_read_at_the_models_resolution(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GENLAB_FID_RANDOM_WEIGHTS", "1")
+    from genlab.cli import main
+    from genlab.models import VAE, VAEConfig
+    VAE(VAEConfig(image_size=16, latent_dim=4, width=4, max_width=8)).save_pretrained(tmp_path / "m")
+    seen = []
+    real = FID.stats_of_dataset
+
+    def spy(self, dataset, split, image_size, n=None, use_cache=True):
+        seen.append(image_size)
+        return real(self, dataset, split, image_size, n, use_cache)
+
+    monkeypatch.setattr(FID, "stats_of_dataset", spy)
+    assert main(["fid", str(tmp_path / "m"), "emoji:test", "--n", "4", "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert seen == [16] and result["n_a"] == 4 and result["weights"] == RANDOM_SOURCE
