@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
+from .models.base import atomic_write_bytes
 from .paths import cache_dir, safe_name
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -129,9 +130,7 @@ def _write_converted(state: dict, path: Path, origin: Path) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # pytorch-fid never sees a half-written file
+    atomic_write_bytes(path, data)  # pytorch-fid never sees a half-written file
     _sidecar(path).write_text(json.dumps({"converted_from": str(origin), "size": len(data)}))
 
 

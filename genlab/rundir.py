@@ -24,9 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .models.base import CheckpointError, atomic_write_json
+from .models.base import CheckpointError, atomic_write_bytes, atomic_write_json
 
-STATUSES = ("queued", "running", "finished", "failed", "stopped", "interrupted")
 CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
 STATE_NAME = "trainer_state.json"        # written last: its presence marks a complete checkpoint
 OPTIM_NAME = "optimizer.safetensors"
@@ -154,7 +153,6 @@ class RunDir:
     def truncate_metrics(self, step: int) -> None:
         """Keep only rows up to ``step`` (the checkpoint a resumed run continues from)."""
         rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        from .models.base import atomic_write_bytes
         atomic_write_bytes(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     # -- checkpoints -----------------------------------------------------------------------
