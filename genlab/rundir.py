@@ -44,6 +44,22 @@ def package_versions() -> dict:
             "numpy": numpy.__version__, "python": platform.python_version()}
 
 
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -97,12 +113,17 @@ class RunDir:
         return info
 
     def status(self) -> str:
-        """The recorded status, or 'interrupted' for a 'running' run whose process is gone."""
+        """The recorded status, or 'interrupted' for a running or queued run whose process is gone."""
         info = self.read_info()
         st = info.get("status", "unknown")
         if st == "running" and not self.is_locked():
             return "interrupted"
+        if st == "queued" and not self.is_locked() and not _pid_alive(info.get("pid")):
+            return "interrupted"  # a process that is still starting up holds no lock yet, but is alive
         return st
+
+    def has_checkpoint(self) -> bool:
+        return any((self.path / d / STATE_NAME).is_file() for d in (CKPT, CKPT_NEW, CKPT_OLD))
 
     # -- single-writer lock ----------------------------------------------------------------
     def acquire_lock(self):

@@ -1,6 +1,7 @@
 """Model families by name. ``load_model`` rebuilds any of them from a directory."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -31,10 +32,19 @@ def resolve_model_dir(path: str | os.PathLike) -> Path:
                           f"nor a run directory with a checkpoint/")
 
 
+# image size and channels come from the data set, not from the user's model options
+DATA_FIELDS = {"image_size", "channels"}
+
+
+def model_options(model_type: str) -> dict[str, dataclasses.Field]:
+    """The config fields a user chooses for a model family (its size knobs and loss weights)."""
+    return {f.name: f for f in dataclasses.fields(model_class(model_type).config_class) if f.name not in DATA_FIELDS}
+
+
 def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
     """Load a model saved by ``save_pretrained`` (or a run directory's checkpoint), strictly."""
     directory = resolve_model_dir(path)
     return model_class(read_config(directory)["model_type"]).from_pretrained(directory, map_location)
 
 
-__all__ = ["MODELS", "VAE", "VAEConfig", "RealNVP", "RealNVPConfig", "CheckpointError", "GenerativeModel", "load_model", "model_class"]
+__all__ = ["MODELS", "VAE", "VAEConfig", "RealNVP", "RealNVPConfig", "CheckpointError", "GenerativeModel", "load_model", "model_class", "model_options"]

@@ -1,0 +1,23 @@
+"""genlab's Streamlit app: ``streamlit run app.py``. A router and a sidebar; the pages are in pages/."""
+import streamlit as st
+
+from genlab.catalog import describe_environment
+
+st.set_page_config(page_title="genlab", page_icon="🧪", layout="wide")
+
+nav = st.navigation([
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
+    st.Page("pages/sample.py", title="Sample", icon="🎲"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
+    st.Page("pages/models.py", title="Models", icon="📦"),
+])
+
+env = describe_environment()
+with st.sidebar:
+    st.caption(f"**Device:** {env.device}")
+    st.caption(f"**FID weights:** {env.fid_weights}")
+    st.caption(f"**Runs:** `{env.runs}`  \n**Checkpoints:** `{env.checkpoints}`  \n**Caches:** `{env.cache}`")
+    st.caption("Emoji: Twemoji graphics © Twitter, CC-BY 4.0.")
+
+nav.run()

@@ -1,0 +1,122 @@
+"""Which models are there to sample from: shipped checkpoints and runs with a checkpoint.
+
+A shipped checkpoint is a directory under ``checkpoints/`` (``GENLAB_CHECKPOINTS``) that is
+either a saved model (``config.json`` + ``model.safetensors``) or a run directory copied
+whole; a ``run.json`` beside it says what data it was trained on, and its ``metrics.jsonl``
+carries its curves. Runs live under ``runs/`` (``GENLAB_RUNS``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import resolve_model_dir
+from .models.base import CheckpointError, read_config
+from .rundir import RunDir, list_runs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def checkpoints_dir() -> Path:
+    return Path(os.environ.get("GENLAB_CHECKPOINTS", REPO_ROOT / "checkpoints")).expanduser()
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("GENLAB_RUNS", "runs")).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    label: str               # what a picker shows
+    path: Path               # the directory load_model takes (model dir or run dir)
+    source: str              # "shipped", "run" or "hub"
+    model_type: str
+    image_size: int
+    channels: int
+    dataset: str | None      # what it was trained on, when known
+    status: str | None       # a run's status; None for shipped models
+
+    @property
+    def weights_file(self) -> Path:
+        return resolve_model_dir(self.path) / "model.safetensors"
+
+    @property
+    def mtime(self) -> float:
+        """Changes whenever the weights are replaced: part of every cache key."""
+        return self.weights_file.stat().st_mtime
+
+    @property
+    def run(self) -> RunDir | None:
+        run = RunDir(self.path)
+        return run if run.exists() else None
+
+
+def _entry(path: Path, source: str) -> ModelEntry | None:
+    try:
+        cfg = read_config(resolve_model_dir(path))
+    except CheckpointError:
+        return None
+    run = RunDir(path)
+    info = run.read_info() if run.exists() else {}
+    dataset = info.get("config", {}).get("dataset")
+    status = run.status() if source == "run" else None
+    size = int(cfg.get("image_size", 0))
+    what = f"{cfg.get('model_type', '?')} {size}×{size}" + (f" · {dataset}" if dataset else "")
+    label = f"{path.name}  ({what}{', ' + status if status and status != 'finished' else ''})"
+    return ModelEntry(label=label, path=path, source=source, model_type=cfg.get("model_type", "?"), image_size=size,
+                      channels=int(cfg.get("channels", 3)), dataset=dataset, status=status)
+
+
+def shipped_models(root: Path | None = None) -> list[ModelEntry]:
+    root = root or checkpoints_dir()
+    if not root.is_dir():
+        return []
+    return [e for p in sorted(root.iterdir()) if p.is_dir() and (e := _entry(p, "shipped"))]
+
+
+def run_models(root: Path | None = None) -> list[ModelEntry]:
+    """Runs that have a checkpoint to sample from (a live run's latest one included), newest first."""
+    return [e for r in list_runs(root or runs_dir()) if r.has_checkpoint() and (e := _entry(r.path, "run"))]
+
+
+def available_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[ModelEntry]:
+    return shipped_models(checkpoints) + run_models(runs)
+
+
+@dataclass(frozen=True)
+class Environment:
+    device: str          # "CPU (2 threads)" or "cuda: NVIDIA H100 ..."
+    fid_weights: str     # where FID's Inception weights come from
+    runs: Path
+    checkpoints: Path
+    cache: Path
+
+
+def describe_environment() -> Environment:
+    import torch
+
+    from .fid import describe_weights
+    from .paths import cache_dir
+    if torch.cuda.is_available():
+        device = f"GPU: {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"CPU ({torch.get_num_threads()} threads; no CUDA GPU)"
+    return Environment(device=device, fid_weights=describe_weights(), runs=runs_dir(), checkpoints=checkpoints_dir(),
+                       cache=cache_dir())
+
+
+def export_zip(path: Path) -> bytes:
+    """A model (or a run's checkpoint) as a zip that ``load_model`` reads once unpacked: config.json,
+    model.safetensors, and the run's run.json and metrics.jsonl when there is a run."""
+    import io
+    import zipfile
+    model_dir = resolve_model_dir(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # safetensors barely compress
+        for name in ("config.json", "model.safetensors"):
+            zf.write(model_dir / name, f"{path.name}/{name}")
+        for name in ("run.json", "metrics.jsonl"):
+            if (path / name).is_file():
+                zf.write(path / name, f"{path.name}/{name}")
+    return buf.getvalue()

@@ -1,0 +1,128 @@
+"""What the Sample and Compare pages compute, as pure functions of a model and a seed.
+
+- Latent directions of a VAE ranked by their mean KL(q(z_i|x) || N(0, 1)) over test
+  images: dimensions with ~0 KL are ignored by the decoder ("inactive units", Burda et
+  al., arXiv 1509.00519, sec. 5.2), so those with the largest KL are the ones a slider
+  visibly moves.
+- Temperature strips as in Glow (Kingma & Dhariwal, arXiv 1807.03039, fig. 8): one row
+  per temperature, the same noise in every column.
+- Interpolation between the latents of two seeds, linear or spherical (slerp keeps the
+  norm that a Gaussian latent concentrates on; White, arXiv 1609.04468).
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from .distributions import randn
+from .models.base import eval_mode
+
+
+def latent_shape(model) -> tuple[int, ...]:
+    """Shape of one latent: [Z] for a VAE, [C, H, W] for a flow."""
+    if hasattr(model, "encode"):
+        return (model.config.latent_dim,)
+    return tuple(model.shape)
+
+
+def seeded_latents(model, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
+    """n latents ~ N(0, T^2 I), identical for a given seed on any device: [n, *latent_shape]."""
+    g = torch.Generator().manual_seed(seed)
+    return temperature * randn((n, *latent_shape(model)), g, model.device)
+
+
+@torch.no_grad()
+def decode(model, z: torch.Tensor) -> torch.Tensor:
+    """Latents -> images in [0, 1] for either family: [n, *latent_shape] -> [n, C, H, W]."""
+    with eval_mode(model):
+        if hasattr(model, "decode"):
+            return model.decode(z).float()
+        return model.inverse(z).clamp(0, 1).float()
+
+
+def sample(model, n: int, temperature: float, seed: int) -> torch.Tensor:
+    """The same images as ``model.sample(n, temperature, generator=Generator().manual_seed(seed))``."""
+    return decode(model, seeded_latents(model, n, seed, temperature))
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1) -> Image.Image:
+    """[n, C, H, W] in [0, 1] -> one PIL image, white 1-pixel gutters, nearest-neighbour upscaled."""
+    nrow = nrow or int(math.ceil(math.sqrt(len(images))))
+    g = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=1, pad_value=1.0)  # [3, H', W']
+    arr = g.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# -- VAE latent directions ---------------------------------------------------------------------
+@torch.no_grad()
+def informative_dims(vae, images: torch.Tensor, k: int = 8, batch_size: int = 256) -> tuple[list[int], torch.Tensor]:
+    """The k latent dimensions with the largest mean KL over ``images`` (uint8 [N, C, H, W]),
+    and the mean KL of every dimension in nats, [Z]."""
+    total, n = torch.zeros(vae.config.latent_dim, dtype=torch.float64), 0
+    with eval_mode(vae):
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(vae.device).float().div(255)
+            total += vae.encode(x).kl_per_dim().double().sum(0).cpu()
+            n += len(x)
+    kl = total / max(n, 1)
+    return torch.argsort(kl, descending=True)[:k].tolist(), kl
+
+
+def edit_latent(z: torch.Tensor, dims: list[int], offsets: list[float]) -> torch.Tensor:
+    """z [Z] with ``offsets`` added along ``dims`` (in prior standard deviations)."""
+    z = z.clone()
+    for d, o in zip(dims, offsets):
+        z[d] += o
+    return z
+
+
+# -- strips and paths --------------------------------------------------------------------------
+def temperature_strip(model, temperatures: list[float], n: int, seed: int) -> torch.Tensor:
+    """Rows at each temperature from the same unit noise: [len(T) * n, C, H, W]."""
+    eps = seeded_latents(model, n, seed, 1.0)
+    return torch.cat([decode(model, t * eps) for t in temperatures])
+
+
+def interpolation(model, seed_a: int, seed_b: int, steps: int = 8, method: str = "slerp",
+                  temperature: float = 1.0) -> torch.Tensor:
+    """Images along the path between the first latent of seed_a and that of seed_b: [steps, C, H, W]."""
+    z0 = seeded_latents(model, 1, seed_a, temperature)[0]
+    z1 = seeded_latents(model, 1, seed_b, temperature)[0]
+    return model.interpolate(z0, z1, steps=steps, method=method).float()
+
+
+# -- comparison ------------------------------------------------------------------------------
+@dataclass
+class SampleTiming:
+    seconds_per_image: float
+    n: int
+
+
+def time_sampling(model, n: int = 64, repeats: int = 3, seed: int = 0) -> SampleTiming:
+    """Best-of-``repeats`` wall time per image for one batch of n samples (after a warm-up batch)."""
+    sample(model, min(n, 4), 1.0, seed)
+    best = math.inf
+    for _ in range(repeats):
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        sample(model, n, 1.0, seed)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return SampleTiming(best / n, n)

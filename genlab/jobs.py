@@ -1,0 +1,186 @@
+"""Training runs as background processes, with at most N at once: what the app's Launch,
+Stop and Resume buttons do, usable from any other front end too.
+
+A launched run is its own process (``python -m genlab train ... --queue N``), detached
+from the caller's session, so a Streamlit rerun, a closed tab or a restarted server
+neither stops nor duplicates it. Its run directory exists (``run.json``, status
+``queued``) before :func:`launch` returns, so every viewer sees it at once.
+
+The queue needs no server: the runs under one folder share N slot files
+(``ROOT/.slots/slot-i``), and a run trains only while it holds a slot's ``flock``. The
+kernel releases a dead process's slot, so a killed run can never leak one. Waiting runs
+start in the order they were queued; a waiting process holds its run's ``.lock``, so
+one that died while queued shows as ``interrupted`` rather than ``queued`` forever.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import safe_name
+from .rundir import RunDir, list_runs
+
+SLOTS_DIR = ".slots"
+LOG_NAME = "train.log"
+
+
+def default_max_concurrent() -> int:
+    """``GENLAB_MAX_RUNS``, else 1: two CPU runs at once only halve each other's speed."""
+    return max(1, int(os.environ.get("GENLAB_MAX_RUNS", "1")))
+
+
+@dataclass
+class TrainRequest:
+    """What the app's form asks for; becomes ``python -m genlab train`` arguments."""
+
+    model: str
+    dataset: str = "emoji"
+    image_size: int | None = None
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    device: str = "auto"
+    fid_every: int | None = None
+    fid_samples: int | None = None
+    fid_ref_n: int | None = None
+    eval_every: int | None = None
+    log_every: int | None = None
+    sample_n: int | None = None
+    model_config: dict = field(default_factory=dict)
+
+    def argv(self, out: Path, max_concurrent: int | None) -> list[str]:
+        args = ["train", self.model, "--dataset", self.dataset, "--out", str(out)]
+        for name in ("image_size", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "fid_every",
+                     "fid_samples", "fid_ref_n", "eval_every", "log_every", "sample_n"):
+            v = getattr(self, name)
+            if v is not None:
+                args += ["--" + name.replace("_", "-"), str(v)]
+        for name, v in self.model_config.items():
+            args += ["--" + name.replace("_", "-"), str(v)]
+        if max_concurrent:
+            args += ["--queue", str(max_concurrent)]
+        return args
+
+
+# -- processes --------------------------------------------------------------------------------
+_children: list[subprocess.Popen] = []
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    proc.wait()  # a finished child is collected here instead of lingering as a zombie
+
+
+def _spawn(args: list[str], run: RunDir) -> subprocess.Popen:
+    run.path.mkdir(parents=True, exist_ok=True)
+    log = open(run.path / LOG_NAME, "ab")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "genlab", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    finally:
+        log.close()
+    _children.append(proc)
+    threading.Thread(target=_reap, args=(proc,), daemon=True).start()
+    return proc
+
+
+def new_run_name(req: TrainRequest) -> str:
+    return safe_name(f"{req.model}-{req.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def launch(req: TrainRequest, runs_root: str | os.PathLike, name: str | None = None,
+           max_concurrent: int | None = None) -> RunDir:
+    """Create the run directory (status ``queued``) and start its training process."""
+    from .data import dataset_info
+    dataset_info(req.dataset)  # an unknown data set fails here, before anything is written
+    run = RunDir(Path(runs_root) / safe_name(name or new_run_name(req)))
+    if run.path.exists() and any(run.path.iterdir()):
+        raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
+    max_concurrent = max_concurrent or default_max_concurrent()
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.update_info(status="queued", queued_at=time.time(), config={"model": req.model, "dataset": req.dataset},
+                    launch=req.argv(run.path, max_concurrent))
+    proc = _spawn(req.argv(run.path, max_concurrent), run)
+    run.update_info(pid=proc.pid)  # alive while it starts up, before it can take the run's lock
+    return run
+
+
+def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
+    """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch)."""
+    status = run.status()
+    if status in ("running", "queued"):
+        raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
+    max_concurrent = max_concurrent or default_max_concurrent()
+    run.stop_file.unlink(missing_ok=True)
+    args = ["train", "--resume", str(run.path), "--queue", str(max_concurrent)]
+    for k, v in overrides.items():
+        if v is not None:
+            args += ["--" + k.replace("_", "-"), str(v)]
+    run.update_info(status="queued", queued_at=time.time(), error=None)
+    run.update_info(pid=_spawn(args, run).pid)
+
+
+def stop(run: RunDir) -> None:
+    """Ask a run to stop: a training run checkpoints and exits, a queued one leaves the queue."""
+    run.stop_file.touch()
+
+
+# -- the queue (runs in the training process, via ``genlab train --queue N``) ------------------
+def _queued_ahead(run: RunDir) -> list[RunDir]:
+    """Live queued runs under the same folder that were queued before ``run``."""
+    mine = run.read_info().get("queued_at", 0.0)
+    ahead = []
+    for other in list_runs(run.path.parent):
+        if other.path == run.path:
+            continue
+        try:
+            info = other.read_info()
+        except (OSError, ValueError):
+            continue
+        if info.get("status") == "queued" and other.is_locked() and (info.get("queued_at", 0.0), other.path.name) < (mine, run.path.name):
+            ahead.append(other)
+    return ahead
+
+
+def try_slot(root: Path, max_concurrent: int):
+    """An open, flocked slot file if one of ``max_concurrent`` is free, else None."""
+    slots = Path(root) / SLOTS_DIR
+    slots.mkdir(parents=True, exist_ok=True)
+    for i in range(max_concurrent):
+        f = open(slots / f"slot-{i}", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            f.close()
+    return None
+
+
+def wait_for_slot(run: RunDir, max_concurrent: int, poll_s: float = 0.5):
+    """Block until ``run`` may train; return the slot (keep it open while training) or None if
+    the run was stopped while it waited. The caller must not hold the run's ``.lock``."""
+    lock = run.acquire_lock()  # marks this queued run as alive
+    try:
+        if not run.read_info().get("queued_at"):
+            run.update_info(queued_at=time.time())
+        run.update_info(status="queued", pid=os.getpid())
+        while True:
+            if run.stop_file.exists():
+                run.stop_file.unlink(missing_ok=True)
+                run.update_info(status="stopped", error=None)
+                return None
+            if not _queued_ahead(run):
+                slot = try_slot(run.path.parent, max_concurrent)
+                if slot is not None:
+                    return slot
+            time.sleep(poll_s)
+    finally:
+        lock.close()

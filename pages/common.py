@@ -1,0 +1,62 @@
+"""Streamlit glue shared by the pages: cached model loading and the model picker.
+
+Models are cached process-wide with ``st.cache_resource``, keyed by path and the weights'
+mtime, so a run that writes a new checkpoint is reloaded and nothing heavy repeats on a
+rerun. Cached models are only used in eval mode under no_grad, which is thread-safe.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from genlab import load_model
+from genlab.catalog import ModelEntry, available_models, export_zip
+from genlab.data import load_dataset
+from genlab.device import resolve_device
+from genlab.explore import informative_dims
+
+DEVICE = str(resolve_device("auto"))
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading model…")
+def _load(path: str, mtime: float, device: str):
+    torch.set_grad_enabled(False)
+    return load_model(path, map_location=device).eval()
+
+
+def get_model(entry: ModelEntry):
+    return _load(str(entry.path), entry.mtime, DEVICE)
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading test images…")
+def test_images(dataset: str, image_size: int, n: int = 512) -> torch.Tensor:
+    return load_dataset(dataset, image_size).test[:n]
+
+
+@st.cache_resource(max_entries=8, show_spinner="Ranking latent dimensions by KL…")
+def latent_dims(path: str, mtime: float, dataset: str, k: int):
+    entry_model = _load(path, mtime, DEVICE)
+    dims, kl = informative_dims(entry_model, test_images(dataset, entry_model.config.image_size), k)
+    return dims, kl.tolist()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def checkpoint_zip(path: str, mtime: float) -> bytes:
+    return export_zip(Path(path))
+
+
+def model_picker(label: str, key: str, model_type: str | None = None) -> ModelEntry | None:
+    """A selectbox over shipped checkpoints and runs with a checkpoint; None (with a note) if there are none."""
+    entries = [e for e in available_models() if model_type is None or e.model_type == model_type]
+    if not entries:
+        what = {"vae": "VAE", "realnvp": "RealNVP flow"}.get(model_type, "model")
+        st.info(f"No {what} is here yet: no shipped checkpoint in `checkpoints/` and no run with a checkpoint. "
+                "Train one on the **Train** page (a few minutes on a CPU).")
+        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        return None
+    by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
+    path = st.selectbox(label, list(by_path), key=key,
+                        format_func=lambda p: f"{'📦' if by_path[p].source == 'shipped' else '🏃'} {by_path[p].label}")
+    return by_path[path]

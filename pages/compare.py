@@ -1,0 +1,74 @@
+"""Compare: a VAE and a flow side by side at the same seed and temperature."""
+import streamlit as st
+
+from genlab.evaluate import held_out_bpd
+from genlab.explore import grid, sample, time_sampling
+from genlab.plots import compare_figure
+from genlab.rundir import summarize
+from pages.common import DEVICE, get_model, model_picker
+
+st.title("Compare")
+left, right = st.columns(2)
+with left:
+    vae_entry = model_picker("VAE", key="cmp_vae", model_type="vae")
+with right:
+    flow_entry = model_picker("Flow", key="cmp_flow", model_type="realnvp")
+if vae_entry is None or flow_entry is None:
+    st.stop()
+entries = {"VAE": vae_entry, "RealNVP": flow_entry}
+models = {k: get_model(e) for k, e in entries.items()}
+
+c1, c2 = st.columns(2)
+temperature = c1.slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="cmp_temperature")
+seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed")
+for col, (name, m) in zip(st.columns(2), models.items()):
+    col.image(grid(sample(m, 16, temperature, int(seed)), nrow=4, scale=max(1, 96 // m.config.image_size)),
+              caption=f"{name}: {entries[name].path.name}, T={temperature:.2f}, seed {seed}", output_format="PNG")
+
+
+@st.cache_data(max_entries=16, show_spinner="Timing the samplers…")
+def _seconds_per_image(path: str, mtime: float, device: str) -> float:
+    return time_sampling(get_model(entries_by_path[path]), 16).seconds_per_image
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing test bits/dim (IWAE for the VAE)…")
+def _bpd(path: str, mtime: float, dataset: str, k: int | None, n: int):
+    r = held_out_bpd(get_model(entries_by_path[path]), dataset, k, n)
+    return r.bpd, r.kind, r.images
+
+
+entries_by_path = {str(e.path): e for e in entries.values()}
+same_size = vae_entry.image_size == flow_entry.image_size
+same_data = vae_entry.dataset == flow_entry.dataset and vae_entry.dataset is not None
+if not same_size:
+    st.warning(f"Bits/dim are only compared at equal image size: the VAE is {vae_entry.image_size}×"
+               f"{vae_entry.image_size}, the flow {flow_entry.image_size}×{flow_entry.image_size}. "
+               "Train a VAE at 32×32 (Train page, image size 32) for a like-for-like comparison.")
+n_test = st.number_input("Test images for bits/dim", 16, 10_000, 128, key="cmp_n")
+want_bpd = st.toggle("Compute held-out bits/dim (IWAE k=100 for the VAE: ~10 s per 100 images on a CPU)",
+                     key="cmp_bpd")
+
+rows = []
+for name, e in entries.items():
+    s = summarize(e.run) if e.run else None
+    bpd = "—"
+    if want_bpd and e.dataset and same_size:
+        v, kind, n = _bpd(str(e.path), e.mtime, e.dataset, None, int(n_test))
+        bpd = f"{v:.3f} ({kind}, {n} {e.dataset} test images)"
+    elif not e.dataset:
+        bpd = "— (training data unknown)"
+    fid = f"{s.fid:.1f} @ K={s.fid_samples}" if s and s.fid is not None else "— (no FID rows: train with FID every N)"
+    rows.append({"model": name, "checkpoint": e.path.name, "data": e.dataset or "?",
+                 "size": f"{e.image_size}×{e.image_size}", "test bits/dim": bpd, "FID@K": fid,
+                 "parameters": f"{models[name].num_parameters():,}",
+                 "sampling ms/image": f"{1000 * _seconds_per_image(str(e.path), e.mtime, DEVICE):.2f} ({DEVICE})"})
+st.dataframe(rows, hide_index=True)
+fid_sources = {r.get("fid_weights") for e in entries.values() if e.run for r in e.run.read_metrics() if r.get("kind") == "fid"}
+if fid_sources:
+    st.caption("FID weights: " + "; ".join(sorted(fid_sources)))
+if not same_data:
+    st.caption("The two models were not trained on the same data set, so their numbers describe different tasks.")
+
+curves = {e.path.name: e.run.read_metrics() for e in entries.values() if e.run}
+if curves:
+    st.plotly_chart(compare_figure(curves), key="cmp_curves")

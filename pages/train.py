@@ -1,0 +1,108 @@
+"""Train: launch runs as background processes, watch them live, stop and resume them."""
+import time
+
+import streamlit as st
+
+from genlab import jobs
+from genlab.catalog import runs_dir
+from genlab.data import list_datasets
+from genlab.models import MODELS, model_options
+from genlab.plots import fid_figure, loss_figure
+from genlab.rundir import RunDir, list_runs, summarize
+from pages.common import checkpoint_zip
+
+st.title("Train")
+with st.expander("Settings"):
+    root = st.text_input("Runs folder", str(runs_dir()), key="runs_root")
+    max_runs = st.number_input("Runs at once (more are queued)", 1, 8, jobs.default_max_concurrent(), key="max_runs")
+
+# -- launch form ------------------------------------------------------------------------------
+model = st.radio("Model", sorted(MODELS, reverse=True), horizontal=True, key="train_model",
+                 format_func=lambda m: {"vae": "VAE (64×64)", "realnvp": "RealNVP flow (32×32)"}.get(m, m))
+datasets = {d.name: d for d in list_datasets()}
+with st.form("launch"):
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.selectbox("Dataset", list(datasets) + ["folder:…"], key="dataset",
+                           format_func=lambda n: n if n not in datasets else f"{n} ({datasets[n].count or '?'} images)"
+                           if datasets[n].available else f"{n} (unavailable here)")
+    folder = c1.text_input("Folder or .zip of images (for folder:…)", key="folder")
+    size = c2.selectbox("Image size", [16, 32, 64], index=2 if model == "vae" else 1, key="image_size")
+    length = c3.radio("Length in", ["epochs", "steps"], horizontal=True, key="length_unit")
+    amount = c3.number_input("Epochs or steps", 1, 1_000_000, 10 if model == "vae" else 500, key="amount")
+    batch = c2.number_input("Batch size", 1, 4096, 128 if model == "vae" else 64, key="batch_size")
+    lr = c3.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.0e", key="lr")
+    st.markdown("**Model size**")
+    opts, kcols = {}, st.columns(4)
+    for i, (name, f) in enumerate(model_options(model).items()):
+        widget = kcols[i % 4].number_input
+        opts[name] = widget(name.replace("_", " "), value=f.default, key=f"opt_{model}_{name}",
+                            **({"step": 1} if isinstance(f.default, int) else {"format": "%g"}))
+    f1, f2, f3, f4 = st.columns(4)
+    fid_every = f1.number_input("FID every N steps (0: off)", 0, 1_000_000, 0, key="fid_every")
+    fid_k = f2.number_input("FID samples K", 50, 50_000, 1000, key="fid_k")
+    device = f3.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
+    name = f4.text_input("Run name (optional)", key="run_name")
+    launched = st.form_submit_button("Launch", type="primary")
+
+if launched:
+    ds = f"folder:{folder}" if dataset == "folder:…" else dataset
+    req = jobs.TrainRequest(model=model, dataset=ds, image_size=int(size), batch_size=int(batch), lr=float(lr),
+                            device=device, model_config={k: v for k, v in opts.items() if v != model_options(model)[k].default},
+                            fid_every=int(fid_every) or None, fid_samples=int(fid_k) if fid_every else None,
+                            **({"epochs": int(amount)} if length == "epochs" else {"max_steps": int(amount)}))
+    try:
+        run = jobs.launch(req, root, name=name or None, max_concurrent=int(max_runs))
+        st.session_state["train_run"] = run.path.name
+        st.toast(f"Launched {run.path.name}")
+    except Exception as e:  # unknown data set, name taken, unwritable folder: say which
+        st.error(f"Could not launch: {e}")
+
+
+# -- runs -------------------------------------------------------------------------------------
+def _fmt_eta(s):
+    return time.strftime("%H:%M:%S", time.gmtime(s)) if s is not None else "—"
+
+
+@st.fragment(run_every=2.0)
+def live():
+    runs = list_runs(root)
+    if not runs:
+        st.caption(f"No runs in `{root}` yet.")
+        return
+    names = [r.path.name for r in runs]
+    st.dataframe([{k: v for k, v in vars(s).items() if k != "error"} for s in map(summarize, runs)],
+                 hide_index=True, height=min(38 * (len(runs) + 1), 250), key="run_table")
+    pick = st.selectbox("Run", names, key="train_run")
+    run = RunDir(runs[names.index(pick)].path)
+    s, rows = summarize(run), run.read_metrics()
+    st.progress(min(1.0, s.progress or 0.0),
+                text=f"**{s.status}** · step {s.step}/{s.total_steps or '?'} · "
+                     f"{s.images_per_s or 0:.0f} images/s · ETA {_fmt_eta(s.eta_s)}")
+    if s.error:
+        st.error(s.error)
+    b1, b2, b3 = st.columns(3)
+    if b1.button("Stop", disabled=s.status not in ("running", "queued"), key="stop"):
+        jobs.stop(run)
+        st.toast(f"Stopping {pick}: it checkpoints and exits")
+    if b2.button("Resume", disabled=s.status not in ("stopped", "interrupted", "failed"), key="resume"):
+        jobs.resume(run, int(max_runs))
+    weights = run.checkpoint / "model.safetensors"
+    if weights.is_file():
+        b3.download_button("Download checkpoint (.zip)", checkpoint_zip(str(run.path), weights.stat().st_mtime), file_name=f"{pick}.zip", key="dl")
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.plotly_chart(loss_figure(rows), key="loss_chart")
+        fig = fid_figure(rows)
+        if fig is not None:
+            st.plotly_chart(fig, key="fid_chart")
+    with c2:
+        grids = sorted(run.samples.glob("step-*.png")) if run.samples.is_dir() else []
+        if grids:
+            st.image(str(grids[-1]), caption=f"samples at {grids[-1].stem}", output_format="PNG")
+    log = run.path / jobs.LOG_NAME
+    if s.status in ("failed", "interrupted") and log.is_file():
+        with st.expander("Process log (last lines)"):
+            st.code("\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+
+
+live()
