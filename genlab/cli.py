@@ -126,6 +126,9 @@ def _train(args) -> int:
     slot = None
     if args.queue:
         from .jobs import wait_for_slot
+        # the whole config is on disk while queued, so a run stopped in the queue can be resumed as launched
+        trainer.run.path.mkdir(parents=True, exist_ok=True)
+        trainer.run.update_info(config=dataclasses.asdict(trainer.cfg))
         slot = wait_for_slot(trainer.run, args.queue)
         if slot is None:
             print(f"run {trainer.run.path}: stopped while queued")
@@ -240,14 +243,8 @@ def _runs(args) -> int:
     if not runs:
         print(f"no runs under {args.root}")
         return 0
-    rows = [("run", "model", "dataset", "status", "step", "images/s", "ETA", "test bpd", "FID@K")]
-    for r in map(summarize, runs):
-        rows.append((r.name, r.model, r.dataset, r.status,
-                     f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step),
-                     f"{r.images_per_s:.0f}" if r.images_per_s else "-",
-                     time.strftime("%H:%M:%S", time.gmtime(r.eta_s)) if r.eta_s is not None else "-",
-                     f"{r.test_bpd:.3f}" if r.test_bpd is not None else "-",
-                     f"{r.fid:.1f}@{r.fid_samples}" if r.fid is not None else "-"))
+    table = [summarize(r).display_row() for r in runs]
+    rows = [tuple(table[0])] + [tuple(r.values()) for r in table]
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

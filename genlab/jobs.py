@@ -145,7 +145,8 @@ def _queued_ahead(run: RunDir) -> list[RunDir]:
             info = other.read_info()
         except (OSError, ValueError):
             continue
-        if info.get("status") == "queued" and other.is_locked() and (info.get("queued_at", 0.0), other.path.name) < (mine, run.path.name):
+        # status() counts a run whose process is still starting (alive, not yet locked) as queued
+        if other.status() == "queued" and (info.get("queued_at", 0.0), other.path.name) < (mine, run.path.name):
             ahead.append(other)
     return ahead
 

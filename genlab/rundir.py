@@ -281,6 +281,15 @@ class RunSummary:
     def progress(self) -> float | None:
         return self.step / self.total_steps if self.total_steps else None
 
+    def display_row(self) -> dict[str, str]:
+        """The run list's columns as text (the CLI's ``genlab runs`` and the app's table)."""
+        return {"run": self.name, "model": self.model, "dataset": self.dataset, "status": self.status,
+                "step": f"{self.step}/{self.total_steps}" if self.total_steps else str(self.step),
+                "images/s": f"{self.images_per_s:.0f}" if self.images_per_s else "-",
+                "ETA": time.strftime("%H:%M:%S", time.gmtime(self.eta_s)) if self.eta_s is not None else "-",
+                "test bpd": f"{self.test_bpd:.3f}" if self.test_bpd is not None else "-",
+                "FID@K": f"{self.fid:.1f}@{self.fid_samples}" if self.fid is not None else "-"}
+
 
 def summarize(run: RunDir) -> RunSummary:
     info = run.read_info()

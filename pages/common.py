@@ -54,7 +54,7 @@ def model_picker(label: str, key: str, model_type: str | None = None) -> ModelEn
         what = {"vae": "VAE", "realnvp": "RealNVP flow"}.get(model_type, "model")
         st.info(f"No {what} is here yet: no shipped checkpoint in `checkpoints/` and no run with a checkpoint. "
                 "Train one on the **Train** page (a few minutes on a CPU).")
-        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
     path = st.selectbox(label, list(by_path), key=key,

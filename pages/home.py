@@ -15,11 +15,11 @@ shipped = [e for e in entries if e.source == "shipped"]
 if not shipped:
     st.info("No pretrained checkpoint ships in `checkpoints/` yet. Train a model on the **Train** page: "
             "a VAE on the emoji set reaches recognisable colours and layouts in a few CPU minutes.")
-    st.page_link("pages/train.py", label="Train a model", icon="🏋️")
+    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
 # one grid per model family and source: the shipped ones first, then the newest run of each family
 shown, picks = set(), []
-for e in entries:
+for e in sorted(entries, key=lambda e: e.status not in (None, "finished")):  # stable: finished before others
     if (e.source, e.model_type) not in shown:
         shown.add((e.source, e.model_type))
         picks.append(e)
@@ -30,8 +30,8 @@ if picks:
         with col:
             img = grid(sample(get_model(e), 16, 0.8 if e.model_type == "vae" else 0.7, seed=0), nrow=4,
                        scale=max(1, 256 // (4 * e.image_size)))
-            st.image(img, caption=f"{e.label} · T={0.8 if e.model_type == 'vae' else 0.7}")
-    st.page_link("pages/sample.py", label="Sample with sliders", icon="🎲")
+            st.image(img, caption=f"{e.label} · T={0.8 if e.model_type == 'vae' else 0.7}", output_format="PNG")
+    st.page_link("pages/sample.py", label="Sample with sliders", icon=":material/casino:")
 
 st.caption("Pages: **Train** launches runs in their own processes (they survive closed tabs), **Sample** explores a "
            "model, **Compare** puts a VAE and a flow side by side, **Models** lists checkpoints and runs.")

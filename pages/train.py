@@ -1,6 +1,4 @@
 """Train: launch runs as background processes, watch them live, stop and resume them."""
-import time
-
 import streamlit as st
 
 from genlab import jobs
@@ -17,10 +15,11 @@ with st.expander("Settings"):
     max_runs = st.number_input("Runs at once (more are queued)", 1, 8, jobs.default_max_concurrent(), key="max_runs")
 
 # -- launch form ------------------------------------------------------------------------------
-model = st.radio("Model", sorted(MODELS, reverse=True), horizontal=True, key="train_model",
-                 format_func=lambda m: {"vae": "VAE (64×64)", "realnvp": "RealNVP flow (32×32)"}.get(m, m))
 datasets = {d.name: d for d in list_datasets()}
-with st.form("launch"):
+new_run = st.expander("New run", expanded=not list_runs(root))
+model = new_run.radio("Model", sorted(MODELS, reverse=True), horizontal=True, key="train_model",
+                 format_func=lambda m: {"vae": "VAE (64×64)", "realnvp": "RealNVP flow (32×32)"}.get(m, m))
+with new_run, st.form("launch"):
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Dataset", list(datasets) + ["folder:…"], key="dataset",
                            format_func=lambda n: n if n not in datasets else f"{n} ({datasets[n].count or '?'} images)"
@@ -59,10 +58,6 @@ if launched:
 
 
 # -- runs -------------------------------------------------------------------------------------
-def _fmt_eta(s):
-    return time.strftime("%H:%M:%S", time.gmtime(s)) if s is not None else "—"
-
-
 @st.fragment(run_every=2.0)
 def live():
     runs = list_runs(root)
@@ -70,14 +65,13 @@ def live():
         st.caption(f"No runs in `{root}` yet.")
         return
     names = [r.path.name for r in runs]
-    st.dataframe([{k: v for k, v in vars(s).items() if k != "error"} for s in map(summarize, runs)],
-                 hide_index=True, height=min(38 * (len(runs) + 1), 250), key="run_table")
+    st.dataframe([s.display_row() for s in map(summarize, runs)], hide_index=True, height=min(38 * (len(runs) + 1), 250), key="run_table")
     pick = st.selectbox("Run", names, key="train_run")
     run = RunDir(runs[names.index(pick)].path)
     s, rows = summarize(run), run.read_metrics()
     st.progress(min(1.0, s.progress or 0.0),
                 text=f"**{s.status}** · step {s.step}/{s.total_steps or '?'} · "
-                     f"{s.images_per_s or 0:.0f} images/s · ETA {_fmt_eta(s.eta_s)}")
+                     f"{s.images_per_s or 0:.0f} images/s · ETA {s.display_row()['ETA']}")
     if s.error:
         st.error(s.error)
     b1, b2, b3 = st.columns(3)

@@ -1,0 +1,172 @@
+"""The Streamlit app through streamlit.testing's AppTest: every page renders, the sliders change
+the image, and a run launched from the Train page trains, charts and stops."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["pages/home.py", "pages/train.py", "pages/sample.py", "pages/compare.py", "pages/models.py"]
+
+
+def _shipped(root: Path) -> None:
+    """A tiny VAE and a tiny flow at 16×16 'trained on' emoji, as shipped checkpoints."""
+    torch.manual_seed(0)
+    VAE(VAEConfig(image_size=16, latent_dim=8, width=8, max_width=16)).save_pretrained(root / "tiny-vae")
+    flow = RealNVP(RealNVPConfig(image_size=16, num_scales=2, num_blocks=1, features=8))
+    with torch.no_grad():  # move the zero-initialised couplings away from the identity
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    flow.save_pretrained(root / "tiny-flow")
+    for name, model in (("tiny-vae", "vae"), ("tiny-flow", "realnvp")):
+        (root / name / "run.json").write_text(json.dumps({"config": {"model": model, "dataset": "emoji"}}))
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    ck, runs = tmp_path / "checkpoints", tmp_path / "runs"
+    ck.mkdir()
+    _shipped(ck)
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ck))
+    monkeypatch.setenv("GENLAB_RUNS", str(runs))
+    monkeypatch.chdir(ROOT)
+    return runs
+
+
+def _open(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _image_urls(at: AppTest) -> list[str]:
+    return [im.proto.imgs[0].url for im in at.get("image")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app_env, page):
+    at = _open(page)
+    assert at.title[0].value
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_no_models(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(tmp_path / "none"))
+    monkeypatch.setenv("GENLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(ROOT)
+    at = _open(page)
+    if page in ("pages/sample.py", "pages/compare.py"):
+        assert any("No " in i.value and "Train" in i.value for i in at.info)
+
+
+def test_sidebar_shows_device_fid_weights_and_folders(app_env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()  # the default page; AppTest drops the sidebar's tree after switch_page
+    text = " ".join(c.value for c in at.caption)
+    assert "Device:" in text and ("CPU" in text or "GPU" in text)
+    assert "FID weights:" in text and str(app_env) in text
+
+
+def test_temperature_and_latent_sliders_change_the_image(app_env):
+    at = _open("pages/sample.py")
+    at.selectbox(key="sample_model").set_value(str(Path(app_env).parent / "checkpoints" / "tiny-vae")).run()
+    assert not at.exception, at.exception
+    before = _image_urls(at)
+    at.slider(key="temperature").set_value(1.3).run()
+    after = _image_urls(at)
+    assert after[0] != before[0]                 # the sample grid
+    at.slider(key="dim_0").set_value(2.5).run()
+    edited = _image_urls(at)
+    assert edited[0] == after[0] and edited[1] != after[1]  # only the edited sample moved
+    assert at.get("download_button")
+
+
+def test_flow_page_has_temperature_strip_and_interpolation(app_env):
+    at = _open("pages/sample.py")
+    at.selectbox(key="sample_model").set_value(str(Path(app_env).parent / "checkpoints" / "tiny-flow")).run()
+    captions = [im.proto.imgs[0].caption for im in at.get("image")]
+    assert any("rows: T" in c for c in captions) and any("path in latent space" in c for c in captions)
+    before = _image_urls(at)
+    at.radio(key="method").set_value("linear").run()
+    assert _image_urls(at)[1] != before[1]
+
+
+def test_compare_table_has_both_models_and_bpd(app_env):
+    at = _open("pages/compare.py")
+    at.number_input(key="cmp_n").set_value(16)
+    at.toggle(key="cmp_bpd").set_value(True).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["VAE", "RealNVP"]
+    assert "IWAE bound, k=100" in table["test bits/dim"][0] and "exact" in table["test bits/dim"][1]
+
+
+def _launch(at: AppTest, steps: int) -> None:
+    at.selectbox(key="image_size").set_value(16)
+    at.radio(key="length_unit").set_value("steps")
+    at.number_input(key="amount").set_value(steps)
+    at.number_input(key="batch_size").set_value(16)
+    for name, v in (("latent_dim", 4), ("width", 4), ("max_width", 8)):
+        at.number_input(key=f"opt_vae_{name}").set_value(v)
+    at.button(key="FormSubmitter:launch-Launch").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+
+
+def _wait(at: AppTest, cond, timeout=120.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        at.run()  # fragment timers do not tick in AppTest: rerun by hand
+        assert not at.exception, at.exception
+        if cond(at):
+            return
+        time.sleep(1.0)
+    raise AssertionError("timed out; progress: " + " ".join(p.proto.text for p in at.get("progress")))
+
+
+def _status(at: AppTest) -> str:
+    p = at.get("progress")
+    return p[0].proto.text.split("**")[1] if p else ""
+
+
+def _chart_points(at: AppTest) -> int:
+    charts = at.get("plotly_chart")
+    if not charts:
+        return 0
+    spec = json.loads(charts[0].proto.spec)
+    return max((len(t["x"]["bdata"] if isinstance(t["x"], dict) else t["x"]) for t in spec["data"]), default=0) \
+        if spec["data"] else 0
+
+
+@pytest.mark.slow
+def test_launch_from_train_page_charts_and_finishes(app_env):
+    at = _open("pages/train.py")
+    _launch(at, steps=30)
+    runs = list(app_env.iterdir())
+    assert len(runs) == 1 and (runs[0] / "run.json").is_file()   # exists as soon as Launch returns
+    _wait(at, lambda a: _status(a) == "finished")
+    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "train" for r in rows) >= 2
+    assert _chart_points(at) >= 2
+    assert at.get("download_button")
+
+
+@pytest.mark.slow
+def test_stop_from_train_page(app_env):
+    at = _open("pages/train.py")
+    _launch(at, steps=100_000)
+    _wait(at, lambda a: _status(a) == "running" and _chart_points(a) >= 2)
+    at.button(key="stop").click().run()
+    _wait(at, lambda a: _status(a) == "stopped")
+    run = next(app_env.iterdir())
+    assert json.loads((run / "run.json").read_text())["status"] == "stopped"
+    assert (run / "checkpoint" / "model.safetensors").is_file()
