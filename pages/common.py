@@ -15,7 +15,7 @@ from genlab import load_model
 from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
-from genlab.explore import informative_dims
+from genlab.explore import grid, informative_dims, temperature_strip
 
 DEVICE = str(resolve_device("auto"))
 
@@ -42,6 +42,12 @@ def latent_dims(path: str, mtime: float, dataset: str, k: int):
     return dims, kl.tolist()
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def temperature_strip_image(path: str, mtime: float, temperatures: tuple[float, ...], n: int, seed: int, scale: int):
+    """Independent of the temperature slider, so cached: moving the slider does not redo 40 inversions."""
+    return grid(temperature_strip(_load(path, mtime, DEVICE), list(temperatures), n, seed), nrow=n, scale=scale)
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
 def checkpoint_zip(path: str, mtime: float) -> bytes:
     return export_zip(Path(path))
@@ -58,5 +64,5 @@ def model_picker(label: str, key: str, model_type: str | None = None) -> ModelEn
         return None
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
     path = st.selectbox(label, list(by_path), key=key,
-                        format_func=lambda p: f"{'📦' if by_path[p].source == 'shipped' else '🏃'} {by_path[p].label}")
+                        format_func=lambda p: f"{'shipped' if by_path[p].source == 'shipped' else 'run'}: {by_path[p].label}")
     return by_path[path]

@@ -3,9 +3,8 @@ flow temperature strips and interpolation in z."""
 import streamlit as st
 import torch
 
-from genlab.explore import (decode, edit_latent, grid, interpolation, png_bytes, sample, seeded_latents,
-                            temperature_strip)
-from pages.common import get_model, latent_dims, model_picker, test_images
+from genlab.explore import decode, edit_latent, grid, interpolation, png_bytes, sample, seeded_latents
+from pages.common import get_model, latent_dims, model_picker, temperature_strip_image, test_images
 
 st.title("Sample")
 entry = model_picker("Model", key="sample_model")
@@ -58,6 +57,6 @@ if is_vae and entry.dataset:
              caption="top: test images · bottom: decoder mean of their posterior mean", output_format="PNG")
 elif not is_vae:
     st.subheader("Temperature strip")
-    temps = [0.0, 0.25, 0.5, 0.75, 1.0]
-    st.image(grid(temperature_strip(model, temps, 8, int(seed)), nrow=8, scale=scale),
+    temps = (0.0, 0.25, 0.5, 0.75, 1.0)
+    st.image(temperature_strip_image(str(entry.path), entry.mtime, temps, 8, int(seed), scale),
              caption="rows: T = " + ", ".join(map(str, temps)) + " · same noise in each column (as in Glow, fig. 8)")

@@ -26,3 +26,10 @@ def pixels():
     x[0, 0, 0, :4] = 0
     x[1, 0, 0, :4] = 255
     return x.float() / 255
+
+
+def stop_all_runs(root) -> None:
+    """Ask every run under ``root`` to stop: a failed test must not leave training processes behind."""
+    from pathlib import Path
+    for run_json in Path(root).glob("*/run.json"):
+        (run_json.parent / "STOP").touch()

@@ -10,6 +10,7 @@ import torch
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from conftest import stop_all_runs  # noqa: E402
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,8 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ck))
     monkeypatch.setenv("GENLAB_RUNS", str(runs))
     monkeypatch.chdir(ROOT)
-    return runs
+    yield runs
+    stop_all_runs(runs)
 
 
 def _open(page: str) -> AppTest:
@@ -151,8 +153,8 @@ def _chart_points(at: AppTest) -> int:
 def test_launch_from_train_page_charts_and_finishes(app_env):
     at = _open("pages/train.py")
     _launch(at, steps=30)
-    runs = list(app_env.iterdir())
-    assert len(runs) == 1 and (runs[0] / "run.json").is_file()   # exists as soon as Launch returns
+    runs = [p.parent for p in app_env.glob("*/run.json")]
+    assert len(runs) == 1   # the run directory exists as soon as Launch returns
     _wait(at, lambda a: _status(a) == "finished")
     rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     assert sum(r["kind"] == "train" for r in rows) >= 2
@@ -167,6 +169,6 @@ def test_stop_from_train_page(app_env):
     _wait(at, lambda a: _status(a) == "running" and _chart_points(a) >= 2)
     at.button(key="stop").click().run()
     _wait(at, lambda a: _status(a) == "stopped")
-    run = next(app_env.iterdir())
+    run = next(app_env.glob("*/run.json")).parent
     assert json.loads((run / "run.json").read_text())["status"] == "stopped"
     assert (run / "checkpoint" / "model.safetensors").is_file()

