@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.genlab-installed
 
-.PHONY: run test bench data clean
+.PHONY: run test bench bench-app data clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,19 +18,24 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(MAKE) --no-print-directory data
 	touch $(STAMP)
 
-# Fashion-MNIST comes from Debian; without it the data set falls back to torchvision's download.
+# From Debian, when we are root: Fashion-MNIST (else it falls back to torchvision's download) and
+# chromium for the real-browser test (else that test is skipped, saying why).
 data:
 	@if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) || echo "note: dataset-fashion-mnist not installed; its tests will be skipped"; \
 	fi
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "note: chromium not installed; the browser test will be skipped"; \
+	fi
 
-test: $(STAMP)
+test: $(STAMP) data
 	$(BIN)/python -m pytest
 
-# Until the app lands: train the VAE on the offline emoji set and write a sample grid.
 run: $(STAMP)
-	@[ -f runs/vae-emoji/run.json ] || $(BIN)/python -m genlab train vae --dataset emoji --image-size 64 --epochs 10 --out runs/vae-emoji
-	$(BIN)/python -m genlab sample runs/vae-emoji --n 64 --temperature 0.8 --seed 0 --out runs/vae-emoji/samples.png
+	$(BIN)/streamlit run app.py
+
+bench-app: $(STAMP)
+	$(BIN)/python bench/bench_app.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q pythae normflows

@@ -33,9 +33,14 @@ def loss_figure(rows: list[dict], name: str = "") -> go.Figure:
         for key, label in curves.items():
             xs, ys = series(rows, kind, key)
             if xs:
+                # the KL term is ~100× smaller than the others: its own axis keeps both readable
                 fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if kind == "eval" else "lines",
-                                         name=prefix + label, line=dict(dash=dash)))
-    return _layout(fig, "bits/dim (lower is better)", "bits/dim")
+                                         name=prefix + label, line=dict(dash=dash),
+                                         yaxis="y2" if "kl" in key else "y"))
+    fig = _layout(fig, "bits/dim (lower is better)", "bits/dim")
+    if any(t.yaxis == "y2" for t in fig.data):
+        fig.update_layout(yaxis2=dict(title="KL bits/dim", overlaying="y", side="right", showgrid=False))
+    return fig
 
 
 def fid_figure(rows: list[dict], name: str = "") -> go.Figure | None:

@@ -53,8 +53,9 @@ def checkpoint_zip(path: str, mtime: float) -> bytes:
     return export_zip(Path(path))
 
 
-def model_picker(label: str, key: str, model_type: str | None = None) -> ModelEntry | None:
-    """A selectbox over shipped checkpoints and runs with a checkpoint; None (with a note) if there are none."""
+def model_picker(label: str, key: str, model_type: str | None = None, prefer=None) -> ModelEntry | None:
+    """A selectbox over shipped checkpoints and runs with a checkpoint; None (with a note) if there are none.
+    ``prefer(entry)`` picks the initial choice (default: the first, shipped before runs, newest run first)."""
     entries = [e for e in available_models() if model_type is None or e.model_type == model_type]
     if not entries:
         what = {"vae": "VAE", "realnvp": "RealNVP flow"}.get(model_type, "model")
@@ -63,6 +64,7 @@ def model_picker(label: str, key: str, model_type: str | None = None) -> ModelEn
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
-    path = st.selectbox(label, list(by_path), key=key,
+    index = next((i for i, e in enumerate(entries) if prefer(e)), 0) if prefer else 0
+    path = st.selectbox(label, list(by_path), index=index, key=key,
                         format_func=lambda p: f"{'shipped' if by_path[p].source == 'shipped' else 'run'}: {by_path[p].label}")
     return by_path[path]

@@ -12,7 +12,9 @@ left, right = st.columns(2)
 with left:
     vae_entry = model_picker("VAE", key="cmp_vae", model_type="vae")
 with right:
-    flow_entry = model_picker("Flow", key="cmp_flow", model_type="realnvp")
+    # start from a flow trained on the VAE's data, at its size when there is one
+    flow_entry = model_picker("Flow", key="cmp_flow", model_type="realnvp",
+                              prefer=vae_entry and (lambda e: e.dataset == vae_entry.dataset))
 if vae_entry is None or flow_entry is None:
     st.stop()
 entries = {"VAE": vae_entry, "RealNVP": flow_entry}
