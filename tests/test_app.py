@@ -1,9 +1,11 @@
 """The Streamlit app through streamlit.testing's AppTest: every page renders, the sliders change
 the image, and a run launched from the Train page trains, charts and stops."""
+import base64
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,13 +142,31 @@ def _status(at: AppTest) -> str:
     return p[0].proto.text.split("**")[1] if p else ""
 
 
+def _decode(arr) -> list:
+    """plotly 7 sends arrays as {"dtype", "bdata": base64}; older versions as lists."""
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).tolist()
+    return list(arr)
+
+
 def _chart_points(at: AppTest) -> int:
+    """Points in the longest trace of the page's first Plotly chart."""
     charts = at.get("plotly_chart")
     if not charts:
         return 0
-    spec = json.loads(charts[0].proto.spec)
-    return max((len(t["x"]["bdata"] if isinstance(t["x"], dict) else t["x"]) for t in spec["data"]), default=0) \
-        if spec["data"] else 0
+    return max((len(_decode(t["x"])) for t in json.loads(charts[0].proto.spec)["data"]), default=0)
+
+
+def test_a_failed_run_shows_its_error(app_env):
+    run = app_env / "broken"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "failed", "error": "step 21: the loss was not finite",
+                                              "config": {"model": "vae", "dataset": "emoji"}}))
+    (run / "train.log").write_text("Traceback ...\nFloatingPointError: boom\n")
+    at = _open("pages/train.py")
+    assert [e.value for e in at.error] == ["step 21: the loss was not finite"]
+    assert "FloatingPointError: boom" in at.code[0].value
+    assert at.button(key="resume").disabled is False and at.button(key="stop").disabled is True
 
 
 @pytest.mark.slow
@@ -157,8 +177,8 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
     assert len(runs) == 1   # the run directory exists as soon as Launch returns
     _wait(at, lambda a: _status(a) == "finished")
     rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
-    assert sum(r["kind"] == "train" for r in rows) >= 2
-    assert _chart_points(at) >= 2
+    n_train = sum(r["kind"] == "train" for r in rows)
+    assert _chart_points(at) == n_train >= 2    # every logged step is on the chart
     assert at.get("download_button")
 
 
