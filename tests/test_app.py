@@ -157,6 +157,23 @@ def _chart_points(at: AppTest) -> int:
     return max((len(_decode(t["x"])) for t in json.loads(charts[0].proto.spec)["data"]), default=0)
 
 
+def test_fid_rows_get_their_own_chart_titled_with_k_and_weights(app_env):
+    run = app_env / "with-fid"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"status": "finished", "total_steps": 20,
+                                              "config": {"model": "vae", "dataset": "emoji", "batch_size": 8}}))
+    rows = [{"kind": "train", "step": s, "bpd": 6.0 - s / 10, "images_per_s": 100.0} for s in (10, 20)]
+    rows += [{"kind": "fid", "step": s, "fid": 300.0 - s, "fid_samples": 500, "fid_weights": "TF-Inception (test)",
+              "fid_ref_images": 3608} for s in (10, 20)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    at = _open("pages/train.py")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2
+    fid = charts[1]
+    assert "FID@500" in fid["layout"]["title"]["text"] and "TF-Inception (test)" in fid["layout"]["title"]["text"]
+    assert _decode(fid["data"][0]["y"]) == [290.0, 280.0]
+
+
 def test_a_failed_run_shows_its_error(app_env):
     run = app_env / "broken"
     run.mkdir(parents=True)
