@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from genlab import load_model
+from genlab import CheckpointError, load_model
 from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
@@ -27,7 +27,12 @@ def _load(path: str, mtime: float, device: str):
 
 
 def get_model(entry: ModelEntry):
-    return _load(str(entry.path), entry.mtime, DEVICE)
+    """The cached model, or None after saying why it cannot be loaded (corrupt or mismatched weights)."""
+    try:
+        return _load(str(entry.path), entry.mtime, DEVICE)
+    except (CheckpointError, OSError) as e:
+        st.error(f"{entry.path.name} cannot be loaded: {e}")
+        return None
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading test images…")

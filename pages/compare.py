@@ -19,6 +19,8 @@ if vae_entry is None or flow_entry is None:
     st.stop()
 entries = {"VAE": vae_entry, "RealNVP": flow_entry}
 models = {k: get_model(e) for k, e in entries.items()}
+if any(m is None for m in models.values()):
+    st.stop()
 
 c1, c2 = st.columns(2)
 temperature = c1.slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="cmp_temperature")

@@ -28,7 +28,10 @@ if picks:
     cols = st.columns(len(picks))
     for col, e in zip(cols, picks):
         with col:
-            img = grid(sample(get_model(e), 16, 0.8 if e.model_type == "vae" else 0.7, seed=0), nrow=4,
+            model = get_model(e)
+            if model is None:
+                continue
+            img = grid(sample(model, 16, 0.8 if e.model_type == "vae" else 0.7, seed=0), nrow=4,
                        scale=max(1, 256 // (4 * e.image_size)))
             st.image(img, caption=f"{e.label} · T={0.8 if e.model_type == 'vae' else 0.7}", output_format="PNG")
     st.page_link("pages/sample.py", label="Sample with sliders", icon=":material/casino:")

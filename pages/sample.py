@@ -11,6 +11,8 @@ entry = model_picker("Model", key="sample_model")
 if entry is None:
     st.stop()
 model = get_model(entry)
+if model is None:
+    st.stop()
 is_vae = entry.model_type == "vae"
 scale = max(1, 96 // entry.image_size)
 

@@ -1,5 +1,6 @@
 """Train: launch runs as background processes, watch them live, stop and resume them."""
 import streamlit as st
+import torch
 
 from genlab import jobs
 from genlab.catalog import runs_dir
@@ -39,7 +40,7 @@ with new_run, st.form("launch"):
     f1, f2, f3, f4 = st.columns(4)
     fid_every = f1.number_input("FID every N steps (0: off)", 0, 1_000_000, 0, key="fid_every")
     fid_k = f2.number_input("FID samples K", 50, 50_000, 1000, key="fid_k")
-    device = f3.selectbox("Device", ["auto", "cpu", "cuda"], key="device")
+    device = f3.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []), key="device")
     name = f4.text_input("Run name (optional)", key="run_name")
     launched = st.form_submit_button("Launch", type="primary")
 

@@ -73,6 +73,17 @@ def test_every_page_renders_with_no_models(tmp_path, monkeypatch, page):
         assert any("No " in i.value and "Train" in i.value for i in at.info)
 
 
+@pytest.mark.parametrize("page", ["pages/home.py", "pages/sample.py", "pages/compare.py"])
+def test_a_corrupt_shipped_checkpoint_is_an_error_message_not_a_traceback(app_env, page):
+    weights = Path(app_env).parent / "checkpoints" / "tiny-vae" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])   # truncated
+    at = _open(page)
+    if page == "pages/sample.py":
+        at.selectbox(key="sample_model").set_value(str(weights.parent)).run()
+    assert not at.exception
+    assert any("tiny-vae cannot be loaded" in e.value for e in at.error)
+
+
 def test_sidebar_shows_device_fid_weights_and_folders(app_env):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()  # the default page; AppTest drops the sidebar's tree after switch_page
