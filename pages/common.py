@@ -71,5 +71,5 @@ def model_picker(label: str, key: str, model_type: str | None = None, prefer=Non
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
     index = next((i for i, e in enumerate(entries) if prefer(e)), 0) if prefer else 0
     path = st.selectbox(label, list(by_path), index=index, key=key,
-                        format_func=lambda p: f"{'shipped' if by_path[p].source == 'shipped' else 'run'}: {by_path[p].label}")
+                        format_func=lambda p: f"{by_path[p].source}: {by_path[p].label}")
     return by_path[path]

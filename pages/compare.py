@@ -68,7 +68,8 @@ for name, e in entries.items():
                  "parameters": f"{models[name].num_parameters():,}",
                  "sampling ms/image": f"{1000 * _seconds_per_image(str(e.path), e.mtime, DEVICE):.2f} ({DEVICE})"})
 st.dataframe(rows, hide_index=True)
-fid_sources = {r.get("fid_weights") for e in entries.values() if e.run for r in e.run.read_metrics() if r.get("kind") == "fid"}
+fid_sources = {r.get("fid_weights") for e in entries.values() if e.run
+               for r in e.run.read_metrics() if r.get("kind") == "fid"}
 if fid_sources:
     st.caption("FID weights: " + "; ".join(sorted(fid_sources)))
 if not same_data:

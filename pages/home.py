@@ -17,12 +17,11 @@ if not shipped:
             "a VAE on the emoji set reaches recognisable colours and layouts in a few CPU minutes.")
     st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
-# one grid per model family and source: the shipped ones first, then the newest run of each family
-shown, picks = set(), []
-for e in sorted(entries, key=lambda e: e.status not in (None, "finished")):  # stable: finished before others
-    if (e.source, e.model_type) not in shown:
-        shown.add((e.source, e.model_type))
-        picks.append(e)
+# every shipped model, then the newest finished run of each family (at most four grids)
+picks = list(shipped)
+for family in ("vae", "realnvp"):
+    picks += [e for e in entries if e.source == "run" and e.model_type == family and e.status == "finished"][:1]
+picks = picks[:4]
 
 if picks:
     cols = st.columns(len(picks))

@@ -41,7 +41,8 @@ if is_vae:
                    for i, d in enumerate(dims)]
         z = seeded_latents(model, n, int(seed), temperature)[which]
         edited = decode(model, edit_latent(z, dims, offsets)[None])
-        st.image(grid(edited, scale=2 * scale), caption=f"sample #{which + 1} moved along {len(dims)} directions", output_format="PNG")
+        st.image(grid(edited, scale=2 * scale), caption=f"sample #{which + 1} moved along {len(dims)} directions",
+                 output_format="PNG")
 
 st.subheader("Interpolation")
 i1, i2, i3 = st.columns(3)
@@ -49,12 +50,13 @@ seed_a = i1.number_input("From seed", 0, 2**31 - 1, 1, key="seed_a")
 seed_b = i2.number_input("To seed", 0, 2**31 - 1, 2, key="seed_b")
 method = i3.radio("Path", ["slerp", "linear"], horizontal=True, key="method")
 path = interpolation(model, int(seed_a), int(seed_b), steps=10, method=method, temperature=max(temperature, 0.05))
-st.image(grid(path, nrow=10, scale=scale), caption=f"{method} path in latent space at T={temperature:.2f}", output_format="PNG")
+st.image(grid(path, nrow=10, scale=scale), caption=f"{method} path in latent space at T={temperature:.2f}",
+         output_format="PNG")
 
 if is_vae and entry.dataset:
     st.subheader("Reconstructions")
     x = test_images(entry.dataset, entry.image_size)[:8].to(model.device).float().div(255)
-    pairs = decode(model, model.encode(x).mean)
+    pairs = model.reconstruct(x).float()
     st.image(grid(torch.cat([x, pairs]), nrow=8, scale=scale),
              caption="top: test images · bottom: decoder mean of their posterior mean", output_format="PNG")
 elif not is_vae:

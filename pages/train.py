@@ -46,9 +46,10 @@ with new_run, st.form("launch"):
 
 if launched:
     ds = f"folder:{folder}" if dataset == "folder:…" else dataset
+    changed = {k: v for k, v in opts.items() if v != model_options(model)[k].default}
     req = jobs.TrainRequest(model=model, dataset=ds, image_size=int(size), batch_size=int(batch), lr=float(lr),
-                            device=device, model_config={k: v for k, v in opts.items() if v != model_options(model)[k].default},
-                            fid_every=int(fid_every) or None, fid_samples=int(fid_k) if fid_every else None,
+                            device=device, model_config=changed, fid_every=int(fid_every) or None,
+                            fid_samples=int(fid_k) if fid_every else None,
                             **({"epochs": int(amount)} if length == "epochs" else {"max_steps": int(amount)}))
     try:
         run = jobs.launch(req, root, name=name or None, max_concurrent=int(max_runs))
@@ -66,7 +67,8 @@ def live():
         st.caption(f"No runs in `{root}` yet.")
         return
     names = [r.path.name for r in runs]
-    st.dataframe([s.display_row() for s in map(summarize, runs)], hide_index=True, height=min(38 * (len(runs) + 1), 250), key="run_table")
+    st.dataframe([s.display_row() for s in map(summarize, runs)], hide_index=True,
+                 height=min(38 * (len(runs) + 1), 250), key="run_table")
     pick = st.selectbox("Run", names, key="train_run")
     run = RunDir(runs[names.index(pick)].path)
     s, rows = summarize(run), run.read_metrics()
@@ -80,10 +82,14 @@ def live():
         jobs.stop(run)
         st.toast(f"Stopping {pick}: it checkpoints and exits")
     if b2.button("Resume", disabled=s.status not in ("stopped", "interrupted", "failed"), key="resume"):
-        jobs.resume(run, int(max_runs))
+        try:
+            jobs.resume(run, int(max_runs))
+        except RuntimeError as e:  # another session resumed or launched it a moment ago
+            st.error(str(e))
     weights = run.checkpoint / "model.safetensors"
     if weights.is_file():
-        b3.download_button("Download checkpoint (.zip)", checkpoint_zip(str(run.path), weights.stat().st_mtime), file_name=f"{pick}.zip", key="dl")
+        b3.download_button("Download checkpoint (.zip)", checkpoint_zip(str(run.path), weights.stat().st_mtime),
+                           file_name=f"{pick}.zip", key="dl")
     c1, c2 = st.columns([3, 2])
     with c1:
         st.plotly_chart(loss_figure(rows), key="loss_chart")

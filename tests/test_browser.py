@@ -100,7 +100,8 @@ def _settle(page):
 
 
 def _no_exception(page):
-    assert page.locator('[data-testid="stException"]').count() == 0, page.locator('[data-testid="stException"]').first.inner_text()
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
 
 
 def _first_image_src(page) -> str:
