@@ -99,8 +99,10 @@ def new_run_name(req: TrainRequest) -> str:
 def launch(req: TrainRequest, runs_root: str | os.PathLike, name: str | None = None,
            max_concurrent: int | None = None) -> RunDir:
     """Create the run directory (status ``queued``) and start its training process."""
-    from .data import dataset_info
-    dataset_info(req.dataset)  # an unknown data set fails here, before anything is written
+    from .data import DatasetUnavailable, dataset_info
+    info = dataset_info(req.dataset)  # an unknown or unavailable data set fails here, before anything is written
+    if not info.available:
+        raise DatasetUnavailable(f"{req.dataset} is not available here: {info.reason}")
     run = RunDir(Path(runs_root) / safe_name(name or new_run_name(req)))
     if run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")

@@ -26,10 +26,12 @@ with new_run, st.form("launch"):
                            format_func=lambda n: n if n not in datasets else f"{n} ({datasets[n].count or '?'} images)"
                            if datasets[n].available else f"{n} (unavailable here)")
     folder = c1.text_input("Folder or .zip of images (for folder:…)", key="folder")
-    size = c2.selectbox("Image size", [16, 32, 64], index=2 if model == "vae" else 1, key="image_size")
-    length = c3.radio("Length in", ["epochs", "steps"], horizontal=True, key="length_unit")
-    amount = c3.number_input("Epochs or steps", 1, 1_000_000, 10 if model == "vae" else 500, key="amount")
-    batch = c2.number_input("Batch size", 1, 4096, 128 if model == "vae" else 64, key="batch_size")
+    # per-model keys: each family keeps its own defaults (VAE: 10 epochs at 64×64; flow: 1000 steps at 32×32)
+    vae = model == "vae"
+    size = c2.selectbox("Image size", [16, 32, 64], index=2 if vae else 1, key=f"image_size_{model}")
+    length = c3.radio("Length in", ["epochs", "steps"], index=0 if vae else 1, horizontal=True, key=f"length_{model}")
+    amount = c3.number_input("Epochs or steps", 1, 1_000_000, 10 if vae else 1000, key=f"amount_{model}")
+    batch = c2.number_input("Batch size", 1, 4096, 128 if vae else 64, key=f"batch_size_{model}")
     lr = c3.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.0e", key="lr")
     st.markdown("**Model size**")
     opts, kcols = {}, st.columns(4)

@@ -127,10 +127,10 @@ def test_compare_table_has_both_models_and_bpd(app_env):
 
 
 def _launch(at: AppTest, steps: int) -> None:
-    at.selectbox(key="image_size").set_value(16)
-    at.radio(key="length_unit").set_value("steps")
-    at.number_input(key="amount").set_value(steps)
-    at.number_input(key="batch_size").set_value(16)
+    at.selectbox(key="image_size_vae").set_value(16)
+    at.radio(key="length_vae").set_value("steps")
+    at.number_input(key="amount_vae").set_value(steps)
+    at.number_input(key="batch_size_vae").set_value(16)
     for name, v in (("latent_dim", 4), ("width", 4), ("max_width", 8)):
         at.number_input(key=f"opt_vae_{name}").set_value(v)
     at.button(key="FormSubmitter:launch-Launch").click().run()
@@ -166,6 +166,15 @@ def _chart_points(at: AppTest) -> int:
     if not charts:
         return 0
     return max((len(_decode(t["x"])) for t in json.loads(charts[0].proto.spec)["data"]), default=0)
+
+
+def test_launching_an_unavailable_dataset_says_why_and_creates_nothing(app_env):
+    at = _open("pages/train.py")
+    at.selectbox(key="dataset").set_value("cifar10")
+    at.button(key="FormSubmitter:launch-Launch").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("Could not launch: cifar10 is not available here") for e in at.error)
+    assert not list(app_env.glob("*/run.json")) if app_env.exists() else True
 
 
 def test_fid_rows_get_their_own_chart_titled_with_k_and_weights(app_env):
@@ -208,6 +217,26 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
     n_train = sum(r["kind"] == "train" for r in rows)
     assert _chart_points(at) == n_train >= 2    # every logged step is on the chart
     assert at.get("download_button")
+
+
+@pytest.mark.slow
+def test_launch_a_flow_from_train_page(app_env):
+    at = _open("pages/train.py")
+    at.radio(key="train_model").set_value("realnvp").run()
+    assert at.radio(key="length_realnvp").value == "steps"          # the flow's own defaults
+    at.selectbox(key="image_size_realnvp").set_value(16)
+    at.number_input(key="amount_realnvp").set_value(20)
+    at.number_input(key="batch_size_realnvp").set_value(8)
+    for name, v in (("num_blocks", 1), ("features", 4)):
+        at.number_input(key=f"opt_realnvp_{name}").set_value(v)
+    at.button(key="FormSubmitter:launch-Launch").click().run()
+    assert not at.exception and not at.error
+    _wait(at, lambda a: _status(a) == "finished")
+    run = next(app_env.glob("*/run.json")).parent
+    cfg = json.loads((run / "run.json").read_text())["config"]
+    assert (cfg["model"], cfg["image_size"], cfg["max_steps"], cfg["model_config"]) == \
+        ("realnvp", 16, 20, {"num_blocks": 1, "features": 4})
+    assert _chart_points(at) == 2
 
 
 @pytest.mark.slow

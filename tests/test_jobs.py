@@ -85,6 +85,11 @@ def test_launch_refuses_a_taken_name_and_an_unknown_dataset(tmp_path):
     with pytest.raises(DatasetUnavailable, match="unknown dataset"):
         jobs.launch(jobs.TrainRequest(model="vae", dataset="nope"), tmp_path, name="x")
     assert not (tmp_path / "x").exists()
+    with pytest.raises(DatasetUnavailable, match="cifar10 is not available here"):   # offline in tests
+        jobs.launch(jobs.TrainRequest(model="vae", dataset="cifar10"), tmp_path, name="y")
+    with pytest.raises(DatasetUnavailable):
+        jobs.launch(jobs.TrainRequest(model="vae", dataset=f"folder:{tmp_path / 'nowhere'}"), tmp_path, name="z")
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "run.json").write_text(json.dumps({"status": "finished"}))
     with pytest.raises(FileExistsError, match="already exists"):
