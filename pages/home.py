@@ -30,9 +30,9 @@ if picks:
             model = get_model(e)
             if model is None:
                 continue
-            img = grid(sample(model, 16, 0.8 if e.model_type == "vae" else 0.7, seed=0), nrow=4,
+            img = grid(sample(model, 16, 1.0, seed=0), nrow=4,  # T=1: the model's own distribution
                        scale=max(1, 256 // (4 * e.image_size)))
-            st.image(img, caption=f"{e.label} · T={0.8 if e.model_type == 'vae' else 0.7}", output_format="PNG")
+            st.image(img, caption=f"{e.label} · T=1", output_format="PNG")
     st.page_link("pages/sample.py", label="Sample with sliders", icon=":material/casino:")
 
 st.caption("Pages: **Train** launches runs in their own processes (they survive closed tabs), **Sample** explores a "
