@@ -160,6 +160,11 @@ def _decode(arr) -> list:
     return list(arr)
 
 
+def _last_step(run: Path) -> int:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return max((r["step"] for r in rows), default=0)
+
+
 def _chart_points(at: AppTest) -> int:
     """Points in the longest trace of the page's first Plotly chart."""
     charts = at.get("plotly_chart")
@@ -249,3 +254,12 @@ def test_stop_from_train_page(app_env):
     run = next(app_env.glob("*/run.json")).parent
     assert json.loads((run / "run.json").read_text())["status"] == "stopped"
     assert (run / "checkpoint" / "model.safetensors").is_file()
+    stopped_at = json.loads((run / "checkpoint" / "trainer_state.json").read_text())["step"]
+    # Resume continues from the checkpoint (queued like a launch), and stops again
+    at.button(key="resume").click().run()
+    _wait(at, lambda a: _status(a) == "running" and _last_step(run) > stopped_at + 10)
+    train_steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                   if r["kind"] == "train"]
+    assert train_steps == sorted(set(train_steps))               # no step logged twice across the resume
+    at.button(key="stop").click().run()
+    _wait(at, lambda a: _status(a) == "stopped")
