@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .paths import safe_name
@@ -57,21 +57,17 @@ class TrainRequest:
     model_config: dict = field(default_factory=dict)
 
     def argv(self, out: Path, max_concurrent: int | None) -> list[str]:
-        args = ["train", self.model, "--dataset", self.dataset, "--out", str(out)]
-        for name in ("image_size", "epochs", "max_steps", "batch_size", "lr", "seed", "device", "fid_every",
-                     "fid_samples", "fid_ref_n", "eval_every", "log_every", "sample_n"):
-            v = getattr(self, name)
-            if v is not None:
-                args += ["--" + name.replace("_", "-"), str(v)]
-        for name, v in self.model_config.items():
-            args += ["--" + name.replace("_", "-"), str(v)]
-        if max_concurrent:
-            args += ["--queue", str(max_concurrent)]
-        return args
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "model_config")}
+        return (["train", self.model, "--out", str(out)] + _flags({**options, **self.model_config})
+                + _flags({"queue": max_concurrent}))
+
+
+def _flags(options: dict) -> list[str]:
+    """{"max_steps": 10, "lr": None} -> ["--max-steps", "10"]: unset options are left to the CLI's defaults."""
+    return [a for k, v in options.items() if v is not None for a in ("--" + k.replace("_", "-"), str(v))]
 
 
 # -- processes --------------------------------------------------------------------------------
-_children: list[subprocess.Popen] = []
 
 
 def _reap(proc: subprocess.Popen) -> None:
@@ -87,7 +83,6 @@ def _spawn(args: list[str], run: RunDir) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
     finally:
         log.close()
-    _children.append(proc)
     threading.Thread(target=_reap, args=(proc,), daemon=True).start()
     return proc
 
@@ -108,9 +103,10 @@ def launch(req: TrainRequest, runs_root: str | os.PathLike, name: str | None = N
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
     max_concurrent = max_concurrent or default_max_concurrent()
     run.path.mkdir(parents=True, exist_ok=True)
+    args = req.argv(run.path, max_concurrent)
     run.update_info(status="queued", queued_at=time.time(), config={"model": req.model, "dataset": req.dataset},
-                    launch=req.argv(run.path, max_concurrent))
-    proc = _spawn(req.argv(run.path, max_concurrent), run)
+                    launch=args)
+    proc = _spawn(args, run)
     run.update_info(pid=proc.pid)  # alive while it starts up, before it can take the run's lock
     return run
 
@@ -122,10 +118,7 @@ def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
         raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
     max_concurrent = max_concurrent or default_max_concurrent()
     run.stop_file.unlink(missing_ok=True)
-    args = ["train", "--resume", str(run.path), "--queue", str(max_concurrent)]
-    for k, v in overrides.items():
-        if v is not None:
-            args += ["--" + k.replace("_", "-"), str(v)]
+    args = ["train", "--resume", str(run.path)] + _flags({"queue": max_concurrent, **overrides})
     run.update_info(status="queued", queued_at=time.time(), error=None)
     run.update_info(pid=_spawn(args, run).pid)
 

@@ -26,10 +26,15 @@ def _load(path: str, mtime: float, device: str):
     return load_model(path, map_location=device).eval()
 
 
+def model_at(path: str, mtime: float):
+    """The cached model at ``path`` (for functions cached by path and mtime)."""
+    return _load(path, mtime, DEVICE)
+
+
 def get_model(entry: ModelEntry):
     """The cached model, or None after saying why it cannot be loaded (corrupt or mismatched weights)."""
     try:
-        return _load(str(entry.path), entry.mtime, DEVICE)
+        return model_at(str(entry.path), entry.mtime)
     except (CheckpointError, OSError) as e:
         st.error(f"{entry.path.name} cannot be loaded: {e}")
         return None
@@ -42,15 +47,15 @@ def test_images(dataset: str, image_size: int, n: int = 512) -> torch.Tensor:
 
 @st.cache_resource(max_entries=8, show_spinner="Ranking latent dimensions by KL…")
 def latent_dims(path: str, mtime: float, dataset: str, k: int):
-    entry_model = _load(path, mtime, DEVICE)
-    dims, kl = informative_dims(entry_model, test_images(dataset, entry_model.config.image_size), k)
+    model = model_at(path, mtime)
+    dims, kl = informative_dims(model, test_images(dataset, model.config.image_size), k)
     return dims, kl.tolist()
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def temperature_strip_image(path: str, mtime: float, temperatures: tuple[float, ...], n: int, seed: int, scale: int):
     """Independent of the temperature slider, so cached: moving the slider does not redo 40 inversions."""
-    return grid(temperature_strip(_load(path, mtime, DEVICE), list(temperatures), n, seed), nrow=n, scale=scale)
+    return grid(temperature_strip(model_at(path, mtime), list(temperatures), n, seed), nrow=n, scale=scale)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -5,7 +5,7 @@ from genlab.evaluate import held_out_bpd
 from genlab.explore import grid, sample, time_sampling
 from genlab.plots import compare_figure
 from genlab.rundir import summarize
-from pages.common import DEVICE, get_model, model_picker
+from pages.common import DEVICE, get_model, model_at, model_picker
 
 st.title("Compare")
 left, right = st.columns(2)
@@ -32,16 +32,15 @@ for col, (name, m) in zip(st.columns(2), models.items()):
 
 @st.cache_data(max_entries=16, show_spinner="Timing the samplers…")
 def _seconds_per_image(path: str, mtime: float, device: str) -> float:
-    return time_sampling(get_model(entries_by_path[path]), 16).seconds_per_image
+    return time_sampling(model_at(path, mtime), 16).seconds_per_image
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing test bits/dim (IWAE for the VAE)…")
 def _bpd(path: str, mtime: float, dataset: str, k: int | None, n: int):
-    r = held_out_bpd(get_model(entries_by_path[path]), dataset, k, n)
+    r = held_out_bpd(model_at(path, mtime), dataset, k, n)
     return r.bpd, r.kind, r.images
 
 
-entries_by_path = {str(e.path): e for e in entries.values()}
 same_size = vae_entry.image_size == flow_entry.image_size
 same_data = vae_entry.dataset == flow_entry.dataset and vae_entry.dataset is not None
 if not same_size:
