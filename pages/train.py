@@ -44,7 +44,7 @@ with new_run, st.form("launch"):
     fid_k = f2.number_input("FID samples K", 50, 50_000, 1000, key="fid_k")
     device = f3.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []), key="device")
     name = f4.text_input("Run name (optional)", key="run_name")
-    launched = st.form_submit_button("Launch", type="primary")
+    launched = st.form_submit_button("Launch run", type="primary")
 
 if launched:
     ds = f"folder:{folder}" if dataset == "folder:…" else dataset
@@ -80,10 +80,10 @@ def live():
     if s.error:
         st.error(s.error)
     b1, b2, b3 = st.columns(3)
-    if b1.button("Stop", disabled=s.status not in ("running", "queued"), key="stop"):
+    if b1.button("Stop run", disabled=s.status not in ("running", "queued"), key="stop"):
         jobs.stop(run)
         st.toast(f"Stopping {pick}: it checkpoints and exits")
-    if b2.button("Resume", disabled=s.status not in ("stopped", "interrupted", "failed"), key="resume"):
+    if b2.button("Resume run", disabled=s.status not in ("stopped", "interrupted", "failed"), key="resume"):
         try:
             jobs.resume(run, int(max_runs))
         except RuntimeError as e:  # another session resumed or launched it a moment ago

@@ -133,7 +133,7 @@ def _launch(at: AppTest, steps: int) -> None:
     at.number_input(key="batch_size_vae").set_value(16)
     for name, v in (("latent_dim", 4), ("width", 4), ("max_width", 8)):
         at.number_input(key=f"opt_vae_{name}").set_value(v)
-    at.button(key="FormSubmitter:launch-Launch").click().run()
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
 
 
@@ -176,7 +176,7 @@ def _chart_points(at: AppTest) -> int:
 def test_launching_an_unavailable_dataset_says_why_and_creates_nothing(app_env):
     at = _open("pages/train.py")
     at.selectbox(key="dataset").set_value("cifar10")
-    at.button(key="FormSubmitter:launch-Launch").click().run()
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception
     assert any(e.value.startswith("Could not launch: cifar10 is not available here") for e in at.error)
     assert not list(app_env.glob("*/run.json")) if app_env.exists() else True
@@ -234,7 +234,7 @@ def test_launch_a_flow_from_train_page(app_env):
     at.number_input(key="batch_size_realnvp").set_value(8)
     for name, v in (("num_blocks", 1), ("features", 4)):
         at.number_input(key=f"opt_realnvp_{name}").set_value(v)
-    at.button(key="FormSubmitter:launch-Launch").click().run()
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception and not at.error
     _wait(at, lambda a: _status(a) == "finished")
     run = next(app_env.glob("*/run.json")).parent

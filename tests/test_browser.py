@@ -4,6 +4,7 @@ Skips (with the reason) only when chromium or playwright is missing; .ci/run ins
 Set GENLAB_SCREENSHOTS=DIR to keep the screenshots (docs/img/app-*.png come from here).
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -85,18 +86,24 @@ def shots(tmp_path):
     return d
 
 
+MAIN = '[data-testid="stMain"]'   # the app's own block: Streamlit's header has buttons of its own ("Stop")
+PLOT = MAIN + ' .js-plotly-plot'
+
+
+def _main(page):
+    return page.locator(MAIN)
+
+
 def _goto(page, url: str, title: str):
     page.goto(url)
     page.wait_for_selector('[data-testid="stApp"]')
-    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-    _settle(page)
+    _main(page).get_by_role("heading", name=title, exact=True).wait_for(timeout=60_000)
+    _idle(page)
 
 
-def _settle(page):
-    """Wait until Streamlit's script has finished (no 'running' status widget)."""
-    page.wait_for_timeout(300)
+def _idle(page):
+    """Wait until no script run is in progress (Streamlit shows its status widget while one is)."""
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(300)
 
 
 def _no_exception(page):
@@ -105,37 +112,52 @@ def _no_exception(page):
 
 
 def _first_image_src(page) -> str:
-    return page.locator('[data-testid="stImage"] img').first.get_attribute("src")
+    return _main(page).locator('[data-testid="stImage"] img').first.get_attribute("src")
 
 
 def _points(page) -> int:
-    return page.evaluate("""() => { const g = document.querySelector('.js-plotly-plot');
-        return g && g.data ? Math.max(0, ...g.data.map(t => (t.x || []).length)) : 0; }""")
+    return page.evaluate(f"""() => {{ const g = document.querySelector({PLOT!r});
+        return g && g.data ? Math.max(0, ...g.data.map(t => (t.x || []).length)) : 0; }}""")
+
+
+def _wait_points(page, more_than: int, timeout: int):
+    page.wait_for_function(f"""() => {{ const g = document.querySelector({PLOT!r});
+        return g && g.data && g.data.some(t => (t.x || []).length > {more_than}); }}""", timeout=timeout)
 
 
 def _move_temperature(page):
     before = _first_image_src(page)
-    slider = page.get_by_role("slider").first
+    slider = _main(page).get_by_role("slider", name="Temperature")
     slider.focus()
     for _ in range(4):
         slider.press("ArrowRight")
-    page.wait_for_function(f"() => document.querySelector('[data-testid=\"stImage\"] img').src !== {before!r}",
-                           timeout=60_000)
+    image = MAIN + ' [data-testid="stImage"] img'
+    page.wait_for_function(f"() => document.querySelector({image!r}).src !== {before!r}", timeout=60_000)
     assert _first_image_src(page) != before
 
 
+def _status(page, status: str):
+    """The selected run's progress line says ``status`` (bold, as the page writes it)."""
+    return _main(page).locator("strong", has_text=re.compile(f"^{status}$")).first
+
+
 def _launch_tiny_run(page, steps: int):
-    if not page.get_by_label("Epochs or steps", exact=True).is_visible():
-        page.get_by_text("New run").first.click()
-    page.get_by_label("Epochs or steps", exact=True).wait_for()
-    page.get_by_label("Image size").click()
-    page.get_by_role("option", name="16", exact=True).click()
-    page.get_by_text("steps", exact=True).click()
+    main = _main(page)
+    # The expander arrives already open or closed, but its form arrives later: decide from the expander's
+    # own state (Streamlit marks a closed one's body inert), never from whether the form has rendered yet.
+    header = page.get_by_text("New run", exact=True)    # a `has=` locator is relative to what it filters
+    body = main.locator('[data-testid="stExpander"]').filter(has=header).locator('[data-testid="stExpanderDetails"]')
+    if body.get_attribute("inert") is not None:
+        main.get_by_text("New run", exact=True).click()
+    main.get_by_label("Epochs or steps", exact=True).wait_for()
+    main.get_by_label("Image size").click()
+    page.get_by_role("option", name="16", exact=True).click()   # the dropdown is a portal outside stMain
+    main.get_by_text("steps", exact=True).click()
     for label, v in (("Epochs or steps", steps), ("Batch size", 16), ("latent dim", 4), ("width", 4), ("max width", 8)):
-        box = page.get_by_label(label, exact=True)
+        box = main.get_by_label(label, exact=True)
         box.fill(str(v))
-    page.get_by_role("button", name="Launch").click()
-    _settle(page)
+    main.get_by_role("button", name="Launch run", exact=True).click()
+    _status(page, "running").wait_for(timeout=120_000)
 
 
 def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, request):
@@ -156,8 +178,7 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
     _goto(a, f"{url}/train", "Train")
     _launch_tiny_run(a, steps=20_000)
     _no_exception(a)
-    a.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                        " return g && g.data && g.data.some(t => (t.x || []).length >= 2); }", timeout=120_000)
+    _wait_points(a, 1, timeout=120_000)
     first = _points(a)
 
     # session B, a second browser context (its own Streamlit session), samples while A trains
@@ -166,17 +187,15 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
     _move_temperature(b)
     _no_exception(b)
     _goto(b, f"{url}/train", "Train")               # and sees A's run live
-    b.locator("strong", has_text="running").first.wait_for(timeout=60_000)
-    b.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                        " return g && g.data && g.data.some(t => (t.x || []).length >= 2); }", timeout=60_000)
+    _status(b, "running").wait_for(timeout=60_000)
+    _wait_points(b, 1, timeout=60_000)
     _no_exception(b)
     b.screenshot(path=str(shots / "app-train-second-session.png"), full_page=True)
 
-    a.wait_for_function(f"() => {{ const g = document.querySelector('.js-plotly-plot');"
-                        f" return Math.max(...g.data.map(t => (t.x || []).length)) > {first}; }}", timeout=60_000)
+    _wait_points(a, first, timeout=60_000)
     a.screenshot(path=str(shots / "app-train-live.png"), full_page=True)
-    a.get_by_role("button", name="Stop").click()
-    a.locator("strong", has_text="stopped").first.wait_for(timeout=60_000)
+    _main(a).get_by_role("button", name="Stop run", exact=True).click()
+    _status(a, "stopped").wait_for(timeout=60_000)
     _no_exception(a)
     _no_exception(b)
     assert len(list(runs.glob('*/run.json'))) == 1          # launched once, whatever the reruns and sessions
