@@ -1,9 +1,10 @@
 """Which models are there to sample from: shipped checkpoints and runs with a checkpoint.
 
-A shipped checkpoint is a directory under ``checkpoints/`` (``GENLAB_CHECKPOINTS``) that is
-either a saved model (``config.json`` + ``model.safetensors``) or a run directory copied
-whole; a ``run.json`` beside it says what data it was trained on, and its ``metrics.jsonl``
-carries its curves. Runs live under ``runs/`` (``GENLAB_RUNS``).
+A shipped checkpoint is a directory under ``checkpoints/`` (``GENLAB_CHECKPOINTS``) written by
+``genlab.export`` (or a run directory copied whole): its ``metrics.json`` or ``run.json`` says what
+data it was trained on and the temperature its grid is shown at, and ``metrics.jsonl`` carries its
+curves. Runs live under ``runs/`` (``GENLAB_RUNS``). Models pulled from the Hub are listed in
+``GENLAB_HOME/hub-models.json`` (repo id -> snapshot folder in huggingface_hub's cache).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class ModelEntry:
     channels: int
     dataset: str | None      # what it was trained on, when known
     status: str | None       # a run's status; None for shipped models
+    temperature: float = 1.0  # where its samples look best (an exported model's metrics.json says)
 
     @property
     def weights_file(self) -> Path:
@@ -52,20 +54,23 @@ class ModelEntry:
         return run if run.exists() else None
 
 
-def _entry(path: Path, source: str) -> ModelEntry | None:
+def _entry(path: Path, source: str, name: str | None = None) -> ModelEntry | None:
+    from .export import read_metrics
     try:
         cfg = read_config(resolve_model_dir(path))
     except CheckpointError:
         return None
     run = RunDir(path)
     info = run.read_info() if run.exists() else {}
-    dataset = info.get("config", {}).get("dataset")
+    metrics = read_metrics(path)
+    dataset = info.get("config", {}).get("dataset") or metrics.get("dataset")
     status = run.status() if source == "run" else None
     size = int(cfg.get("image_size", 0))
     what = f"{cfg.get('model_type', '?')} {size}×{size}" + (f" · {dataset}" if dataset else "")
-    label = f"{path.name}  ({what}{', ' + status if status and status != 'finished' else ''})"
+    label = f"{name or path.name}  ({what}{', ' + status if status and status != 'finished' else ''})"
     return ModelEntry(label=label, path=path, source=source, model_type=cfg.get("model_type", "?"), image_size=size,
-                      channels=int(cfg.get("channels", 3)), dataset=dataset, status=status)
+                      channels=int(cfg.get("channels", 3)), dataset=dataset, status=status,
+                      temperature=float(metrics.get("samples", {}).get("temperature", 1.0)))
 
 
 def shipped_models(root: Path | None = None) -> list[ModelEntry]:
@@ -80,8 +85,42 @@ def run_models(root: Path | None = None) -> list[ModelEntry]:
     return [e for r in list_runs(root or runs_dir()) if r.has_checkpoint() and (e := _entry(r.path, "run"))]
 
 
+def _hub_registry() -> Path:
+    from .paths import cache_dir
+    return cache_dir() / "hub-models.json"
+
+
+def remember_pulled(repo_id: str, folder: Path) -> None:
+    """Record a pulled model so that every model picker offers it (newest pull first)."""
+    import json
+
+    from .models.base import atomic_write_json
+    path = _hub_registry()
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    known.pop(repo_id, None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {repo_id: str(folder), **known})
+    except OSError:
+        pass  # an unwritable cache only means the model is not listed next time
+
+
+def hub_models() -> list[ModelEntry]:
+    """Models pulled from the Hub whose snapshot is still in the cache."""
+    import json
+    try:
+        known = json.loads(_hub_registry().read_text())
+    except (OSError, ValueError):
+        return []
+    return [e for repo_id, folder in known.items() if isinstance(folder, str)
+            and (e := _entry(Path(folder), "hub", name=repo_id))]
+
+
 def available_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[ModelEntry]:
-    return shipped_models(checkpoints) + run_models(runs)
+    return shipped_models(checkpoints) + hub_models() + run_models(runs)
 
 
 @dataclass(frozen=True)

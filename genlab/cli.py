@@ -8,6 +8,11 @@
     genlab fid-stats emoji:train --out ref.npz
     genlab runs [runs/]                          # status, progress, ETA, test bpd, FID@K of every run
     genlab datasets
+    genlab export runs/vae-emoji checkpoints/my-vae [--temperature 0.8]   # a model folder with metrics and card
+    genlab pull org/name [--revision R]          # into the Hugging Face cache; prints where
+    genlab push RUN_OR_MODEL_DIR org/name [--private]
+    genlab checkpoints [NAME ...]                # retrain the shipped checkpoints from scratch (make checkpoints)
+    genlab publish [NAME ...]                    # push the shipped checkpoints to their default repo ids
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from .data import DatasetUnavailable, dataset_info
 from .fid import FIDWeightsUnavailable
+from .hub import HubError
 from .models import MODELS, model_options
 from .models.base import CheckpointError
 from .paths import safe_name
@@ -48,6 +54,7 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
     p.add_argument("--max-steps", type=int, default=None, help="train for this many steps instead of epochs")
     p.add_argument("--max-minutes", type=float, default=None, help="also stop after this much training time")
+    p.add_argument("--step-limit", type=int, default=None, help="a ceiling on steps, whatever epochs or --max-steps say")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -93,6 +100,8 @@ def _train(args) -> int:
             cfg.max_steps = args.max_steps
         if args.max_minutes is not None:
             cfg.max_minutes = args.max_minutes
+        if args.step_limit is not None:
+            cfg.step_limit = args.step_limit
         if args.device:
             cfg.device = args.device
         # a run stopped or killed before its first checkpoint starts again from step 0
@@ -111,7 +120,8 @@ def _train(args) -> int:
         image_size = args.image_size or MODELS[args.model].config_class().image_size
         cfg = TrainConfig(model=args.model, model_config=model_opts, dataset=args.dataset, image_size=image_size,
                           epochs=args.epochs if args.epochs is not None else TrainConfig.epochs,
-                          max_steps=args.max_steps, max_minutes=args.max_minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                          max_steps=args.max_steps, max_minutes=args.max_minutes, step_limit=args.step_limit,
+                          batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                           device=args.device or "auto", grad_clip=args.grad_clip or None, log_every=args.log_every,
                           eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                           eval_batches=args.eval_batches, sample_n=args.sample_n, max_nonfinite=args.max_nonfinite,
@@ -264,6 +274,58 @@ def _datasets(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .export import export_model
+    out = export_model(args.source, args.out, temperature=args.temperature, evaluate=not args.no_eval,
+                       fid_samples=args.fid_samples, fid_ref_n=args.fid_ref_n, device=args.device)
+    print(f"wrote {out}")
+    return 0
+
+
+def _pull(args) -> int:
+    from .hub import pull
+    got = pull(args.repo_id, args.revision)
+    print(f"{args.repo_id}@{got.commit or args.revision or 'main'}: {', '.join(got.files)}")
+    print(got.path)
+    return 0
+
+
+def _push(args) -> int:
+    from .hub import push
+    done = push(args.source, args.repo_id, private=args.private, evaluate=args.evaluate, temperature=args.temperature)
+    print(f"pushed {', '.join(done.files)} to {done.url} (commit {done.commit})")
+    return 0
+
+
+def _checkpoints(args) -> int:
+    """Train each named recipe from scratch into RUNS/NAME, then export it to OUT/NAME with its figures."""
+    import shutil
+
+    from .export import export_model
+    from .recipes import RECIPES, recipe
+    for r in [recipe(n) for n in args.names] if args.names else RECIPES:
+        run = Path(args.runs) / r.name
+        if not args.export_only:
+            shutil.rmtree(run, ignore_errors=True)
+            code = main(["train", *r.train, "--out", str(run)])
+            if code:
+                return code
+        out = export_model(run, Path(args.out) / r.name, name=r.name, repo_id=r.repo_id, recipe=r.name,
+                           temperature=r.temperature,
+                           fid_samples=args.fid_samples, fid_ref_n=r.fid_ref_n, device=args.device)
+        print(f"exported {out}")
+    return 0
+
+
+def _publish(args) -> int:
+    from .hub import push
+    from .recipes import RECIPES, recipe
+    for r in [recipe(n) for n in args.names] if args.names else RECIPES:
+        done = push(Path(args.checkpoints) / r.name, r.repo_id, temperature=r.temperature)
+        print(f"{r.name} -> {done.url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -305,6 +367,35 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("runs", help="list run directories with status, progress, ETA, bits/dim and FID")
     r.add_argument("root", nargs="?", default="runs")
     sub.add_parser("datasets", help="list datasets and whether they are available here")
+    x = sub.add_parser("export", help="write a model folder: weights, metrics.json, samples.png, model card")
+    x.add_argument("source", help="a run directory or a model folder")
+    x.add_argument("out")
+    x.add_argument("--temperature", type=float, default=1.0, help="of the sample grid")
+    x.add_argument("--no-eval", action="store_true", help="take the figures from the run's log; compute nothing")
+    x.add_argument("--fid-samples", type=int, default=1000, help="FID@K of samples at T=1 (0: no FID)")
+    x.add_argument("--fid-ref-n", type=int, default=10000, help="training images in the FID reference")
+    x.add_argument("--device", default="auto")
+    pl = sub.add_parser("pull", help="download a genlab model from the Hugging Face Hub; prints its folder")
+    pl.add_argument("repo_id", help="org/name")
+    pl.add_argument("--revision", default=None, help="branch, tag or commit (default: main)")
+    ps = sub.add_parser("push", help="upload a run or model folder to the Hub (token: HF_TOKEN or `hf auth login`)")
+    ps.add_argument("source", help="a run directory or a model folder")
+    ps.add_argument("repo_id", help="org/name")
+    ps.add_argument("--private", action="store_true")
+    ps.add_argument("--evaluate", action="store_true", help="recompute bits/dim and FID before pushing")
+    ps.add_argument("--temperature", type=float, default=None, help="of the sample grid (default: the folder's, or 1)")
+    from .recipes import RECIPES
+    names = [r.name for r in RECIPES]
+    ck = sub.add_parser("checkpoints", help="retrain the shipped checkpoints from scratch and export them")
+    ck.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {names}")
+    ck.add_argument("--runs", default="runs/checkpoints", help="where the training runs go")
+    ck.add_argument("--out", default="checkpoints")
+    ck.add_argument("--export-only", action="store_true", help="export the existing runs; train nothing")
+    ck.add_argument("--fid-samples", type=int, default=1000)
+    ck.add_argument("--device", default="auto")
+    pb = sub.add_parser("publish", help="push the shipped checkpoints to their default repo ids (genlab.recipes)")
+    pb.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {names}")
+    pb.add_argument("--checkpoints", default="checkpoints")
     return p
 
 
@@ -312,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": _train, "sample": _sample, "eval": _eval, "fid": _fid, "fid-stats": _fid_stats,
-                "runs": _runs, "datasets": _datasets}[args.command](args)
-    except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError, FIDWeightsUnavailable) as e:
+                "runs": _runs, "datasets": _datasets, "export": _export, "pull": _pull, "push": _push,
+                "checkpoints": _checkpoints, "publish": _publish}[args.command](args)
+    except (DatasetUnavailable, CheckpointError, RunLocked, FileNotFoundError, ValueError, FIDWeightsUnavailable,
+            HubError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

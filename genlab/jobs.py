@@ -44,6 +44,8 @@ class TrainRequest:
     image_size: int | None = None
     epochs: int | None = None
     max_steps: int | None = None
+    max_minutes: float | None = None
+    step_limit: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     seed: int | None = None
@@ -58,11 +60,11 @@ class TrainRequest:
 
     def argv(self, out: Path, max_concurrent: int | None) -> list[str]:
         options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "model_config")}
-        return (["train", self.model, "--out", str(out)] + _flags({**options, **self.model_config})
-                + _flags({"queue": max_concurrent}))
+        return (["train", self.model, "--out", str(out)] + cli_flags({**options, **self.model_config})
+                + cli_flags({"queue": max_concurrent}))
 
 
-def _flags(options: dict) -> list[str]:
+def cli_flags(options: dict) -> list[str]:
     """{"max_steps": 10, "lr": None} -> ["--max-steps", "10"]: unset options are left to the CLI's defaults."""
     return [a for k, v in options.items() if v is not None for a in ("--" + k.replace("_", "-"), str(v))]
 
@@ -93,8 +95,13 @@ def new_run_name(req: TrainRequest) -> str:
 
 def launch(req: TrainRequest, runs_root: str | os.PathLike, name: str | None = None,
            max_concurrent: int | None = None) -> RunDir:
-    """Create the run directory (status ``queued``) and start its training process."""
+    """Create the run directory (status ``queued``) and start its training process.
+    In public mode (``genlab.public``) the paths are checked and the run is capped first."""
+    from . import public
     from .data import DatasetUnavailable, dataset_info
+    public.check_path(runs_root, "runs folder")
+    public.check_dataset(req.dataset)
+    req, max_concurrent = public.cap_request(req), public.cap_runs(max_concurrent)
     info = dataset_info(req.dataset)  # an unknown or unavailable data set fails here, before anything is written
     if not info.available:
         raise DatasetUnavailable(f"{req.dataset} is not available here: {info.reason}")
@@ -113,12 +120,18 @@ def launch(req: TrainRequest, runs_root: str | os.PathLike, name: str | None = N
 
 def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch)."""
+    from . import public
     status = run.status()
     if status in ("running", "queued"):
         raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
-    max_concurrent = max_concurrent or default_max_concurrent()
+    public.check_path(run.path, "run")
+    if public.enabled():  # the caps travel with the resumed run, whatever it was launched with
+        lim = public.limits()
+        overrides = {**overrides, "max_minutes": min(overrides.get("max_minutes") or lim.max_minutes, lim.max_minutes),
+                     "step_limit": min(overrides.get("step_limit") or lim.max_steps, lim.max_steps)}
+    max_concurrent = public.cap_runs(max_concurrent) or default_max_concurrent()
     run.stop_file.unlink(missing_ok=True)
-    args = ["train", "--resume", str(run.path)] + _flags({"queue": max_concurrent, **overrides})
+    args = ["train", "--resume", str(run.path)] + cli_flags({"queue": max_concurrent, **overrides})
     run.update_info(status="queued", queued_at=time.time(), error=None)
     run.update_info(pid=_spawn(args, run).pid)
 

@@ -39,6 +39,7 @@ class TrainConfig:
     epochs: int | None = 10
     max_steps: int | None = None       # overrides epochs when set
     max_minutes: float | None = None   # also end (finished, with a final evaluation) after this much training time
+    step_limit: int | None = None      # a ceiling on steps whatever epochs or max_steps say (public mode's cap)
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
@@ -59,6 +60,17 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    def argv(self) -> list[str]:
+        """The ``genlab`` command line that trains this config: ``train MODEL`` and every non-default flag."""
+        from .jobs import cli_flags
+        default = TrainConfig()
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                   if f.name not in ("model", "model_config", "amp") and getattr(self, f.name) != getattr(default, f.name)}
+        if self.grad_clip is None:
+            options["grad_clip"] = 0
+        return (["train", self.model] + cli_flags({"image_size": self.image_size, **options, **self.model_config})
+                + ([] if self.amp else ["--no-amp"]))
 
 
 class TrainingDiverged(RuntimeError):
@@ -100,6 +112,8 @@ class Trainer:
             self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
         self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
         self.total_steps = cfg.max_steps or (cfg.epochs or 1) * self.steps_per_epoch
+        if cfg.step_limit:
+            self.total_steps = min(self.total_steps, cfg.step_limit)
         self.eval_every = cfg.eval_every or self.steps_per_epoch
         self.ckpt_every = cfg.checkpoint_every or self.eval_every
 

@@ -3,6 +3,7 @@ import streamlit as st
 
 from genlab.evaluate import held_out_bpd
 from genlab.explore import grid, sample, time_sampling
+from genlab.export import read_metrics
 from genlab.plots import compare_figure
 from genlab.rundir import summarize
 from pages.common import DEVICE, get_model, model_at, model_picker
@@ -14,7 +15,8 @@ with left:
 with right:
     # start from a flow trained on the VAE's data, at its size when there is one
     flow_entry = model_picker("Flow", key="cmp_flow", model_type="realnvp",
-                              prefer=vae_entry and (lambda e: e.dataset == vae_entry.dataset))
+                              prefer=vae_entry and (lambda e: (e.dataset, e.image_size) ==
+                                                               (vae_entry.dataset, vae_entry.image_size)))
 if vae_entry is None or flow_entry is None:
     st.stop()
 entries = {"VAE": vae_entry, "RealNVP": flow_entry}
@@ -61,7 +63,10 @@ for name, e in entries.items():
         bpd = f"{v:.3f} ({kind}, {n} {e.dataset} test images)"
     elif not e.dataset:
         bpd = "— (training data unknown)"
-    fid = f"{s.fid:.1f} @ K={s.fid_samples}" if s and s.fid is not None else "— (no FID rows: train with FID every N)"
+    card = read_metrics(e.path)  # an exported model's figures (shipped or pulled)
+    fid = (f"{card['fid']:.1f} @ K={card['fid_samples']}" if card.get("fid") is not None
+           else f"{s.fid:.1f} @ K={s.fid_samples}" if s and s.fid is not None
+           else "— (no FID rows: train with FID every N)")
     rows.append({"model": name, "checkpoint": e.path.name, "data": e.dataset or "?",
                  "size": f"{e.image_size}×{e.image_size}", "test bits/dim": bpd, "FID@K": fid,
                  "parameters": f"{models[name].num_parameters():,}",
@@ -69,6 +74,7 @@ for name, e in entries.items():
 st.dataframe(rows, hide_index=True)
 fid_sources = {r.get("fid_weights") for e in entries.values() if e.run
                for r in e.run.read_metrics() if r.get("kind") == "fid"}
+fid_sources |= {w for e in entries.values() if (w := read_metrics(e.path).get("fid_weights"))}
 if fid_sources:
     st.caption("FID weights: " + "; ".join(sorted(fid_sources)))
 if not same_data:

@@ -17,23 +17,25 @@ if not shipped:
             "a VAE on the emoji set reaches recognisable colours and layouts in a few CPU minutes.")
     st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
 
-# every shipped model, then the newest finished run of each family (at most four grids)
+# every shipped model, then the newest finished run of each family
 picks = list(shipped)
 for family in ("vae", "realnvp"):
     picks += [e for e in entries if e.source == "run" and e.model_type == family and e.status == "finished"][:1]
-picks = picks[:4]
 
-if picks:
-    cols = st.columns(len(picks))
-    for col, e in zip(cols, picks):
+for start in range(0, len(picks), 3):
+    for col, e in zip(st.columns(3), picks[start:start + 3]):
         with col:
             model = get_model(e)
             if model is None:
                 continue
-            img = grid(sample(model, 16, 1.0, seed=0), nrow=4,  # T=1: the model's own distribution
-                       scale=max(1, 256 // (4 * e.image_size)))
-            st.image(img, caption=f"{e.label} · T=1", output_format="PNG")
+            # shipped models at the temperature their card names (where they look best), runs at T=1
+            img = grid(sample(model, 16, e.temperature, seed=0), nrow=4, scale=max(1, 256 // (4 * e.image_size)))
+            st.image(img, caption=f"{e.label} · T={e.temperature:g}", output_format="PNG")
+if picks:
     st.page_link("pages/sample.py", label="Sample with sliders", icon=":material/casino:")
 
+if shipped:
+    st.caption("Shipped checkpoints: trained with `python -m genlab checkpoints` (see each model card on the "
+               "**Models** page). Emoji: Twemoji graphics © Twitter, CC-BY 4.0; MNIST, CC BY-SA 3.0.")
 st.caption("Pages: **Train** launches runs in their own processes (they survive closed tabs), **Sample** explores a "
            "model, **Compare** puts a VAE and a flow side by side, **Models** lists checkpoints and runs.")

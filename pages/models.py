@@ -1,9 +1,12 @@
-"""Models: shipped checkpoints and runs with a checkpoint, with their config and metrics."""
+"""Models: shipped checkpoints, models pulled from the Hub and runs with a checkpoint; pull and push."""
 import json
+from pathlib import Path
 
 import streamlit as st
 
+from genlab import hub
 from genlab.catalog import available_models, checkpoints_dir
+from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
 from genlab.rundir import summarize
@@ -12,6 +15,7 @@ from pages.common import checkpoint_zip
 st.title("Models")
 entries = available_models()
 shipped = [e for e in entries if e.source == "shipped"]
+pulled = [e for e in entries if e.source == "hub"]
 runs = [e for e in entries if e.source == "run"]
 
 def show(e):
@@ -39,8 +43,51 @@ if not shipped:
 for e in shipped:
     show(e)
 
+if pulled:
+    st.subheader("Pulled from the Hub")
+    for e in pulled:
+        show(e)
+
 st.subheader("Runs with a checkpoint")
 if not runs:
     st.caption("No run has written a checkpoint yet; launch one on the Train page.")
 for e in runs:
     show(e)
+
+# -- the Hugging Face Hub ------------------------------------------------------------------------
+st.subheader("Hugging Face Hub")
+st.caption(f"Hub: `{hub.endpoint()}`. Pulled models go to the Hugging Face cache and appear in every model picker. "
+           "Only safetensors are loaded; a repo with pickle weights only is refused.")
+with st.form("pull"):
+    c1, c2 = st.columns([3, 1])
+    repo_id = c1.text_input("Repo id", placeholder="org/name", key="pull_repo")
+    revision = c2.text_input("Revision", placeholder="main", key="pull_revision")
+    if st.form_submit_button("Pull from the Hub"):
+        try:
+            got = hub.pull(repo_id.strip(), revision.strip() or None)
+            st.session_state["pulled"] = {"repo": repo_id.strip(), "path": str(got.path), "commit": got.commit}
+        except hub.HubError as e:
+            st.session_state.pop("pulled", None)
+            st.error(f"Could not pull: {e}.")
+if "pulled" in st.session_state:
+    p = st.session_state["pulled"]
+    st.success(f"Pulled `{p['repo']}` at commit `{(p['commit'] or '?')[:10]}`: pick it on Sample or Compare.")
+    left, right = st.columns([3, 2])
+    left.markdown(card_text(p["path"]) or "_This repo has no model card._")
+    if (Path(p["path"]) / "samples.png").is_file():
+        right.image(f"{p['path']}/samples.png", caption="samples.png from the repo", output_format="PNG")
+
+local = {str(e.path): e for e in entries if e.source != "hub"}
+with st.form("push", clear_on_submit=True):  # cleared after the call: the token is not kept in the session
+    source = st.selectbox("Model to push", list(local), format_func=lambda p: f"{local[p].source}: {local[p].label}",
+                          key="push_source")
+    c1, c2 = st.columns([3, 2])
+    target = c1.text_input("Repo id to push to", placeholder="your-name/genlab-vae", key="push_repo")
+    token = c2.text_input("Hub token (write access; used for this push only)", type="password", key="push_token")
+    private = st.checkbox("Private repo", key="push_private")
+    if st.form_submit_button("Push to the Hub") and source:
+        try:
+            done = hub.push(source, target.strip(), private=private, token=token or None)
+            st.success(f"Pushed {', '.join(done.files)} to {done.url}")
+        except (hub.HubError, OSError, ValueError) as e:
+            st.error(f"Could not push: {e}.")

@@ -17,7 +17,8 @@ is_vae = entry.model_type == "vae"
 scale = max(1, 96 // entry.image_size)
 
 c1, c2, c3 = st.columns(3)
-temperature = c1.slider("Temperature", 0.0, 1.5, 0.8 if is_vae else 0.7, 0.05, key="temperature",
+temperature = c1.slider("Temperature", 0.0, 1.5, entry.temperature if entry.source != "run" else 0.8 if is_vae else 0.7,
+                        0.05, key="temperature",
                         help="Standard deviation of the latent noise; 0 gives the mode-like image of z = 0.")
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
 n = c3.select_slider("Samples", [4, 9, 16, 25, 36, 64], 16, key="n")

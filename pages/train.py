@@ -2,7 +2,7 @@
 import streamlit as st
 import torch
 
-from genlab import jobs
+from genlab import jobs, public
 from genlab.catalog import runs_dir
 from genlab.data import list_datasets
 from genlab.models import MODELS, model_options
@@ -12,8 +12,15 @@ from pages.common import checkpoint_zip
 
 st.title("Train")
 with st.expander("Settings"):
-    root = st.text_input("Runs folder", str(runs_dir()), key="runs_root")
-    max_runs = st.number_input("Runs at once (more are queued)", 1, 8, jobs.default_max_concurrent(), key="max_runs")
+    if public.enabled():  # a hosted app: the runs folder and the caps are the server's, not the visitor's
+        lim = public.limits()
+        root, max_runs = str(runs_dir()), lim.max_runs
+        st.caption(f"Public app: runs go to `{root}`; at most {lim.max_runs} train at once, each capped at "
+                   f"{lim.max_steps} steps and {lim.max_minutes:g} minutes.")
+    else:
+        root = st.text_input("Runs folder", str(runs_dir()), key="runs_root")
+        max_runs = st.number_input("Runs at once (more are queued)", 1, 8, jobs.default_max_concurrent(),
+                                   key="max_runs")
 
 # -- launch form ------------------------------------------------------------------------------
 datasets = {d.name: d for d in list_datasets()}

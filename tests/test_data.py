@@ -33,6 +33,24 @@ def test_emoji_is_offline_colour_and_split_deterministically(tmp_path, monkeypat
     assert (d.train[:, :, 0, 0] == 255).all(1).float().mean() > 0.5
 
 
+def test_emoji_faces_are_the_round_smileys_only():
+    import unicodedata
+
+    from genlab.data import _emoji_files, _is_smiley
+    faces = [f for f in _emoji_files() if _is_smiley(f)]
+    names = {unicodedata.name(chr(int(f.stem, 16))) for f in faces}
+    assert len(faces) == 109
+    assert {"GRINNING FACE", "WHITE SMILING FACE", "FACE WITH TEARS OF JOY", "SMILING CAT FACE WITH OPEN MOUTH"} <= names
+    # not animals, clocks, moons, robots or people, and no skin-tone or ZWJ sequences
+    assert not names & {"DOG FACE", "CLOCK FACE ONE OCLOCK", "NEW MOON WITH FACE", "ROBOT FACE", "FACE PALM"}
+    assert all("-" not in f.stem for f in faces)
+    d = load_dataset("emoji-faces", 32)
+    _check(d, 3, 32, 98, 11)
+    # yellow: in the middle of a smiley, red and green are high and blue is low
+    centre = d.train[:, :, 12:20, 12:20].float().mean((0, 2, 3))
+    assert centre[0] > 180 and centre[1] > 140 and centre[2] < 120, centre
+
+
 def test_split_is_a_seeded_partition():
     tr, te = _split(1000)
     assert len(te) == 100 and len(np.intersect1d(tr, te)) == 0 and len(np.union1d(tr, te)) == 1000
@@ -68,7 +86,7 @@ def test_unknown_dataset():
 
 
 def test_list_datasets_names_every_dataset():
-    assert [i.name for i in list_datasets()] == ["emoji", "mnist", "fashion-mnist", "cifar10", "celeba"]
+    assert [i.name for i in list_datasets()] == ["emoji", "emoji-faces", "mnist", "fashion-mnist", "cifar10", "celeba"]
 
 
 def _write_images(folder: Path, n: int):

@@ -1,0 +1,246 @@
+"""A model as a self-describing folder: what ships in ``checkpoints/`` and what goes to the Hub.
+
+    NAME/config.json        the model's config (``model_type`` + its dataclass fields)
+    NAME/model.safetensors  the weights (never a pickle)
+    NAME/metrics.json       held-out bits/dim (and the VAE's IWAE bound), FID@K with K, the reference set and
+                            the Inception weights' source, training steps/time/device, the grid's temperature
+    NAME/samples.png        a sample grid at that temperature
+    NAME/README.md          the model card: the Hub's YAML metadata (library_name, license, datasets, tags,
+                            a model-index with the metrics) and the data set's credit, the command, the figures
+    NAME/run.json, metrics.jsonl   the training run's record and curves, when exported from a run
+
+The card is written with huggingface_hub's ``ModelCard``/``ModelCardData``/``EvalResult``, so the
+metadata is what the Hub parses. ``load_model`` reads such a folder like any saved model.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .models import load_model, resolve_model_dir
+from .models.base import CONFIG_NAME, WEIGHTS_NAME, atomic_write_json
+from .rundir import RunDir
+
+METRICS_NAME = "metrics.json"
+SAMPLES_NAME = "samples.png"
+CARD_NAME = "README.md"
+RUN_FILES = ("run.json", "metrics.jsonl")
+HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, SAMPLES_NAME, CARD_NAME)
+
+# what the model card says about each offline data set: Hub dataset id (when there is one) and licence
+DATASET_CARD = {
+    "emoji": {"license": "cc-by-4.0", "hub": None, "pretty": "Twemoji (all 4,009 emoji)"},
+    "emoji-faces": {"license": "cc-by-4.0", "hub": None, "pretty": "Twemoji smiley faces"},
+    "mnist": {"license": "cc-by-sa-3.0", "hub": "ylecun/mnist", "pretty": "MNIST"},
+    "fashion-mnist": {"license": "mit", "hub": "zalando-datasets/fashion_mnist", "pretty": "Fashion-MNIST"},
+    "cifar10": {"license": "other", "hub": "uoft-cs/cifar10", "pretty": "CIFAR-10"},
+    "celeba": {"license": "other", "hub": None, "pretty": "CelebA"},
+}
+
+
+def read_metrics(folder: str | Path) -> dict:
+    """A model folder's ``metrics.json``, or {} when it has none (or an unreadable one)."""
+    path = Path(folder) / METRICS_NAME
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _run_record(run: RunDir | None) -> dict:
+    """Training facts from a run directory: steps, epochs, training and wall time, device, command."""
+    if run is None:
+        return {}
+    from .train import TrainConfig
+    info, rows = run.read_info(), run.read_metrics()
+    train_rows = [r for r in rows if r.get("kind") == "train"]
+    last = train_rows[-1] if train_rows else {}
+    speeds = sorted(r["images_per_s"] for r in train_rows if r.get("images_per_s"))
+    first_ts = info.get("created_at")
+    last_ts = max((r.get("timestamp", 0) for r in rows), default=None)
+    cfg = TrainConfig.from_dict(info.get("config", {}))
+    return {"steps": last.get("step"), "epochs": round(last.get("epoch", 0.0), 2), "train_seconds": last.get("time"),
+            "wall_seconds": round(last_ts - first_ts, 1) if first_ts and last_ts else None,
+            "images_per_s_median": speeds[len(speeds) // 2] if speeds else None,
+            "device": info.get("device"), "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "command": "python -m genlab " + " ".join(cfg.argv()),
+            "torch": info.get("versions", {}).get("torch"), "genlab": info.get("versions", {}).get("genlab")}
+
+
+def _last_rows(run: RunDir | None) -> dict:
+    """The run's own last evaluation and FID rows, for an export that does not re-evaluate."""
+    out: dict = {}
+    if run is None:
+        return out
+    for r in run.read_metrics():
+        if r.get("kind") == "eval":
+            out.update({"test_bpd": r.get("test_bpd"), "test_bpd_step": r.get("step")})
+        elif r.get("kind") == "fid":
+            out.update({"fid": r["fid"], "fid_samples": r.get("fid_samples"), "fid_weights": r.get("fid_weights"),
+                        "fid_reference": f"train split, {r.get('fid_ref_images')} images", "fid_temperature": 1.0})
+    return out
+
+
+def evaluate_model(model, dataset: str, fid_samples: int = 1000, fid_ref_n: int | None = 10000,
+                   iwae_k: int | None = None, eval_n: int | None = None, device: str = "auto") -> dict:
+    """Held-out bits/dim (the loss's and the k-sample bound) and FID@K of samples at T=1 against the train split."""
+    from .data import load_dataset
+    from .evaluate import average_metrics, nll_bound_bpd
+    from .fid import FID, fid_from_stats
+    test = load_dataset(dataset, model.config.image_size).test
+    n = min(len(test), eval_n or len(test))
+    m = average_metrics(model, test, 64, n)
+    out = {"test_images": n, "test_bpd": m["bpd"]}
+    is_vae = hasattr(model, "encode")
+    out["test_bpd_kind"] = "-ELBO, 1 sample" if is_vae else "exact, 1 dequantization"
+    k = iwae_k if iwae_k is not None else getattr(model, "default_eval_k", 1)
+    if is_vae and k:
+        out[f"iwae_k{k}_bpd"] = nll_bound_bpd(model, test, k, max_images=n)
+    if fid_samples:
+        t = time.perf_counter()
+        fid = FID(device=device)
+        ref = fid.stats_of_dataset(dataset, "train", model.config.image_size, fid_ref_n)
+        out.update({"fid": fid_from_stats(fid.stats_of_model(model, fid_samples, temperature=1.0, seed=0), ref),
+                    "fid_samples": fid_samples, "fid_temperature": 1.0,
+                    "fid_reference": f"{dataset} train split, {ref.n} images", "fid_weights": fid.source,
+                    "fid_seconds": round(time.perf_counter() - t, 1)})
+    return out
+
+
+def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from . import __version__
+    dataset = metrics.get("dataset", "?")
+    meta = DATASET_CARD.get(dataset, {"license": "other", "hub": None, "pretty": dataset})
+    family = {"vae": "VAE", "realnvp": "RealNVP"}.get(config.get("model_type"), config.get("model_type"))
+    size = config.get("image_size")
+    results = []
+    for key, label in (("test_bpd", "test bits/dim"), ("iwae_k100_bpd", "test bits/dim (IWAE bound, k=100)"),
+                       ("fid", f"FID@{metrics.get('fid_samples')}")):
+        if metrics.get(key) is not None:
+            results.append(EvalResult(task_type="unconditional-image-generation", dataset_type=meta["hub"] or dataset,
+                                      dataset_name=meta["pretty"], dataset_split="test" if "bpd" in key else "train",
+                                      metric_type="fid" if key == "fid" else "bits-per-dim",
+                                      metric_name=label, metric_value=round(float(metrics[key]), 4)))
+    data = ModelCardData(library_name="genlab", license=meta["license"], pipeline_tag="unconditional-image-generation",
+                         datasets=[meta["hub"]] if meta["hub"] else None, model_name=repo_id or name,
+                         tags=["genlab", config.get("model_type"), f"{size}x{size}", "unconditional-image-generation",
+                               "pytorch", "safetensors"], eval_results=results or None)
+    tr = metrics.get("train", {})
+
+    def fmt(v, spec=".4f"):
+        return "-" if v is None else format(v, spec)
+
+    wall = tr.get("wall_seconds")
+    lines = [
+        f"# {name}: a genlab {family} at {size}×{size} trained on {meta['pretty']}", "",
+        f"![samples at T={metrics.get('samples', {}).get('temperature', 1.0)}]({SAMPLES_NAME})", "",
+        f"A {family} with {metrics.get('num_parameters', 0):,} parameters, trained with "
+        f"genlab {metrics.get('genlab_version', __version__)}. "
+        f"Load it with `genlab.load_model(\"{repo_id or name}\")` (strict, safetensors only) or open it in the "
+        "genlab app's Sample page.", "",
+        "## Data", "",
+        f"`{dataset}` at {size}×{size}: {metrics.get('dataset_credit', '')} "
+        f"({metrics.get('train_images', '?')} training and {metrics.get('test_images', '?')} test images).", "",
+        "## Training", "",
+        f"    {tr.get('command', '?')}", "",
+        *([f"Reproduce it from scratch with `python -m genlab checkpoints {name}` (the step count it reached is "
+           f"pinned there).", ""] if metrics.get("recipe") else []),
+        f"{tr.get('steps', '?')} steps ({tr.get('epochs', '?')} epochs), {fmt(tr.get('train_seconds'), '.0f')} s of "
+        f"training, {fmt(wall, '.0f')} s wall including evaluations, on `{tr.get('device', '?')}` "
+        f"(median {fmt(tr.get('images_per_s_median'), '.0f')} images/s); torch {tr.get('torch', '?')}.", "",
+        "## Figures", "",
+        "| metric | value |", "|---|---|",
+        f"| test bits/dim ({metrics.get('test_bpd_kind', '')}) | {fmt(metrics.get('test_bpd'))} |",
+    ]
+    if metrics.get("iwae_k100_bpd") is not None:
+        lines.append(f"| test bits/dim, IWAE bound k=100 | {fmt(metrics['iwae_k100_bpd'])} |")
+    if metrics.get("fid") is not None:
+        lines.append(f"| FID@{metrics.get('fid_samples')} (T={metrics.get('fid_temperature', 1.0)}, vs "
+                     f"{metrics.get('fid_reference', '?')}) | {fmt(metrics['fid'], '.2f')} |")
+        lines += ["", f"FID Inception weights: {metrics.get('fid_weights', '?')}. FID@K is biased upwards at small K "
+                      "and small reference sets; compare FIDs only at equal K and reference."]
+    lines += ["", "Bits/dim are over 8-bit pixels (uniform dequantization for the flow), comparable between "
+                  "genlab's families at equal image size."]
+    return ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines) + "\n").content
+
+
+def export_model(source: str | Path, out: str | Path, name: str | None = None, repo_id: str | None = None,
+                 recipe: str | None = None, temperature: float = 1.0, evaluate: bool = True, fid_samples: int = 1000,
+                 fid_ref_n: int | None = 10000, eval_n: int | None = None, device: str = "auto",
+                 dataset: str | None = None) -> Path:
+    """Write ``out/`` (see the module docstring) from a run directory or a model folder.
+
+    ``evaluate`` recomputes the figures (held-out bits/dim, IWAE k=100 for a VAE, FID@``fid_samples``);
+    otherwise they come from the run's own last evaluation and FID rows. The folder is built beside
+    ``out`` and renamed into place, so a failure never leaves half a model there.
+    """
+    from torchvision.utils import save_image
+
+    from . import __version__
+    from .device import resolve_device
+    source, out = Path(source), Path(out)
+    run = RunDir(source) if RunDir(source).exists() else None
+    model_dir = resolve_model_dir(source)
+    model = load_model(model_dir, map_location=resolve_device(device))
+    info = run.read_info() if run else {}
+    previous = read_metrics(model_dir)
+    dataset = dataset or info.get("config", {}).get("dataset") or previous.get("dataset")
+    if dataset is None:
+        raise ValueError(f"{source} does not say what data it was trained on; give the data set")
+    from .data import dataset_info
+    metrics = {**previous, "dataset": dataset, "image_size": model.config.image_size,
+               "model_type": model.model_type, "num_parameters": model.num_parameters(),
+               "dataset_credit": info.get("dataset", {}).get("credit") or previous.get("dataset_credit")
+               or dataset_info(dataset).credit,
+               "train_images": info.get("dataset", {}).get("train") or previous.get("train_images"),
+               "genlab_version": __version__}
+    if run:
+        metrics["train"] = _run_record(run)
+        metrics.update(_last_rows(run))
+        metrics.setdefault("test_images", info.get("dataset", {}).get("test"))
+        metrics.setdefault("test_bpd_kind", "-ELBO, 1 sample" if model.model_type == "vae" else "exact, 1 dequantization")
+    if evaluate:
+        metrics.update(evaluate_model(model, dataset, fid_samples, fid_ref_n, eval_n=eval_n, device=device))
+    metrics["samples"] = {"temperature": temperature, "seed": 0, "n": 64}
+    if recipe:
+        metrics["recipe"] = recipe
+
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in (CONFIG_NAME, WEIGHTS_NAME):
+        shutil.copy2(model_dir / f, tmp / f)
+    if run:
+        for f in RUN_FILES:
+            if (run.path / f).is_file():
+                shutil.copy2(run.path / f, tmp / f)
+    g = torch.Generator().manual_seed(0)
+    imgs = model.sample(64, temperature=temperature, generator=g).float().cpu()
+    save_image(imgs, tmp / SAMPLES_NAME, nrow=int(math.sqrt(64)), padding=1)
+    atomic_write_json(tmp / METRICS_NAME, metrics)
+    (tmp / CARD_NAME).write_text(_card(name or out.name, model.config_dict(), metrics, repo_id))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def card_text(folder: str | Path) -> str:
+    """A model card's text for display: no YAML front matter and no image links relative to the repo
+    (``samples.png`` is shown on its own)."""
+    import re
+
+    from huggingface_hub import ModelCard
+    path = Path(folder) / CARD_NAME
+    if not path.is_file():
+        return ""
+    text = ModelCard.load(path).text
+    return re.sub(r"!\[[^\]]*\]\((?!https?:)[^)]*\)\n?", "", text).strip()

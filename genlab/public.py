@@ -1,0 +1,80 @@
+"""Public mode (``GENLAB_PUBLIC=1``): what a hosted app, such as our Hugging Face Space, lets visitors do.
+
+A local user owns the machine; a visitor of a public app does not. In public mode:
+
+- every path a visitor can name (the runs folder, ``folder:PATH`` data sets) must lie inside the
+  app's own folders: the runs folder, the shipped checkpoints, genlab's cache (``GENLAB_HOME``) and
+  ``GENLAB_DATA_DIR`` (default ``GENLAB_HOME/data``); anything else is refused before it is read;
+- the runs folder is the app's (``GENLAB_RUNS``), and the page cannot change it;
+- at most ``GENLAB_MAX_RUNS`` runs train at once (default 1), and a visitor cannot raise it;
+- every run, launched or resumed, is capped at ``GENLAB_PUBLIC_MAX_STEPS`` steps (default 2000) and
+  ``GENLAB_PUBLIC_MAX_MINUTES`` minutes of training (default 10).
+
+The app has no file upload, so there is no upload size to cap. The library enforces all of this in
+``genlab.jobs`` (what the pages call), not in the pages, so no front end can bypass it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+class PublicModeError(PermissionError):
+    """Something a visitor of a public app may not do; the message says what is allowed."""
+
+
+def enabled() -> bool:
+    return os.environ.get("GENLAB_PUBLIC", "") not in ("", "0", "false", "no")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int
+    max_minutes: float
+    max_runs: int
+
+
+def limits() -> Limits:
+    from .jobs import default_max_concurrent
+    return Limits(max_steps=int(os.environ.get("GENLAB_PUBLIC_MAX_STEPS", "2000")),
+                  max_minutes=float(os.environ.get("GENLAB_PUBLIC_MAX_MINUTES", "10")),
+                  max_runs=default_max_concurrent())
+
+
+def data_dir() -> Path:
+    from .paths import cache_dir
+    return Path(os.environ.get("GENLAB_DATA_DIR", cache_dir() / "data")).expanduser()
+
+
+def allowed_roots() -> list[Path]:
+    from .catalog import checkpoints_dir, runs_dir
+    from .paths import cache_dir
+    return [p.resolve() for p in (runs_dir(), checkpoints_dir(), cache_dir(), data_dir())]
+
+
+def check_path(path: str | os.PathLike, what: str = "path") -> Path:
+    """``path`` resolved (symlinks and '..' followed); in public mode, refused outside the allowed folders."""
+    resolved = Path(path).expanduser().resolve()
+    if enabled() and not any(resolved == root or root in resolved.parents for root in allowed_roots()):
+        raise PublicModeError(f"this is a public genlab app: the {what} must lie inside "
+                              f"{', '.join(str(r) for r in allowed_roots())}; {path} does not")
+    return resolved
+
+
+def check_dataset(name: str) -> None:
+    if name.startswith("folder:"):
+        check_path(name[len("folder:"):], "data folder")
+
+
+def cap_request(req):
+    """A ``jobs.TrainRequest`` within public mode's per-run caps (unchanged when public mode is off)."""
+    if not enabled():
+        return req
+    lim = limits()
+    return replace(req, max_minutes=min(req.max_minutes or lim.max_minutes, lim.max_minutes),
+                   step_limit=min(req.step_limit or lim.max_steps, lim.max_steps))
+
+
+def cap_runs(max_concurrent: int | None) -> int | None:
+    return limits().max_runs if enabled() else max_concurrent
