@@ -64,17 +64,19 @@ def explain(e: BaseException, repo_id: str, revision: str | None = None, filenam
                 f"that has access")
     if isinstance(e, errors.RevisionNotFoundError):
         return f"'{repo_id}' has no revision '{revision or 'main'}' (give a branch, a tag or a commit hash)"
+    refused = (f"the Hub refused access to '{repo_id}' (401): it is private or gated, or it does not exist; "
+               f"set HF_TOKEN (or run `hf auth login`) with a token that can read it")
     if isinstance(e, errors.RepositoryNotFoundError):
-        if status == 401:
-            return (f"the Hub refused access to '{repo_id}' (401): it is private or gated, or it does not exist; "
-                    f"set HF_TOKEN (or run `hf auth login`) with a token that can read it")
-        return f"the Hub has no model repo '{repo_id}' (if it is private, set HF_TOKEN)"
+        return refused if status == 401 else f"the Hub has no model repo '{repo_id}' (if it is private, set HF_TOKEN)"
     if isinstance(e, errors.RemoteEntryNotFoundError):
         return f"'{repo_id}' has no file '{filename}' at revision {revision or 'main'}"
     if isinstance(e, errors.OfflineModeIsEnabled) or (isinstance(e, errors.LocalEntryNotFoundError)
                                                        and os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0")):
         return f"HF_HUB_OFFLINE is set and '{repo_id}' is not in the local Hub cache; the local checkpoints still work"
     if status == 401:
+        from huggingface_hub import get_token
+        if get_token() is None:  # anonymous: the repo is private or gated (or a push needs a token)
+            return refused
         return "the Hub rejected the token (401): check HF_TOKEN or log in again with `hf auth login`"
     if status == 403:
         return f"the token may not do this on '{repo_id}' (403): it needs write access to push"
@@ -169,7 +171,11 @@ def push(source: str | Path, repo_id: str, private: bool = False, token: str | N
 
     from .export import HUB_FILES, export_model, read_metrics
     from .models import resolve_model_dir
+    from huggingface_hub import get_token
     _check_repo_id(repo_id)
+    if not (token or get_token()):
+        raise HubError("pushing needs a Hub token with write access: set HF_TOKEN, run `hf auth login`, "
+                       "or give the token")
     source = Path(source)
     model_dir = resolve_model_dir(source)
     t = temperature if temperature is not None else read_metrics(model_dir).get("samples", {}).get("temperature", 1.0)

@@ -91,3 +91,5 @@ with st.form("push", clear_on_submit=True):  # cleared after the call: the token
             st.success(f"Pushed {', '.join(done.files)} to {done.url}")
         except (hub.HubError, OSError, ValueError) as e:
             st.error(f"Could not push: {e}.")
+        finally:
+            del st.session_state["push_token"]  # used for this call only (clear_on_submit clears the field too)

@@ -162,7 +162,7 @@ def _handler(hub: FakeHub):
                 repo_id = f"{req.get('organization') or 'user'}/{req['name']}"
                 if repo_id in hub.repos:
                     return self._error(409, None, "You already created this model repo")
-                hub.repos[repo_id] = Repo(private=bool(req.get("private")))
+                hub.repos[repo_id] = Repo(private=bool(req.get("private")) or req.get("visibility") == "private")
                 return self._json(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
             if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("preupload", "commit"):
                 repo_id, op, rev = "/".join(parts[2:4]), parts[4], parts[5]

@@ -1,0 +1,249 @@
+"""genlab.hub against a local Hub server (tests/hub_server.py): pull, push, and one sentence per failure."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub_server import TOKEN, FakeHub
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The local Hub, with huggingface_hub pointed at it and a throwaway cache and registry."""
+    from huggingface_hub import constants
+    with FakeHub() as server:
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("GENLAB_HOME", str(tmp_path / "genlab-home"))
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A real two-step training run of a tiny VAE on emoji at 8×8."""
+    from genlab.cli import main
+    out = tmp_path_factory.mktemp("run") / "tiny-vae-run"
+    assert main(["train", "vae", "--dataset", "emoji", "--image-size", "8", "--max-steps", "2", "--batch-size", "8",
+                 "--latent-dim", "2", "--width", "2", "--max-width", "4", "--eval-batches", "1", "--sample-n", "4",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def _exported(tmp_path, tiny_run) -> Path:
+    from genlab.export import export_model
+    return export_model(tiny_run, tmp_path / "tiny-vae", evaluate=False, temperature=0.7)
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_pull_a_shipped_checkpoint_and_sample_from_it(hub, tmp_path, tiny_run):
+    import genlab
+    from genlab.catalog import available_models
+    folder = _exported(tmp_path, tiny_run)
+    sha = hub.add_folder("genlab/tiny-vae", folder)
+    model = genlab.load_model("genlab/tiny-vae")
+    local = genlab.load_model(folder)
+    assert _same_weights(model, local)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(model.sample(4, 0.7, g1), local.sample(4, 0.7, g2))
+    # into huggingface_hub's standard cache, at the exact commit, and offered by every model picker
+    from genlab.hub import pull
+    got = pull("genlab/tiny-vae")
+    assert got.commit == sha and f"models--genlab--tiny-vae/snapshots/{sha}" in str(got.path)
+    entry = next(e for e in available_models() if e.source == "hub")
+    assert entry.label.startswith("genlab/tiny-vae") and entry.dataset == "emoji" and entry.temperature == 0.7
+    # a revision pins the files: a later commit does not change what revision=sha loads
+    hub.add_files("genlab/tiny-vae", {"README.md": b"changed"})
+    assert pull("genlab/tiny-vae", revision=sha).path.name == sha
+    assert ("GET", f"/api/models/genlab/tiny-vae/revision/{sha}") in hub.requests
+
+
+def test_push_a_run_then_pull_it_back(hub, tiny_run, monkeypatch, capsys):
+    from huggingface_hub import ModelCard
+
+    import genlab
+    from genlab.cli import main
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert main(["push", str(tiny_run), "me/tiny", "--private"]) == 0
+    out = capsys.readouterr()
+    assert "pushed" in out.out and TOKEN not in out.out + out.err
+    assert hub.repos["me/tiny"].private
+    files = hub.repos["me/tiny"].commits[hub.repos["me/tiny"].refs["main"]]
+    assert set(files) == {"config.json", "model.safetensors", "metrics.json", "samples.png", "README.md"}
+    assert all(TOKEN.encode() not in data for data in files.values())  # never written anywhere
+    pulled = genlab.load_model("me/tiny")
+    assert _same_weights(pulled, genlab.load_model(tiny_run))
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.library_name == "genlab" and card.data.license == "cc-by-4.0"
+    assert {"genlab", "vae", "8x8"} <= set(card.data.tags)
+    names = {r.metric_name for r in card.data.eval_results}
+    assert "test bits/dim" in names
+    metrics = json.loads(files["metrics.json"])
+    assert metrics["dataset"] == "emoji" and metrics["train"]["steps"] == 2 and metrics["samples"]["temperature"] == 1.0
+    assert "python -m genlab train vae" in metrics["train"]["command"]
+    # a private repo without the token: the 401 sentence
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(genlab.hub.HubError, match=r"refused access to 'me/tiny' \(401\).*HF_TOKEN"):
+        genlab.hub.pull("me/tiny")
+
+
+def test_push_without_a_token_is_refused_in_one_sentence(hub, tiny_run, capsys):
+    from genlab.cli import main
+    assert main(["push", str(tiny_run), "me/tiny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and "needs a Hub token with write access" in err, err
+    assert "me/tiny" not in hub.repos  # refused before anything was created
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing repo", r"the Hub has no model repo 'genlab/nothing-here'"),
+    ("missing file", r"'genlab/no-weights' has no model.safetensors: it is not a genlab model"),
+    ("bad revision", r"'genlab/tiny-vae' has no revision 'v9'"),
+    ("pickle only", r"'genlab/pickled' holds only pickle weights \(pytorch_model.bin\).*never unpickles"),
+])
+def test_each_failure_is_one_sentence(hub, tmp_path, tiny_run, case, pattern):
+    from genlab.hub import HubError, pull
+    folder = _exported(tmp_path, tiny_run)
+    hub.add_folder("genlab/tiny-vae", folder)
+    hub.add_files("genlab/no-weights", {"config.json": (folder / "config.json").read_bytes()})
+    hub.add_files("genlab/pickled", {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04not really"})
+    repo, revision = {"missing repo": ("genlab/nothing-here", None), "missing file": ("genlab/no-weights", None),
+                      "bad revision": ("genlab/tiny-vae", "v9"), "pickle only": ("genlab/pickled", None)}[case]
+    with pytest.raises(HubError, match=pattern) as e:
+        pull(repo, revision)
+    assert "\n" not in str(e.value)
+    # nothing of a refused repo reaches the disk: no resolve request was made for it
+    assert not any(p.startswith(f"/{repo}/resolve/") for _, p in hub.requests)
+
+
+def test_server_down_and_timeout(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from genlab.hub import HubError, pull
+    with socket.socket() as s:   # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    with pytest.raises(HubError, match=r"cannot be reached; the local checkpoints still work"):
+        pull("genlab/tiny-vae")
+
+    # a server that accepts connections and never answers
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("GENLAB_HUB_TIMEOUT", "1")
+    try:
+        with pytest.raises(HubError, match=r"did not answer within 1 s"):
+            pull("genlab/tiny-vae")
+    finally:
+        silent.close()
+
+
+def test_pulled_model_still_loads_from_the_cache_when_the_hub_is_gone(tmp_path, tiny_run, monkeypatch):
+    from huggingface_hub import constants
+
+    import genlab
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    with FakeHub() as server:
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+        first = genlab.load_model("genlab/tiny-vae")
+    again = genlab.load_model("genlab/tiny-vae")   # the server has shut down
+    assert _same_weights(first, again)
+
+
+def test_cli_pull_prints_where_and_errors_are_one_line(tmp_path, tiny_run):
+    """The CLI in its own process, configured only through HF_ENDPOINT as a user would."""
+    with FakeHub() as server:
+        server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+        env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf-home")}
+        ok = subprocess.run([sys.executable, "-m", "genlab", "pull", "genlab/tiny-vae"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+        assert ok.returncode == 0, ok.stderr
+        folder = Path(ok.stdout.strip().splitlines()[-1])
+        assert (folder / "model.safetensors").is_file() and str(tmp_path / "hf-home") in str(folder)
+        bad = subprocess.run([sys.executable, "-m", "genlab", "sample", "genlab/absent", "--out", str(tmp_path / "x.png")],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert "genlab/absent is no local folder, and the Hub has no model repo 'genlab/absent'" in bad.stderr
+
+
+# -- the app -------------------------------------------------------------------------------------
+def _models_page(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from test_app import _shipped
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    _shipped(ck)
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ck))
+    monkeypatch.setenv("GENLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_app_pulls_shows_the_card_and_offers_the_model_everywhere(hub, tmp_path, tiny_run, monkeypatch):
+    hub.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+    at = _models_page(monkeypatch, tmp_path)
+    at.text_input(key="pull_repo").input("genlab/tiny-vae")
+    at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert any("Pulled `genlab/tiny-vae`" in s.value for s in at.success)
+    assert any("a genlab VAE at 8×8 trained on Twemoji" in m.value for m in at.markdown)   # the model card
+    at.switch_page("pages/sample.py").run()
+    options = at.selectbox(key="sample_model").options
+    assert any(o.startswith("hub: genlab/tiny-vae") for o in options), options
+
+
+def test_app_with_the_hub_down_says_so_in_one_line_and_keeps_everything_local(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    at = _models_page(monkeypatch, tmp_path)
+    at.text_input(key="pull_repo").input("genlab/vae-emoji-64")
+    at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Could not pull: the Hugging Face Hub (http://127.0.0.1:%d) cannot be "
+                                           "reached; the local checkpoints still work." % port]
+    assert [x.label for x in at.expander][:2] == ["tiny-flow  (realnvp 16×16 · emoji)", "tiny-vae  (vae 16×16 · emoji)"]
+    at.switch_page("pages/home.py").run()
+    assert not at.exception and len(at.get("image")) == 2   # the shipped models still sample
+
+
+def test_app_pushes_with_a_token_that_is_not_kept(hub, tmp_path, monkeypatch):
+    at = _models_page(monkeypatch, tmp_path)
+    source = at.selectbox(key="push_source")
+    source.set_value(str(tmp_path / "checkpoints" / "tiny-vae"))   # the value is the path; options are labels
+    at.text_input(key="push_repo").input("me/from-the-app")
+    at.text_input(key="push_token").input(TOKEN)
+    at.button(key="FormSubmitter:push-Push to the Hub").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Pushed" in s.value and "me/from-the-app" in s.value for s in at.success)
+    assert "model.safetensors" in hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
+    # the form is cleared after the call: the token is not kept in the session
+    assert "push_token" not in repr(at.session_state) and TOKEN not in repr(at.session_state)
