@@ -68,7 +68,7 @@ def explain(e: BaseException, repo_id: str, revision: str | None = None, filenam
                f"set HF_TOKEN (or run `hf auth login`) with a token that can read it")
     if isinstance(e, errors.RepositoryNotFoundError):
         return refused if status == 401 else f"the Hub has no model repo '{repo_id}' (if it is private, set HF_TOKEN)"
-    if isinstance(e, errors.RemoteEntryNotFoundError):
+    if isinstance(e, getattr(errors, "RemoteEntryNotFoundError", errors.EntryNotFoundError)):
         return f"'{repo_id}' has no file '{filename}' at revision {revision or 'main'}"
     if isinstance(e, errors.OfflineModeIsEnabled) or (isinstance(e, errors.LocalEntryNotFoundError)
                                                        and os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0")):
