@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.genlab-installed
 
-.PHONY: run test bench bench-app data clean
+.PHONY: run test bench bench-app data clean checkpoints publish
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# retrain the shipped checkpoints from scratch (CPU: about 2 hours), then export them with their figures
+checkpoints: $(STAMP)
+	$(BIN)/python -m genlab checkpoints
+
+# push checkpoints/ to their default repo ids (genlab/recipes.py); needs HF_TOKEN or `hf auth login`
+publish: $(STAMP)
+	$(BIN)/python -m genlab publish

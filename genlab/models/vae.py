@@ -32,6 +32,10 @@ class VAEConfig:
     max_width: int = 256
     beta: float = 1.0             # KL weight in the training loss; metrics always report the beta=1 ELBO
     min_log_scale: float = -7.0   # floor of the logistic's log-scale (scale >= 1e-3, a quarter of a bin)
+    # Ceiling of the log-scale (0: none). Where the data sits in the end bins (white backgrounds, black MNIST),
+    # a wide logistic scores well wherever its location is, so the location -- the image we show -- drifts
+    # (green faces, grey strokes). A ceiling of -2.5 (scale <= 0.08, ~21 levels) keeps it on the data.
+    max_log_scale: float = 0.0
 
     def __post_init__(self):
         n = self.image_size
@@ -75,12 +79,13 @@ class Decoder(nn.Module):
         # last upsampling predicts the logistic's mean and log-scale for each subpixel
         self.convs = nn.Sequential(*blocks, nn.ConvTranspose2d(w[-1], 2 * cfg.channels, 4, stride=2, padding=1))
         self.min_log_scale = cfg.min_log_scale
+        self.max_log_scale = cfg.max_log_scale or None
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.fc(z)).view(-1, self.w0, 4, 4)
         # float32 out of mixed precision: bf16 cannot resolve a 1/255 bin around a mean near 1
         raw_mean, raw_log_scale = self.convs(h).float().chunk(2, dim=1)  # [B, C, H, W] each
-        return torch.sigmoid(raw_mean), raw_log_scale.clamp_min(self.min_log_scale)
+        return torch.sigmoid(raw_mean), raw_log_scale.clamp(self.min_log_scale, self.max_log_scale)
 
 
 @dataclass
