@@ -118,3 +118,19 @@ def test_each_shipped_checkpoint_is_complete_small_and_what_its_recipe_trains(re
     assert args.max_steps == trained.max_steps
     opts = {k[len("model__"):]: v for k, v in vars(args).items() if k.startswith("model__") and v is not None}
     assert opts == trained.model_config
+
+
+def test_genlab_checkpoints_trains_from_scratch_and_exports(tmp_path, monkeypatch):
+    import genlab.recipes as recipes
+    tiny = recipes.Recipe("tiny-vae-8", ("vae", "--dataset", "emoji", "--max-steps", "2", "--latent-dim", "2",
+                                         "--width", "2", "--max-width", "4", *TINY), temperature=0.5)
+    monkeypatch.setattr(recipes, "RECIPES", (tiny,))
+    (tmp_path / "runs" / "tiny-vae-8").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny-vae-8" / "stale.txt").write_text("from an older attempt")
+    assert main(["checkpoints", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "ck"),
+                 "--fid-samples", "0"]) == 0
+    assert not (tmp_path / "runs" / "tiny-vae-8" / "stale.txt").exists()   # from scratch
+    m = read_metrics(tmp_path / "ck" / "tiny-vae-8")
+    assert m["recipe"] == "tiny-vae-8" and m["samples"]["temperature"] == 0.5 and m["train"]["steps"] == 2
+    assert "genlab checkpoints tiny-vae-8" in (tmp_path / "ck" / "tiny-vae-8" / "README.md").read_text()
+    assert main(["checkpoints", "no-such-model"]) == 2
