@@ -31,7 +31,7 @@ def test_export_computes_its_figures_and_loads_back_identically(tiny_runs, tmp_p
     from genlab.evaluate import average_metrics, nll_bound_bpd
     monkeypatch.setenv("GENLAB_FID_RANDOM_WEIGHTS", "1")
     out = export_model(tiny_runs / "vae", tmp_path / "m", name="tiny", temperature=0.5, fid_samples=20, fid_ref_n=30,
-                       eval_n=40)
+                       eval_n=40, iwae_n=25)
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "metrics.json", "metrics.jsonl",
                                                       "model.safetensors", "run.json", "samples.png"]
     m = read_metrics(out)
@@ -39,7 +39,9 @@ def test_export_computes_its_figures_and_loads_back_identically(tiny_runs, tmp_p
     test = load_dataset("emoji", 8).test
     # the figures are the library's own evaluations, recomputed independently here
     assert m["test_bpd"] == pytest.approx(average_metrics(model, test, 64, 40)["bpd"], rel=1e-6)
-    assert m["iwae_k100_bpd"] == pytest.approx(nll_bound_bpd(model, test, 100, max_images=40), rel=1e-6)
+    assert m["iwae_k100_bpd"] == pytest.approx(nll_bound_bpd(model, test, 100, max_images=25), rel=1e-6)
+    assert m["iwae_images"] == 25 and m["elbo_bpd_iwae_images"] == pytest.approx(
+        average_metrics(model, test, 64, 25)["bpd"], rel=1e-6)
     assert m["test_images"] == 40 and m["fid_samples"] == 20 and "RANDOM WEIGHTS" in m["fid_weights"]
     assert m["fid_reference"] == "emoji train split, 30 images" and m["fid"] > 0
     assert m["samples"]["temperature"] == 0.5 and m["train"]["steps"] == 3 and m["dataset"] == "emoji"
@@ -105,7 +107,7 @@ def test_each_shipped_checkpoint_is_complete_small_and_what_its_recipe_trains(re
     assert m["test_bpd"] > 0 and m["fid"] > 0 and m["fid_samples"] >= 1000 and m["fid_weights"]
     assert "RANDOM" not in m["fid_weights"]
     if m["model_type"] == "vae":
-        assert m["iwae_k100_bpd"] <= m["test_bpd"]    # the IWAE bound is tighter than the ELBO
+        assert m["iwae_k100_bpd"] <= m["elbo_bpd_iwae_images"]   # the IWAE bound is tighter than the ELBO
     for key in ("command", "device", "train_seconds", "wall_seconds", "steps"):
         assert m["train"][key], key
     model = genlab.load_model(folder)   # strict
