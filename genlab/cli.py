@@ -319,8 +319,8 @@ def _checkpoints(args) -> int:
 
 def _publish(args) -> int:
     from .hub import push
-    from .recipes import RECIPES, recipe
-    for r in [recipe(n) for n in args.names] if args.names else RECIPES:
+    from .recipes import SHIPPED, recipe
+    for r in [recipe(n) for n in args.names] if args.names else SHIPPED:
         done = push(Path(args.checkpoints) / r.name, r.repo_id, temperature=r.temperature)
         print(f"{r.name} -> {done.url}")
     return 0

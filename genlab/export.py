@@ -211,7 +211,8 @@ def export_model(source: str | Path, out: str | Path, name: str | None = None, r
                "genlab_version": __version__}
     if run:
         metrics["train"] = _run_record(run)
-        metrics.update(_last_rows(run))
+        if not evaluate:
+            metrics.update(_last_rows(run))
         metrics.setdefault("test_images", info.get("dataset", {}).get("test"))
         metrics.setdefault("test_bpd_kind", "-ELBO, 1 sample" if model.model_type == "vae" else "exact, 1 dequantization")
     if evaluate:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_readme_front_matter_is_a_docker_space_listing_the_default_repo_ids():
     from huggingface_hub import metadata_load
 
-    from genlab.recipes import RECIPES
+    from genlab.recipes import SHIPPED as RECIPES
     meta = metadata_load(ROOT / "README.md")
     assert meta["sdk"] == "docker" and meta["app_port"] == 8501 and meta["title"] == "genlab"
     assert "streamlit" in meta["tags"]
