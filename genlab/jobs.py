@@ -126,9 +126,7 @@ def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
         raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
     public.check_path(run.path, "run")
     if public.enabled():  # the caps travel with the resumed run, whatever it was launched with
-        lim = public.limits()
-        overrides = {**overrides, "max_minutes": min(overrides.get("max_minutes") or lim.max_minutes, lim.max_minutes),
-                     "step_limit": min(overrides.get("step_limit") or lim.max_steps, lim.max_steps)}
+        overrides = {**overrides, **public.run_caps(overrides.get("max_minutes"), overrides.get("step_limit"))}
     max_concurrent = public.cap_runs(max_concurrent) or default_max_concurrent()
     run.stop_file.unlink(missing_ok=True)
     args = ["train", "--resume", str(run.path)] + cli_flags({"queue": max_concurrent, **overrides})

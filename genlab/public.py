@@ -67,13 +67,19 @@ def check_dataset(name: str) -> None:
         check_path(name[len("folder:"):], "data folder")
 
 
+def run_caps(max_minutes: float | None = None, step_limit: int | None = None) -> dict:
+    """The per-run ``max_minutes`` and ``step_limit`` a run gets: the asked values, lowered to public mode's
+    caps (and set where none was asked). Unchanged when public mode is off."""
+    if not enabled():
+        return {"max_minutes": max_minutes, "step_limit": step_limit}
+    lim = limits()
+    return {"max_minutes": min(max_minutes or lim.max_minutes, lim.max_minutes),
+            "step_limit": min(step_limit or lim.max_steps, lim.max_steps)}
+
+
 def cap_request(req):
     """A ``jobs.TrainRequest`` within public mode's per-run caps (unchanged when public mode is off)."""
-    if not enabled():
-        return req
-    lim = limits()
-    return replace(req, max_minutes=min(req.max_minutes or lim.max_minutes, lim.max_minutes),
-                   step_limit=min(req.step_limit or lim.max_steps, lim.max_steps))
+    return replace(req, **run_caps(req.max_minutes, req.step_limit)) if enabled() else req
 
 
 def cap_runs(max_concurrent: int | None) -> int | None:

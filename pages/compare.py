@@ -54,7 +54,7 @@ n_test = st.number_input("Test images for bits/dim", 16, 10_000, 128, key="cmp_n
 want_bpd = st.toggle("Compute held-out bits/dim (IWAE k=100 for the VAE: ~10 s per 100 images on a CPU)",
                      key="cmp_bpd")
 
-rows = []
+rows, cards = [], []
 for name, e in entries.items():
     s = summarize(e.run) if e.run else None
     bpd = "—"
@@ -64,6 +64,7 @@ for name, e in entries.items():
     elif not e.dataset:
         bpd = "— (training data unknown)"
     card = read_metrics(e.path)  # an exported model's figures (shipped or pulled)
+    cards.append(card)
     fid = (f"{card['fid']:.1f} @ K={card['fid_samples']}" if card.get("fid") is not None
            else f"{s.fid:.1f} @ K={s.fid_samples}" if s and s.fid is not None
            else "— (no FID rows: train with FID every N)")
@@ -74,7 +75,7 @@ for name, e in entries.items():
 st.dataframe(rows, hide_index=True)
 fid_sources = {r.get("fid_weights") for e in entries.values() if e.run
                for r in e.run.read_metrics() if r.get("kind") == "fid"}
-fid_sources |= {w for e in entries.values() if (w := read_metrics(e.path).get("fid_weights"))}
+fid_sources |= {w for card in cards if (w := card.get("fid_weights"))}
 if fid_sources:
     st.caption("FID weights: " + "; ".join(sorted(fid_sources)))
 if not same_data:
