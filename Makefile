@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.genlab-installed
 
-.PHONY: run test bench bench-app data clean checkpoints publish
+.PHONY: run test lint bench bench-app data clean checkpoints publish
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ data:
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "note: chromium not installed; the browser test will be skipped"; \
 	fi
 
-test: $(STAMP) data
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) data lint
 	$(BIN)/python -m pytest
 
 run: $(STAMP)

@@ -1,17 +1,20 @@
 """genlab's Streamlit app: ``streamlit run app.py``. A router and a sidebar; the pages are in pages/."""
+
 import streamlit as st
 
 from genlab.catalog import describe_environment
 
 st.set_page_config(page_title="genlab", page_icon=":material/science:", layout="wide")
 
-nav = st.navigation([
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
-])
+nav = st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+    ]
+)
 
 env = describe_environment()
 with st.sidebar:

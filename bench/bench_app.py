@@ -7,6 +7,7 @@ as shipped checkpoints.
 
     python bench/bench_app.py --vae runs/vae-emoji --flow runs/realnvp-emoji [--repeats 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ def rerun_times(model_dir: Path, repeats: int) -> dict:
     """Wall time of AppTest.run() after moving the temperature slider (the whole page reruns:
     sample grid, PNG encoding for the download, latent sliders or temperature strip, interpolation)."""
     from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
     at.switch_page("pages/sample.py").run()
@@ -54,14 +56,19 @@ def rerun_times(model_dir: Path, repeats: int) -> dict:
         assert not at.exception, at.exception
         if i >= 2:  # the first reruns warm the caches (test images, KL ranking)
             times.append(dt)
-    return {"median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * sorted(times)[int(0.9 * (len(times) - 1))],
-            "min_ms": 1000 * min(times), "n": len(times)}
+    return {
+        "median_ms": 1000 * statistics.median(times),
+        "p90_ms": 1000 * sorted(times)[int(0.9 * (len(times) - 1))],
+        "min_ms": 1000 * min(times),
+        "n": len(times),
+    }
 
 
 def sample_only_ms(model_dir: Path, repeats: int) -> float:
     """Just the 16 samples, grid and PNG encoding (what a slider change must redo)."""
     from genlab import load_model
     from genlab.explore import grid, png_bytes, sample
+
     m = load_model(model_dir).eval()
     times = []
     for i in range(repeats):
@@ -73,19 +80,44 @@ def sample_only_ms(model_dir: Path, repeats: int) -> float:
 
 def cold_start(env: dict, repeats: int) -> list[dict]:
     from playwright.sync_api import sync_playwright
+
     out = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                                          "--disable-component-update", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         for _ in range(repeats):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 port = s.getsockname()[1]
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                     "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    "app.py",
+                    "--server.headless",
+                    "true",
+                    "--server.port",
+                    str(port),
+                    "--browser.gatherUsageStats",
+                    "false",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             url = f"http://127.0.0.1:{port}"
             while True:
                 try:
@@ -116,21 +148,28 @@ def main() -> None:
     ap.add_argument("--cold-repeats", type=int, default=3)
     args = ap.parse_args()
     import torch
+
     tmp = Path(tempfile.mkdtemp(prefix="genlab-bench-app-"))
     ck = tmp / "checkpoints"
     vae, flow = as_shipped(Path(args.vae), ck / "vae"), as_shipped(Path(args.flow), ck / "flow")
     os.environ.update(GENLAB_CHECKPOINTS=str(ck), GENLAB_RUNS=str(tmp / "runs"), GENLAB_OFFLINE="1")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     for name, d in (("VAE 64×64", vae), ("RealNVP 32×32", flow)):
         r = rerun_times(d, args.repeats)
-        print(f"{name}: Sample-page rerun after a temperature change, 16 samples: median {r['median_ms']:.0f} ms, "
-              f"p90 {r['p90_ms']:.0f} ms, min {r['min_ms']:.0f} ms over {r['n']} reruns; "
-              f"of which sampling+grid+PNG alone: {sample_only_ms(d, args.repeats):.0f} ms")
+        print(
+            f"{name}: Sample-page rerun after a temperature change, 16 samples: median {r['median_ms']:.0f} ms, "
+            f"p90 {r['p90_ms']:.0f} ms, min {r['min_ms']:.0f} ms over {r['n']} reruns; "
+            f"of which sampling+grid+PNG alone: {sample_only_ms(d, args.repeats):.0f} ms"
+        )
     cs = cold_start(dict(os.environ), args.cold_repeats)
     for i, c in enumerate(cs):
-        print(f"cold start {i + 1}: server healthy {c['health_s']:.1f} s, first page rendered {c['first_page_s']:.1f} s, "
-              f"home page with both sample grids {c['home_with_samples_s']:.1f} s")
+        print(
+            f"cold start {i + 1}: server healthy {c['health_s']:.1f} s, first page rendered {c['first_page_s']:.1f} s, "
+            f"home page with both sample grids {c['home_with_samples_s']:.1f} s"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -12,6 +12,7 @@ built-in MSE ELBO (it has no discretized likelihood), which costs the same to co
 Reports end-to-end images/s (trainer included) and the bare step rate (forward, backward,
 Adam step on a resident batch) so that trainer overhead and model compute can be told apart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genlab.data import load_dataset  # noqa: E402
-from genlab.models.vae import VAE, Decoder, Encoder, VAEConfig  # noqa: E402
-from genlab.rundir import RunDir  # noqa: E402
 from genlab.device import resolve_device  # noqa: E402
-from genlab.train import TrainConfig, Trainer  # noqa: E402
+from genlab.models.vae import VAE, Decoder, Encoder, VAEConfig  # noqa: E402
+from genlab.runs.rundir import RunDir  # noqa: E402
+from genlab.runs.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def sync(device):
@@ -59,9 +60,17 @@ def bare_steps(step_fn, params, device, n_warm=3, n=15) -> float:
 
 def bench_genlab(args, device, data, cfg_model) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        tc = TrainConfig(model="vae", model_config=cfg_model, dataset="emoji", image_size=args.image_size,
-                         epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, device=str(device),
-                         sample_n=64)
+        tc = TrainConfig(
+            model="vae",
+            model_config=cfg_model,
+            dataset="emoji",
+            image_size=args.image_size,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=1e-3,
+            device=str(device),
+            sample_n=64,
+        )
         t = time.perf_counter()
         status = Trainer(tc, Path(tmp) / "run").fit()
         wall = time.perf_counter() - t
@@ -73,9 +82,14 @@ def bench_genlab(args, device, data, cfg_model) -> dict:
     m.to(memory_format=torch.channels_last)  # as genlab's trainer does
     x = (data.train[: args.batch_size].to(device).float() / 255).contiguous(memory_format=torch.channels_last)
     bare = bare_steps(lambda: (m.loss(x)[0], len(x)), m.parameters(), device)
-    return {"status": status, "wall_s": wall, "images_per_s": steps * args.batch_size / wall,
-            "median_logged_images_per_s": statistics.median(r["images_per_s"] for r in train_rows),
-            "bare_images_per_s": bare, "final_test": f"{final['test_bpd']:.3f} bpd (-ELBO)"}
+    return {
+        "status": status,
+        "wall_s": wall,
+        "images_per_s": steps * args.batch_size / wall,
+        "median_logged_images_per_s": statistics.median(r["images_per_s"] for r in train_rows),
+        "bare_images_per_s": bare,
+        "final_test": f"{final['test_bpd']:.3f} bpd (-ELBO)",
+    }
 
 
 def bench_pythae(args, device, data, cfg_model) -> dict:
@@ -106,16 +120,22 @@ def bench_pythae(args, device, data, cfg_model) -> dict:
         def forward(self, z):
             return ModelOutput(reconstruction=self.net(z)[0])
 
-    pcfg = PVAEConfig(input_dim=(3, args.image_size, args.image_size), latent_dim=gcfg.latent_dim,
-                      reconstruction_loss="mse")
+    pcfg = PVAEConfig(
+        input_dim=(3, args.image_size, args.image_size), latent_dim=gcfg.latent_dim, reconstruction_loss="mse"
+    )
     torch.manual_seed(0)
     model = PVAE(model_config=pcfg, encoder=Enc(), decoder=Dec())
     train = data.train.float() / 255
     test = data.test.float() / 255
     with tempfile.TemporaryDirectory() as tmp:
-        tcfg = BaseTrainerConfig(output_dir=tmp, num_epochs=args.epochs, learning_rate=1e-3,
-                                 per_device_train_batch_size=args.batch_size,
-                                 per_device_eval_batch_size=args.batch_size, no_cuda=device.type != "cuda")
+        tcfg = BaseTrainerConfig(
+            output_dir=tmp,
+            num_epochs=args.epochs,
+            learning_rate=1e-3,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=args.batch_size,
+            no_cuda=device.type != "cuda",
+        )
         pipe = TrainingPipeline(model=model, training_config=tcfg)
         t = time.perf_counter()
         pipe(train_data=train, eval_data=test)
@@ -125,10 +145,17 @@ def bench_pythae(args, device, data, cfg_model) -> dict:
     m = PVAE(model_config=pcfg, encoder=Enc(), decoder=Dec()).to(device).train()
     x = train[: args.batch_size].to(device)
     from pythae.data.datasets import DatasetOutput
+
     batch = DatasetOutput(data=x)
     bare = bare_steps(lambda: (m(batch).loss, len(x)), m.parameters(), device)
-    return {"status": "finished", "wall_s": wall, "images_per_s": n_images / wall,
-            "median_logged_images_per_s": float("nan"), "bare_images_per_s": bare, "final_test": "(MSE ELBO)"}
+    return {
+        "status": "finished",
+        "wall_s": wall,
+        "images_per_s": n_images / wall,
+        "median_logged_images_per_s": float("nan"),
+        "bare_images_per_s": bare,
+        "final_test": "(MSE ELBO)",
+    }
 
 
 def main() -> None:
@@ -146,14 +173,23 @@ def main() -> None:
     if not args.skip_pythae:
         results["pythae 0.1.2"] = bench_pythae(args, device, data, cfg_model)
     n_params = VAE(VAEConfig(image_size=args.image_size, channels=3, **cfg_model)).num_parameters()
-    dev_name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}, " \
-        f"{torch.get_num_threads()} threads"
-    print(f"\nemoji {args.image_size}x{args.image_size}, {len(data.train)} train images, batch {args.batch_size}, "
-          f"{args.epochs} epochs, VAE {n_params / 1e6:.2f}M params, device {device} ({dev_name}), torch {torch.__version__}")
+    dev_name = (
+        torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"\nemoji {args.image_size}x{args.image_size}, {len(data.train)} train images, batch {args.batch_size}, "
+        f"{args.epochs} epochs, VAE {n_params / 1e6:.2f}M params, device {device} ({dev_name}), "
+        f"torch {torch.__version__}"
+    )
     print("| trainer | wall (s) | end-to-end images/s | bare step images/s | final test |")
     print("|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['wall_s']:.1f} | {r['images_per_s']:.0f} | {r['bare_images_per_s']:.0f} | {r['final_test']} |")
+        print(
+            f"| {name} | {r['wall_s']:.1f} | {r['images_per_s']:.0f} | {r['bare_images_per_s']:.0f} "
+            f"| {r['final_test']} |"
+        )
 
 
 if __name__ == "__main__":

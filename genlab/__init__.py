@@ -1,4 +1,5 @@
 """genlab: train, sample and compare image generative models (VAE, RealNVP) with FID."""
+
 from __future__ import annotations
 
 __version__ = "0.2.0"
@@ -16,6 +17,7 @@ def load_model(spec: str | os.PathLike, revision: str | None = None, map_locatio
     folder; a local folder of the same name wins. Raises ``CheckpointError`` or ``genlab.hub.HubError``.
     """
     from .hub import HubError, is_repo_id, pull
+
     if is_repo_id(str(spec)):
         try:
             path = pull(str(spec), revision, token).path

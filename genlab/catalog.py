@@ -6,38 +6,42 @@ data it was trained on and the temperature its grid is shown at, and ``metrics.j
 curves. Runs live under ``runs/`` (``GENLAB_RUNS``). Models pulled from the Hub are listed in
 ``GENLAB_HOME/hub-models.json`` (repo id -> snapshot folder in huggingface_hub's cache).
 """
+
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import resolve_model_dir
-from .models.base import CheckpointError, read_config
-from .rundir import RunDir, list_runs
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .models import MODELS, resolve_model_dir
+from .models.base import CheckpointError, GenerativeModel, read_config
+from .runs.records import RunStatus
+from .runs.rundir import RunDir, list_runs
+from .settings import settings
 
 
 def checkpoints_dir() -> Path:
-    return Path(os.environ.get("GENLAB_CHECKPOINTS", REPO_ROOT / "checkpoints")).expanduser()
+    return settings().checkpoints
 
 
 def runs_dir() -> Path:
-    return Path(os.environ.get("GENLAB_RUNS", "runs")).expanduser().resolve()
+    return settings().runs
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    label: str               # what a picker shows
-    path: Path               # the directory load_model takes (model dir or run dir)
-    source: str              # "shipped", "run" or "hub"
+    label: str  # what a picker shows
+    path: Path  # the directory load_model takes (model dir or run dir)
+    source: str  # "shipped", "run" or "hub"
     model_type: str
     image_size: int
     channels: int
-    dataset: str | None      # what it was trained on, when known
-    status: str | None       # a run's status; None for shipped models
-    temperature: float = 1.0  # where its samples look best (an exported model's metrics.json says)
+    dataset: str | None  # what it was trained on, when known
+    status: RunStatus | None  # a run's status; None for shipped models
+    temperature: float = 1.0  # where its samples look best (an exported model's metrics.json, else its family)
+
+    @property
+    def family(self) -> type[GenerativeModel]:
+        return MODELS[self.model_type]
 
     @property
     def weights_file(self) -> Path:
@@ -56,21 +60,31 @@ class ModelEntry:
 
 def _entry(path: Path, source: str, name: str | None = None) -> ModelEntry | None:
     from .export import read_metrics
+
     try:
         cfg = read_config(resolve_model_dir(path))
-    except CheckpointError:
+        family = MODELS[cfg["model_type"]]
+        run = RunDir(path)
+        train_cfg = run.config() if run.exists() else None
+    except (CheckpointError, KeyError, ValueError, OSError):  # not a model this genlab can load: not offered
         return None
-    run = RunDir(path)
-    info = run.read_info() if run.exists() else {}
     metrics = read_metrics(path)
-    dataset = info.get("config", {}).get("dataset") or metrics.get("dataset")
+    dataset = (train_cfg.dataset if train_cfg else None) or metrics.get("dataset")
     status = run.status() if source == "run" else None
     size = int(cfg.get("image_size", 0))
-    what = f"{cfg.get('model_type', '?')} {size}×{size}" + (f" · {dataset}" if dataset else "")
-    label = f"{name or path.name}  ({what}{', ' + status if status and status != 'finished' else ''})"
-    return ModelEntry(label=label, path=path, source=source, model_type=cfg.get("model_type", "?"), image_size=size,
-                      channels=int(cfg.get("channels", 3)), dataset=dataset, status=status,
-                      temperature=float(metrics.get("samples", {}).get("temperature", 1.0)))
+    what = f"{family.model_type} {size}×{size}" + (f" · {dataset}" if dataset else "")
+    label = f"{name or path.name}  ({what}{', ' + status if status and status != RunStatus.FINISHED else ''})"
+    return ModelEntry(
+        label=label,
+        path=path,
+        source=source,
+        model_type=family.model_type,
+        image_size=size,
+        channels=int(cfg.get("channels", 3)),
+        dataset=dataset,
+        status=status,
+        temperature=float(metrics.get("samples", {}).get("temperature", family.default_temperature)),
+    )
 
 
 def shipped_models(root: Path | None = None) -> list[ModelEntry]:
@@ -87,6 +101,7 @@ def run_models(root: Path | None = None) -> list[ModelEntry]:
 
 def _hub_registry() -> Path:
     from .paths import cache_dir
+
     return cache_dir() / "hub-models.json"
 
 
@@ -94,7 +109,8 @@ def remember_pulled(repo_id: str, folder: Path) -> None:
     """Record a pulled model so that every model picker offers it (newest pull first)."""
     import json
 
-    from .models.base import atomic_write_json
+    from .storage import atomic_write_json
+
     path = _hub_registry()
     try:
         known = json.loads(path.read_text())
@@ -111,12 +127,16 @@ def remember_pulled(repo_id: str, folder: Path) -> None:
 def hub_models() -> list[ModelEntry]:
     """Models pulled from the Hub whose snapshot is still in the cache."""
     import json
+
     try:
         known = json.loads(_hub_registry().read_text())
     except (OSError, ValueError):
         return []
-    return [e for repo_id, folder in known.items() if isinstance(folder, str)
-            and (e := _entry(Path(folder), "hub", name=repo_id))]
+    return [
+        e
+        for repo_id, folder in known.items()
+        if isinstance(folder, str) and (e := _entry(Path(folder), "hub", name=repo_id))
+    ]
 
 
 def available_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[ModelEntry]:
@@ -125,8 +145,8 @@ def available_models(checkpoints: Path | None = None, runs: Path | None = None) 
 
 @dataclass(frozen=True)
 class Environment:
-    device: str          # "CPU (2 threads)" or "cuda: NVIDIA H100 ..."
-    fid_weights: str     # where FID's Inception weights come from
+    device: str  # "CPU (2 threads)" or "cuda: NVIDIA H100 ..."
+    fid_weights: str  # where FID's Inception weights come from
     runs: Path
     checkpoints: Path
     cache: Path
@@ -135,14 +155,16 @@ class Environment:
 def describe_environment() -> Environment:
     import torch
 
-    from .fid import describe_weights
+    from .metrics.fid import describe_weights
     from .paths import cache_dir
+
     if torch.cuda.is_available():
         device = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
         device = f"CPU ({torch.get_num_threads()} threads; no CUDA GPU)"
-    return Environment(device=device, fid_weights=describe_weights(), runs=runs_dir(), checkpoints=checkpoints_dir(),
-                       cache=cache_dir())
+    return Environment(
+        device=device, fid_weights=describe_weights(), runs=runs_dir(), checkpoints=checkpoints_dir(), cache=cache_dir()
+    )
 
 
 def export_zip(path: Path) -> bytes:
@@ -150,6 +172,7 @@ def export_zip(path: Path) -> bytes:
     model.safetensors, and the run's run.json and metrics.jsonl when there is a run."""
     import io
     import zipfile
+
     model_dir = resolve_model_dir(path)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # safetensors barely compress

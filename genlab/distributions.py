@@ -7,6 +7,7 @@
   what makes a VAE's ELBO in bits/dim directly comparable to a flow's.
 - Bits/dim: -log2 p(x) / D over the discrete 8-bit data.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,13 +40,16 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     """
     inv_s = torch.exp(-log_scale)
     centered = x - mean
-    log_cdf_upper = F.logsigmoid(inv_s * (centered + BIN / 2))     # log sigmoid(b); 0 for the top bin
-    log_sf_lower = F.logsigmoid(inv_s * (BIN / 2 - centered))      # log sigmoid(-a); 0 for the bottom bin
-    log_width = torch.log(-torch.expm1(-BIN * inv_s))              # log(1 - e^-w); 0 for either end bin
+    log_cdf_upper = F.logsigmoid(inv_s * (centered + BIN / 2))  # log sigmoid(b); 0 for the top bin
+    log_sf_lower = F.logsigmoid(inv_s * (BIN / 2 - centered))  # log sigmoid(-a); 0 for the bottom bin
+    log_width = torch.log(-torch.expm1(-BIN * inv_s))  # log(1 - e^-w); 0 for either end bin
     top, bottom = x > 1 - BIN / 2, x < BIN / 2
     zero = torch.zeros((), dtype=log_width.dtype, device=x.device)
-    return (torch.where(top, zero, log_cdf_upper) + torch.where(bottom, zero, log_sf_lower)
-            + torch.where(top | bottom, zero, log_width))
+    return (
+        torch.where(top, zero, log_cdf_upper)
+        + torch.where(bottom, zero, log_sf_lower)
+        + torch.where(top | bottom, zero, log_width)
+    )
 
 
 @dataclass
@@ -71,7 +75,7 @@ class DiagonalGaussian:
         return self.kl_per_dim().sum(-1)
 
     def kl_per_dim(self) -> torch.Tensor:
-        return 0.5 * (self.mean ** 2 + torch.exp(self.logvar) - 1.0 - self.logvar)
+        return 0.5 * (self.mean**2 + torch.exp(self.logvar) - 1.0 - self.logvar)
 
 
 LOG2PI = math.log(2 * math.pi)
@@ -79,7 +83,7 @@ LOG2PI = math.log(2 * math.pi)
 
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) summed over the last dimension."""
-    return (-0.5 * (LOG2PI + z ** 2)).sum(-1)
+    return (-0.5 * (LOG2PI + z**2)).sum(-1)
 
 
 def randn_like(t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -9,6 +9,7 @@
 - Interpolation between the latents of two seeds, linear or spherical (slerp keeps the
   norm that a Gaussian latent concentrates on; White, arXiv 1609.04468).
 """
+
 from __future__ import annotations
 
 import io
@@ -24,31 +25,25 @@ from .distributions import randn
 from .models.base import eval_mode
 
 
-def latent_shape(model) -> tuple[int, ...]:
-    """Shape of one latent: [Z] for a VAE, [C, H, W] for a flow."""
-    if hasattr(model, "encode"):
-        return (model.config.latent_dim,)
-    return tuple(model.shape)
-
-
 def seeded_latents(model, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
-    """n latents ~ N(0, T^2 I), identical for a given seed on any device: [n, *latent_shape]."""
+    """n latents ~ N(0, T^2 I), identical for a given seed on any device: [n, *model.latent_shape]."""
     g = torch.Generator().manual_seed(seed)
-    return temperature * randn((n, *latent_shape(model)), g, model.device)
+    return temperature * randn((n, *model.latent_shape), g, model.device)
 
 
 @torch.no_grad()
 def decode(model, z: torch.Tensor) -> torch.Tensor:
-    """Latents -> images in [0, 1] for either family: [n, *latent_shape] -> [n, C, H, W]."""
-    with eval_mode(model):
-        if hasattr(model, "decode"):
-            return model.decode(z).float()
-        return model.inverse(z).clamp(0, 1).float()
+    """Latents -> images in [0, 1]: [n, *latent_shape] -> [n, C, H, W]."""
+    return model.generate(z).float()
 
 
+@torch.no_grad()
 def sample(model, n: int, temperature: float, seed: int) -> torch.Tensor:
-    """The same images as ``model.sample(n, temperature, generator=Generator().manual_seed(seed))``."""
-    return decode(model, seeded_latents(model, n, seed, temperature))
+    """``model.sample(n, temperature, generator=Generator().manual_seed(seed))``, in eval mode, as float."""
+    if model.latent_shape is not None:  # the same images, from latents a slider can move
+        return decode(model, seeded_latents(model, n, seed, temperature))
+    with eval_mode(model):
+        return model.sample(n, temperature, generator=torch.Generator().manual_seed(seed)).float()
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1) -> Image.Image:
@@ -76,8 +71,8 @@ def informative_dims(vae, images: torch.Tensor, k: int = 8, batch_size: int = 25
     total, n = torch.zeros(vae.config.latent_dim, dtype=torch.float64), 0
     with eval_mode(vae):
         for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(vae.device).float().div(255)
-            total += vae.encode(x).kl_per_dim().double().sum(0).cpu()
+            x = images[start : start + batch_size].to(vae.device).float().div(255)
+            total += vae.latent_kl_per_dim(x).double().sum(0).cpu()
             n += len(x)
     kl = total / max(n, 1)
     return torch.argsort(kl, descending=True)[:k].tolist(), kl
@@ -98,8 +93,9 @@ def temperature_strip(model, temperatures: list[float], n: int, seed: int) -> to
     return torch.cat([decode(model, t * eps) for t in temperatures])
 
 
-def interpolation(model, seed_a: int, seed_b: int, steps: int = 8, method: str = "slerp",
-                  temperature: float = 1.0) -> torch.Tensor:
+def interpolation(
+    model, seed_a: int, seed_b: int, steps: int = 8, method: str = "slerp", temperature: float = 1.0
+) -> torch.Tensor:
     """Images along the path between the first latent of seed_a and that of seed_b: [steps, C, H, W]."""
     z0 = seeded_latents(model, 1, seed_a, temperature)[0]
     z1 = seeded_latents(model, 1, seed_b, temperature)[0]

@@ -12,6 +12,7 @@
 The card is written with huggingface_hub's ``ModelCard``/``ModelCardData``/``EvalResult``, so the
 metadata is what the Hub parses. ``load_model`` reads such a folder like any saved model.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from .models import load_model, resolve_model_dir
-from .models.base import CONFIG_NAME, WEIGHTS_NAME, atomic_write_json
-from .rundir import RunDir
+from .models import MODELS, load_model, resolve_model_dir
+from .models.base import CONFIG_NAME, WEIGHTS_NAME
+from .runs.records import EvalRow, FidRow, RunInfo, TrainRow, rows_of
+from .runs.rundir import RunDir
+from .storage import atomic_write_json
 
 METRICS_NAME = "metrics.json"
 SAMPLES_NAME = "samples.png"
@@ -57,20 +60,25 @@ def _run_record(run: RunDir | None) -> dict:
     """Training facts from a run directory: steps, epochs, training and wall time, device, command."""
     if run is None:
         return {}
-    from .train import TrainConfig
-    info, rows = run.read_info(), run.read_metrics()
-    train_rows = [r for r in rows if r.get("kind") == "train"]
-    last = train_rows[-1] if train_rows else {}
-    speeds = sorted(r["images_per_s"] for r in train_rows if r.get("images_per_s"))
-    first_ts = info.get("created_at")
-    last_ts = max((r.get("timestamp", 0) for r in rows), default=None)
-    cfg = TrainConfig.from_dict(info.get("config", {}))
-    return {"steps": last.get("step"), "epochs": round(last.get("epoch", 0.0), 2), "train_seconds": last.get("time"),
-            "wall_seconds": round(last_ts - first_ts, 1) if first_ts and last_ts else None,
-            "images_per_s_median": speeds[len(speeds) // 2] if speeds else None,
-            "device": info.get("device"), "batch_size": cfg.batch_size, "lr": cfg.lr,
-            "command": "python -m genlab " + " ".join(cfg.argv()),
-            "torch": info.get("versions", {}).get("torch"), "genlab": info.get("versions", {}).get("genlab")}
+    info, rows = run.info(), run.read_metrics()
+    train_rows = rows_of(rows, TrainRow)
+    last = train_rows[-1] if train_rows else None
+    speeds = sorted(r.images_per_s for r in train_rows if r.images_per_s)
+    last_ts = max((r.timestamp for r in rows), default=None)
+    cfg, versions = run.config(), info.versions or {}
+    return {
+        "steps": last.step if last else None,
+        "epochs": round(last.epoch, 2) if last else 0.0,
+        "train_seconds": last.time if last else None,
+        "wall_seconds": round(last_ts - info.created_at, 1) if info.created_at and last_ts else None,
+        "images_per_s_median": speeds[len(speeds) // 2] if speeds else None,
+        "device": info.device,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "command": "python -m genlab " + " ".join(cfg.argv()),
+        "torch": versions.get("torch"),
+        "genlab": versions.get("genlab"),
+    }
 
 
 def _last_rows(run: RunDir | None) -> dict:
@@ -79,31 +87,45 @@ def _last_rows(run: RunDir | None) -> dict:
     if run is None:
         return out
     for r in run.read_metrics():
-        if r.get("kind") == "eval":
-            out.update({"test_bpd": r.get("test_bpd"), "test_bpd_step": r.get("step")})
-        elif r.get("kind") == "fid":
-            out.update({"fid": r["fid"], "fid_samples": r.get("fid_samples"), "fid_weights": r.get("fid_weights"),
-                        "fid_reference": f"train split, {r.get('fid_ref_images')} images", "fid_temperature": 1.0})
+        if isinstance(r, EvalRow):
+            out.update({"test_bpd": r.value("test_bpd"), "test_bpd_step": r.step})
+        elif isinstance(r, FidRow):
+            out.update(
+                {
+                    "fid": r.fid,
+                    "fid_samples": r.fid_samples,
+                    "fid_weights": r.fid_weights,
+                    "fid_reference": f"train split, {r.fid_ref_images} images",
+                    "fid_temperature": 1.0,
+                }
+            )
     return out
 
 
-def evaluate_model(model, dataset: str, fid_samples: int = 1000, fid_ref_n: int | None = 10000,
-                   iwae_k: int | None = None, eval_n: int | None = None, iwae_n: int = 1000,
-                   device: str = "auto") -> dict:
+def evaluate_model(
+    model,
+    dataset: str,
+    fid_samples: int = 1000,
+    fid_ref_n: int | None = 10000,
+    iwae_k: int | None = None,
+    eval_n: int | None = None,
+    iwae_n: int = 1000,
+    device: str = "auto",
+) -> dict:
     """Held-out bits/dim (the loss's on ``eval_n`` test images, default all; the k-sample bound on the first
     ``iwae_n``, since IWAE k=100 costs 100 decoder passes per image) and FID@K of samples at T=1 against
     the train split."""
     from .data import load_dataset
-    from .evaluate import average_metrics, nll_bound_bpd
-    from .fid import FID, fid_from_stats
+    from .metrics.fid import FID, fid_from_stats
+    from .metrics.likelihood import average_metrics, nll_bound_bpd
+
     test = load_dataset(dataset, model.config.image_size).test
     n = min(len(test), eval_n or len(test))
     m = average_metrics(model, test, 64, n)
     out = {"test_images": n, "test_bpd": m["bpd"]}
-    is_vae = hasattr(model, "encode")
-    out["test_bpd_kind"] = "-ELBO, 1 sample" if is_vae else "exact, 1 dequantization"
-    k = iwae_k if iwae_k is not None else getattr(model, "default_eval_k", 1)
-    if is_vae and k:
+    out["test_bpd_kind"] = model.loss_bpd_kind
+    k = iwae_k if iwae_k is not None else model.default_eval_k
+    if k > 1 and model.default_eval_k > 1:  # a bound tighter than the loss's (the VAE's IWAE)
         n_iwae = min(n, iwae_n)
         out[f"iwae_k{k}_bpd"] = nll_bound_bpd(model, test, k, max_images=n_iwae)
         # the ELBO on the same images, so that the two bounds are compared like for like
@@ -112,10 +134,16 @@ def evaluate_model(model, dataset: str, fid_samples: int = 1000, fid_ref_n: int 
         t = time.perf_counter()
         fid = FID(device=device)
         ref = fid.stats_of_dataset(dataset, "train", model.config.image_size, fid_ref_n)
-        out.update({"fid": fid_from_stats(fid.stats_of_model(model, fid_samples, temperature=1.0, seed=0), ref),
-                    "fid_samples": fid_samples, "fid_temperature": 1.0,
-                    "fid_reference": f"{dataset} train split, {ref.n} images", "fid_weights": fid.source,
-                    "fid_seconds": round(time.perf_counter() - t, 1)})
+        out.update(
+            {
+                "fid": fid_from_stats(fid.stats_of_model(model, fid_samples, temperature=1.0, seed=0), ref),
+                "fid_samples": fid_samples,
+                "fid_temperature": 1.0,
+                "fid_reference": f"{dataset} train split, {ref.n} images",
+                "fid_weights": fid.source,
+                "fid_seconds": round(time.perf_counter() - t, 1),
+            }
+        )
     return out
 
 
@@ -123,22 +151,46 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     from . import __version__
+
     dataset = metrics.get("dataset", "?")
     meta = DATASET_CARD.get(dataset, {"license": "other", "hub": None, "pretty": dataset})
-    family = {"vae": "VAE", "realnvp": "RealNVP"}.get(config.get("model_type"), config.get("model_type"))
+    mcls = MODELS.get(config.get("model_type"))
+    family = mcls.display_name if mcls else config.get("model_type")
     size = config.get("image_size")
     results = []
-    for key, label in (("test_bpd", "test bits/dim"), ("iwae_k100_bpd", "test bits/dim (IWAE bound, k=100)"),
-                       ("fid", f"FID@{metrics.get('fid_samples')}")):
+    for key, label in (
+        ("test_bpd", "test bits/dim"),
+        ("iwae_k100_bpd", "test bits/dim (IWAE bound, k=100)"),
+        ("fid", f"FID@{metrics.get('fid_samples')}"),
+    ):
         if metrics.get(key) is not None:
-            results.append(EvalResult(task_type="unconditional-image-generation", dataset_type=meta["hub"] or dataset,
-                                      dataset_name=meta["pretty"], dataset_split="test" if "bpd" in key else "train",
-                                      metric_type="fid" if key == "fid" else "bits-per-dim",
-                                      metric_name=label, metric_value=round(float(metrics[key]), 4)))
-    data = ModelCardData(library_name="genlab", license=meta["license"], pipeline_tag="unconditional-image-generation",
-                         datasets=[meta["hub"]] if meta["hub"] else None, model_name=repo_id or name,
-                         tags=["genlab", config.get("model_type"), f"{size}x{size}", "unconditional-image-generation",
-                               "pytorch", "safetensors"], eval_results=results or None)
+            results.append(
+                EvalResult(
+                    task_type="unconditional-image-generation",
+                    dataset_type=meta["hub"] or dataset,
+                    dataset_name=meta["pretty"],
+                    dataset_split="test" if "bpd" in key else "train",
+                    metric_type="fid" if key == "fid" else "bits-per-dim",
+                    metric_name=label,
+                    metric_value=round(float(metrics[key]), 4),
+                )
+            )
+    data = ModelCardData(
+        library_name="genlab",
+        license=meta["license"],
+        pipeline_tag="unconditional-image-generation",
+        datasets=[meta["hub"]] if meta["hub"] else None,
+        model_name=repo_id or name,
+        tags=[
+            "genlab",
+            config.get("model_type"),
+            f"{size}x{size}",
+            "unconditional-image-generation",
+            "pytorch",
+            "safetensors",
+        ],
+        eval_results=results or None,
+    )
     tr = metrics.get("train", {})
 
     def fmt(v, spec=".4f"):
@@ -146,43 +198,81 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
 
     wall = tr.get("wall_seconds")
     lines = [
-        f"# {name}: a genlab {family} at {size}×{size} trained on {meta['pretty']}", "",
-        f"![samples at T={metrics.get('samples', {}).get('temperature', 1.0)}]({SAMPLES_NAME})", "",
+        f"# {name}: a genlab {family} at {size}×{size} trained on {meta['pretty']}",
+        "",
+        f"![samples at T={metrics.get('samples', {}).get('temperature', 1.0)}]({SAMPLES_NAME})",
+        "",
         f"A {family} with {metrics.get('num_parameters', 0):,} parameters, trained with "
         f"genlab {metrics.get('genlab_version', __version__)}. "
-        f"Load it with `genlab.load_model(\"{repo_id or name}\")` (strict, safetensors only) or open it in the "
-        "genlab app's Sample page.", "",
-        "## Data", "",
+        f'Load it with `genlab.load_model("{repo_id or name}")` (strict, safetensors only) or open it in the '
+        "genlab app's Sample page.",
+        "",
+        "## Data",
+        "",
         f"`{dataset}` at {size}×{size}: {metrics.get('dataset_credit', '')} "
-        f"({metrics.get('train_images', '?')} training and {metrics.get('test_images', '?')} test images).", "",
-        "## Training", "",
-        f"    {tr.get('command', '?')}", "",
-        *([f"Reproduce it from scratch with `python -m genlab checkpoints {name}` (the step count it reached is "
-           f"pinned there).", ""] if metrics.get("recipe") else []),
+        f"({metrics.get('train_images', '?')} training and {metrics.get('test_images', '?')} test images).",
+        "",
+        "## Training",
+        "",
+        f"    {tr.get('command', '?')}",
+        "",
+        *(
+            [
+                f"Reproduce it from scratch with `python -m genlab checkpoints {name}` (the step count it reached is "
+                f"pinned there).",
+                "",
+            ]
+            if metrics.get("recipe")
+            else []
+        ),
         f"{tr.get('steps', '?')} steps ({tr.get('epochs', '?')} epochs), {fmt(tr.get('train_seconds'), '.0f')} s of "
         f"training, {fmt(wall, '.0f')} s wall including evaluations, on `{tr.get('device', '?')}` "
-        f"(median {fmt(tr.get('images_per_s_median'), '.0f')} images/s); torch {tr.get('torch', '?')}.", "",
-        "## Figures", "",
-        "| metric | value |", "|---|---|",
+        f"(median {fmt(tr.get('images_per_s_median'), '.0f')} images/s); torch {tr.get('torch', '?')}.",
+        "",
+        "## Figures",
+        "",
+        "| metric | value |",
+        "|---|---|",
         f"| test bits/dim ({metrics.get('test_bpd_kind', '')}) | {fmt(metrics.get('test_bpd'))} |",
     ]
     if metrics.get("iwae_k100_bpd") is not None:
-        lines.append(f"| test bits/dim, IWAE bound k=100 (first {metrics.get('iwae_images')} test images; "
-                     f"-ELBO on them {fmt(metrics.get('elbo_bpd_iwae_images'))}) | {fmt(metrics['iwae_k100_bpd'])} |")
+        lines.append(
+            f"| test bits/dim, IWAE bound k=100 (first {metrics.get('iwae_images')} test images; "
+            f"-ELBO on them {fmt(metrics.get('elbo_bpd_iwae_images'))}) | {fmt(metrics['iwae_k100_bpd'])} |"
+        )
     if metrics.get("fid") is not None:
-        lines.append(f"| FID@{metrics.get('fid_samples')} (T={metrics.get('fid_temperature', 1.0)}, vs "
-                     f"{metrics.get('fid_reference', '?')}) | {fmt(metrics['fid'], '.2f')} |")
-        lines += ["", f"FID Inception weights: {metrics.get('fid_weights', '?')}. FID@K is biased upwards at small K "
-                      "and small reference sets; compare FIDs only at equal K and reference."]
-    lines += ["", "Bits/dim are over 8-bit pixels (uniform dequantization for the flow), comparable between "
-                  "genlab's families at equal image size."]
+        lines.append(
+            f"| FID@{metrics.get('fid_samples')} (T={metrics.get('fid_temperature', 1.0)}, vs "
+            f"{metrics.get('fid_reference', '?')}) | {fmt(metrics['fid'], '.2f')} |"
+        )
+        lines += [
+            "",
+            f"FID Inception weights: {metrics.get('fid_weights', '?')}. FID@K is biased upwards at small K "
+            "and small reference sets; compare FIDs only at equal K and reference.",
+        ]
+    lines += [
+        "",
+        "Bits/dim are over 8-bit pixels (uniform dequantization for the flow), comparable between "
+        "genlab's families at equal image size.",
+    ]
     return ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines) + "\n").content
 
 
-def export_model(source: str | Path, out: str | Path, name: str | None = None, repo_id: str | None = None,
-                 recipe: str | None = None, temperature: float = 1.0, evaluate: bool = True, fid_samples: int = 1000,
-                 fid_ref_n: int | None = 10000, eval_n: int | None = None, iwae_n: int = 1000,
-                 device: str = "auto", dataset: str | None = None) -> Path:
+def export_model(
+    source: str | Path,
+    out: str | Path,
+    name: str | None = None,
+    repo_id: str | None = None,
+    recipe: str | None = None,
+    temperature: float = 1.0,
+    evaluate: bool = True,
+    fid_samples: int = 1000,
+    fid_ref_n: int | None = 10000,
+    eval_n: int | None = None,
+    iwae_n: int = 1000,
+    device: str = "auto",
+    dataset: str | None = None,
+) -> Path:
     """Write ``out/`` (see the module docstring) from a run directory or a model folder.
 
     ``evaluate`` recomputes the figures (held-out bits/dim, IWAE k=100 for a VAE, FID@``fid_samples``);
@@ -193,31 +283,40 @@ def export_model(source: str | Path, out: str | Path, name: str | None = None, r
 
     from . import __version__
     from .device import resolve_device
+
     source, out = Path(source), Path(out)
     run = RunDir(source) if RunDir(source).exists() else None
     model_dir = resolve_model_dir(source)
     model = load_model(model_dir, map_location=resolve_device(device))
-    info = run.read_info() if run else {}
+    info = run.info() if run else RunInfo()
     previous = read_metrics(model_dir)
-    dataset = dataset or info.get("config", {}).get("dataset") or previous.get("dataset")
+    dataset = dataset or (info.config.dataset if info.config else None) or previous.get("dataset")
     if dataset is None:
         raise ValueError(f"{source} does not say what data it was trained on; give the data set")
     from .data import dataset_info
-    metrics = {**previous, "dataset": dataset, "image_size": model.config.image_size,
-               "model_type": model.model_type, "num_parameters": model.num_parameters(),
-               "dataset_credit": info.get("dataset", {}).get("credit") or previous.get("dataset_credit")
-               or dataset_info(dataset).credit,
-               "train_images": info.get("dataset", {}).get("train") or previous.get("train_images"),
-               "genlab_version": __version__}
+
+    metrics = {
+        **previous,
+        "dataset": dataset,
+        "image_size": model.config.image_size,
+        "model_type": model.model_type,
+        "num_parameters": model.num_parameters(),
+        "dataset_credit": (info.dataset or {}).get("credit")
+        or previous.get("dataset_credit")
+        or dataset_info(dataset).credit,
+        "train_images": (info.dataset or {}).get("train") or previous.get("train_images"),
+        "genlab_version": __version__,
+    }
     if run:
         metrics["train"] = _run_record(run)
         if not evaluate:
             metrics.update(_last_rows(run))
-        metrics.setdefault("test_images", info.get("dataset", {}).get("test"))
-        metrics.setdefault("test_bpd_kind", "-ELBO, 1 sample" if model.model_type == "vae" else "exact, 1 dequantization")
+        metrics.setdefault("test_images", (info.dataset or {}).get("test"))
+        metrics.setdefault("test_bpd_kind", model.loss_bpd_kind)
     if evaluate:
-        metrics.update(evaluate_model(model, dataset, fid_samples, fid_ref_n, eval_n=eval_n, iwae_n=iwae_n,
-                                      device=device))
+        metrics.update(
+            evaluate_model(model, dataset, fid_samples, fid_ref_n, eval_n=eval_n, iwae_n=iwae_n, device=device)
+        )
     metrics["samples"] = {"temperature": temperature, "seed": 0, "n": 64}
     if recipe:
         metrics["recipe"] = recipe
@@ -248,6 +347,7 @@ def card_text(folder: str | Path) -> str:
     import re
 
     from huggingface_hub import ModelCard
+
     path = Path(folder) / CARD_NAME
     if not path.is_file():
         return ""

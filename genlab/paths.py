@@ -4,15 +4,17 @@
 persistent or scratch disk. Every user-supplied name that becomes part of a path goes
 through ``safe_name`` first.
 """
+
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GENLAB_HOME", Path.home() / ".cache" / "genlab")).expanduser()
+    from .settings import settings
+
+    return settings().home
 
 
 def safe_name(name: str, max_len: int = 120) -> str:
@@ -23,5 +25,6 @@ def safe_name(name: str, max_len: int = 120) -> str:
         raise ValueError(f"{name!r} leaves nothing usable as a file name")
     if len(s) > max_len:  # keep long names unique with a short hash of the original
         import hashlib
+
         s = s[: max_len - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return s

@@ -11,13 +11,16 @@ A local user owns the machine; a visitor of a public app does not. In public mod
   ``GENLAB_PUBLIC_MAX_MINUTES`` minutes of training (default 10).
 
 The app has no file upload, so there is no upload size to cap. The library enforces all of this in
-``genlab.jobs`` (what the pages call), not in the pages, so no front end can bypass it.
+``genlab.runs.jobs`` (what the pages call), not in the pages, so no front end can bypass it.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from .settings import settings
 
 
 class PublicModeError(PermissionError):
@@ -25,7 +28,7 @@ class PublicModeError(PermissionError):
 
 
 def enabled() -> bool:
-    return os.environ.get("GENLAB_PUBLIC", "") not in ("", "0", "false", "no")
+    return settings().public
 
 
 @dataclass(frozen=True)
@@ -36,20 +39,18 @@ class Limits:
 
 
 def limits() -> Limits:
-    from .jobs import default_max_concurrent
-    return Limits(max_steps=int(os.environ.get("GENLAB_PUBLIC_MAX_STEPS", "2000")),
-                  max_minutes=float(os.environ.get("GENLAB_PUBLIC_MAX_MINUTES", "10")),
-                  max_runs=default_max_concurrent())
+    s = settings()
+    return Limits(max_steps=s.public_max_steps, max_minutes=s.public_max_minutes, max_runs=s.max_runs)
 
 
 def data_dir() -> Path:
-    from .paths import cache_dir
-    return Path(os.environ.get("GENLAB_DATA_DIR", cache_dir() / "data")).expanduser()
+    return settings().data_dir
 
 
 def allowed_roots() -> list[Path]:
     from .catalog import checkpoints_dir, runs_dir
     from .paths import cache_dir
+
     return [p.resolve() for p in (runs_dir(), checkpoints_dir(), cache_dir(), data_dir())]
 
 
@@ -57,14 +58,16 @@ def check_path(path: str | os.PathLike, what: str = "path") -> Path:
     """``path`` resolved (symlinks and '..' followed); in public mode, refused outside the allowed folders."""
     resolved = Path(path).expanduser().resolve()
     if enabled() and not any(resolved == root or root in resolved.parents for root in allowed_roots()):
-        raise PublicModeError(f"this is a public genlab app: the {what} must lie inside "
-                              f"{', '.join(str(r) for r in allowed_roots())}; {path} does not")
+        raise PublicModeError(
+            f"this is a public genlab app: the {what} must lie inside "
+            f"{', '.join(str(r) for r in allowed_roots())}; {path} does not"
+        )
     return resolved
 
 
 def check_dataset(name: str) -> None:
     if name.startswith("folder:"):
-        check_path(name[len("folder:"):], "data folder")
+        check_path(name[len("folder:") :], "data folder")
 
 
 def run_caps(max_minutes: float | None = None, step_limit: int | None = None) -> dict:
@@ -73,13 +76,15 @@ def run_caps(max_minutes: float | None = None, step_limit: int | None = None) ->
     if not enabled():
         return {"max_minutes": max_minutes, "step_limit": step_limit}
     lim = limits()
-    return {"max_minutes": min(max_minutes or lim.max_minutes, lim.max_minutes),
-            "step_limit": min(step_limit or lim.max_steps, lim.max_steps)}
+    return {
+        "max_minutes": min(max_minutes or lim.max_minutes, lim.max_minutes),
+        "step_limit": min(step_limit or lim.max_steps, lim.max_steps),
+    }
 
 
-def cap_request(req):
-    """A ``jobs.TrainRequest`` within public mode's per-run caps (unchanged when public mode is off)."""
-    return replace(req, **run_caps(req.max_minutes, req.step_limit)) if enabled() else req
+def cap_config(cfg):
+    """A ``TrainConfig`` within public mode's per-run caps (unchanged when public mode is off)."""
+    return replace(cfg, **run_caps(cfg.max_minutes, cfg.step_limit)) if enabled() else cfg
 
 
 def cap_runs(max_concurrent: int | None) -> int | None:

@@ -8,54 +8,65 @@ The emoji models train on ``emoji-faces`` (the 109 round smileys of Twemoji): on
 CPU-sized model learns colours and layouts but samples nothing a person can name (see
 docs/img/vae-emoji-samples.png), while on one homogeneous kind of picture it draws faces.
 """
+
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-HUB_ORG = os.environ.get("GENLAB_HUB_ORG", "genlab")
+from .settings import settings
+
+HUB_ORG = settings().hub_org
 
 
 @dataclass(frozen=True)
 class Recipe:
-    name: str                 # folder under checkpoints/ and repo name on the Hub
-    train: tuple[str, ...]    # `python -m genlab train` arguments, from scratch
-    temperature: float        # the temperature of its grid: Home and the model card show it there
-    fid_ref_n: int = 2000     # training images in the FID reference statistics (emoji-faces has 98)
-    ships: bool = True        # False: trained by `genlab checkpoints`, but its samples are not yet good enough
+    name: str  # folder under checkpoints/ and repo name on the Hub
+    train: tuple[str, ...] | str  # `python -m genlab train` arguments, from scratch (a string is split on spaces)
+    temperature: float  # the temperature of its grid: Home and the model card show it there
+    fid_ref_n: int = 2000  # training images in the FID reference statistics (emoji-faces has 98)
+    ships: bool = True  # False: trained by `genlab checkpoints`, but its samples are not yet good enough
+
+    def __post_init__(self):
+        if isinstance(self.train, str):
+            object.__setattr__(self, "train", tuple(self.train.split()))
 
     @property
     def repo_id(self) -> str:
         return f"{HUB_ORG}/{self.name}"
 
 
+# each recipe is the command line it trains, kept readable
+# fmt: off
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("vae-mnist-32", ("vae", "--dataset", "mnist", "--image-size", "32", "--batch-size", "128",
-                            "--latent-dim", "16", "--max-steps", "5000", "--eval-every", "500", "--eval-batches", "20"),
+    Recipe("vae-mnist-32",
+           "vae --dataset mnist --image-size 32 --batch-size 128 --latent-dim 16 --max-steps 5000"
+           " --eval-every 500 --eval-batches 20",
            temperature=1.0),
-    Recipe("realnvp-mnist-32", ("realnvp", "--dataset", "mnist", "--image-size", "32", "--batch-size", "64",
-                                "--max-steps", "2500", "--max-minutes", "85", "--eval-every", "500",
-                                "--eval-batches", "20"),
-           # after 1.7 epochs (85 single-thread CPU minutes) its samples are stroke fragments, not digits:
-           # it ships once trained for longer (a GPU, or ~10 epochs)
+    # after 1.7 epochs (85 single-thread CPU minutes) its samples are stroke fragments, not digits:
+    # it ships once trained for longer (a GPU, or ~10 epochs)
+    Recipe("realnvp-mnist-32",
+           "realnvp --dataset mnist --image-size 32 --batch-size 64 --max-steps 2500 --max-minutes 85"
+           " --eval-every 500 --eval-batches 20",
            temperature=0.8, ships=False),
     # 98 training images: with beta=1 the VAEs memorise them (test bits/dim rise from ~500 steps on) and
     # the prior's samples fall between the memorised codes (blue and green faces); beta=4 keeps the
     # codes where the prior samples, and a log-scale ceiling keeps the shown mean on the data
-    Recipe("vae-emoji-32", ("vae", "--dataset", "emoji-faces", "--image-size", "32", "--batch-size", "32",
-                            "--latent-dim", "16", "--max-log-scale", "-2.5", "--beta", "4", "--max-steps", "1500",
-                            "--eval-every", "500"),
+    Recipe("vae-emoji-32",
+           "vae --dataset emoji-faces --image-size 32 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
+           " --beta 4 --max-steps 1500 --eval-every 500",
            temperature=0.5),
-    Recipe("vae-emoji-64", ("vae", "--dataset", "emoji-faces", "--image-size", "64", "--batch-size", "32",
-                            "--latent-dim", "16", "--max-log-scale", "-2.5", "--beta", "4", "--max-steps", "1500",
-                            "--eval-every", "500"),
+    Recipe("vae-emoji-64",
+           "vae --dataset emoji-faces --image-size 64 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
+           " --beta 4 --max-steps 1500 --eval-every 500",
            temperature=0.8),
     # trained 1,800 steps, then resumed to a 75-minute training-time budget (4,592 steps here);
     # round yellow faces, but their features are not yet eyes and mouths
-    Recipe("realnvp-emoji-32", ("realnvp", "--dataset", "emoji-faces", "--image-size", "32", "--batch-size", "32",
-                                "--max-steps", "6000", "--max-minutes", "75", "--eval-every", "300"),
+    Recipe("realnvp-emoji-32",
+           "realnvp --dataset emoji-faces --image-size 32 --batch-size 32 --max-steps 6000 --max-minutes 75"
+           " --eval-every 300",
            temperature=0.7),
 )
+# fmt: on
 
 
 SHIPPED: tuple[Recipe, ...] = tuple(r for r in RECIPES if r.ships)

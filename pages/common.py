@@ -4,6 +4,7 @@ Models are cached process-wide with ``st.cache_resource``, keyed by path and the
 mtime, so a run that writes a new checkpoint is reloaded and nothing heavy repeats on a
 rerun. Cached models are only used in eval mode under no_grad, which is thread-safe.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,7 @@ from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
 from genlab.explore import grid, informative_dims, temperature_strip
+from genlab.models import MODELS
 
 DEVICE = str(resolve_device("auto"))
 
@@ -68,13 +70,16 @@ def model_picker(label: str, key: str, model_type: str | None = None, prefer=Non
     ``prefer(entry)`` picks the initial choice (default: the first, shipped before runs, newest run first)."""
     entries = [e for e in available_models() if model_type is None or e.model_type == model_type]
     if not entries:
-        what = {"vae": "VAE", "realnvp": "RealNVP flow"}.get(model_type, "model")
-        st.info(f"No {what} is here yet: no shipped checkpoint in `checkpoints/` and no run with a checkpoint. "
-                "Train one on the **Train** page (a few minutes on a CPU).")
+        what = MODELS[model_type].display_name if model_type else "model"
+        st.info(
+            f"No {what} is here yet: no shipped checkpoint in `checkpoints/` and no run with a checkpoint. "
+            "Train one on the **Train** page (a few minutes on a CPU)."
+        )
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
     index = next((i for i, e in enumerate(entries) if prefer(e)), 0) if prefer else 0
-    path = st.selectbox(label, list(by_path), index=index, key=key,
-                        format_func=lambda p: f"{by_path[p].source}: {by_path[p].label}")
+    path = st.selectbox(
+        label, list(by_path), index=index, key=key, format_func=lambda p: f"{by_path[p].source}: {by_path[p].label}"
+    )
     return by_path[path]

@@ -1,4 +1,5 @@
 """Models: shipped checkpoints, models pulled from the Hub and runs with a checkpoint; pull and push."""
+
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from genlab.catalog import available_models, checkpoints_dir
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
-from genlab.rundir import summarize
+from genlab.runs.rundir import summarize
 from pages.common import checkpoint_zip
 
 st.title("Models")
@@ -18,23 +19,33 @@ shipped = [e for e in entries if e.source == "shipped"]
 pulled = [e for e in entries if e.source == "hub"]
 runs = [e for e in entries if e.source == "run"]
 
+
 def show(e):
     with st.expander(e.label):
         cfg = read_config(resolve_model_dir(e.path))
         cols = st.columns(4)
-        cols[0].metric("model", e.model_type)
+        cols[0].metric("model", e.family.display_name)
         cols[1].metric("image size", f"{e.image_size}×{e.image_size}")
         cols[2].metric("data", e.dataset or "?")
         if e.run:
             s = summarize(e.run)
-            cols[3].metric("test bits/dim", f"{s.test_bpd:.3f}" if s.test_bpd is not None else "—",
-                           help="the training loss's held-out value: -ELBO for a VAE, exact for a flow")
-            st.caption(f"status {s.status} · step {s.step}/{s.total_steps or '?'}"
-                       + (f" · FID@{s.fid_samples} {s.fid:.1f}" if s.fid is not None else ""))
+            cols[3].metric(
+                "test bits/dim",
+                f"{s.test_bpd:.3f}" if s.test_bpd is not None else "—",
+                help="the training loss's held-out value: -ELBO for a VAE, exact for a flow",
+            )
+            st.caption(
+                f"status {s.status} · step {s.step}/{s.total_steps or '?'}"
+                + (f" · FID@{s.fid_samples} {s.fid:.1f}" if s.fid is not None else "")
+            )
         st.code(json.dumps(cfg, indent=2), language="json")
         weights = e.weights_file
-        st.download_button("Download (.zip)", checkpoint_zip(str(e.path), weights.stat().st_mtime),
-                           file_name=f"{e.path.name}.zip", key=f"dl_{e.source}_{e.path.name}")
+        st.download_button(
+            "Download (.zip)",
+            checkpoint_zip(str(e.path), weights.stat().st_mtime),
+            file_name=f"{e.path.name}.zip",
+            key=f"dl_{e.source}_{e.path.name}",
+        )
 
 
 st.subheader("Shipped checkpoints")
@@ -56,8 +67,10 @@ for e in runs:
 
 # -- the Hugging Face Hub ------------------------------------------------------------------------
 st.subheader("Hugging Face Hub")
-st.caption(f"Hub: `{hub.endpoint()}`. Pulled models go to the Hugging Face cache and appear in every model picker. "
-           "Only safetensors are loaded; a repo with pickle weights only is refused.")
+st.caption(
+    f"Hub: `{hub.endpoint()}`. Pulled models go to the Hugging Face cache and appear in every model picker. "
+    "Only safetensors are loaded; a repo with pickle weights only is refused."
+)
 with st.form("pull"):
     c1, c2 = st.columns([3, 1])
     repo_id = c1.text_input("Repo id", placeholder="org/name", key="pull_repo")
@@ -79,8 +92,9 @@ if "pulled" in st.session_state:
 
 local = {str(e.path): e for e in entries if e.source != "hub"}
 with st.form("push", clear_on_submit=True):  # cleared after the call: the token is not kept in the session
-    source = st.selectbox("Model to push", list(local), format_func=lambda p: f"{local[p].source}: {local[p].label}",
-                          key="push_source")
+    source = st.selectbox(
+        "Model to push", list(local), format_func=lambda p: f"{local[p].source}: {local[p].label}", key="push_source"
+    )
     c1, c2 = st.columns([3, 2])
     target = c1.text_input("Repo id to push to", placeholder="your-name/genlab-vae", key="push_repo")
     token = c2.text_input("Hub token (write access; used for this push only)", type="password", key="push_token")

@@ -14,6 +14,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture
 def tiny_vae():
     from genlab.models import VAE, VAEConfig
+
     torch.manual_seed(0)
     return VAE(VAEConfig(image_size=8, channels=1, latent_dim=3, width=4, max_width=8)).eval()
 
@@ -31,5 +32,6 @@ def pixels():
 def stop_all_runs(root) -> None:
     """Ask every run under ``root`` to stop: a failed test must not leave training processes behind."""
     from pathlib import Path
+
     for run_json in Path(root).glob("*/run.json"):
         (run_json.parent / "STOP").touch()

@@ -5,6 +5,7 @@ Stdlib only (``ThreadingHTTPServer`` on 127.0.0.1). Repos live in memory as comm
 that huggingface_hub turns into ``RepositoryNotFoundError``, ``RevisionNotFoundError`` and
 ``EntryNotFoundError``. ``requests`` records every (method, path) for the tests to inspect.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,8 +29,10 @@ class Repo:
     def commit(self, files: dict[str, bytes], branch: str = "main", replace: bool = False) -> str:
         parent = {} if replace or branch not in self.refs else dict(self.commits[self.refs[branch]])
         parent.update(files)
-        sha = hashlib.sha1(json.dumps(sorted((k, hashlib.sha1(v).hexdigest()) for k, v in parent.items())).encode()
-                           + str(len(self.commits)).encode()).hexdigest()
+        sha = hashlib.sha1(
+            json.dumps(sorted((k, hashlib.sha1(v).hexdigest()) for k, v in parent.items())).encode()
+            + str(len(self.commits)).encode()
+        ).hexdigest()
         self.commits[sha] = parent
         self.refs[branch] = sha
         return sha
@@ -128,10 +131,23 @@ def _handler(hub: FakeHub):
                     return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
                 files = repo.commits[sha]
                 if rest and rest[0] == "tree":
-                    return self._json(200, [{"type": "file", "path": p, "size": len(b),
-                                             "oid": hashlib.sha1(b).hexdigest()} for p, b in sorted(files.items())])
-                return self._json(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private,
-                                        "siblings": [{"rfilename": p} for p in sorted(files)]})
+                    return self._json(
+                        200,
+                        [
+                            {"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            for p, b in sorted(files.items())
+                        ],
+                    )
+                return self._json(
+                    200,
+                    {
+                        "id": repo_id,
+                        "modelId": repo_id,
+                        "sha": sha,
+                        "private": repo.private,
+                        "siblings": [{"rfilename": p} for p in sorted(files)],
+                    },
+                )
             if len(parts) >= 5 and parts[2] == "resolve":
                 repo_id, rev, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
                 repo = self._repo(repo_id, head)
@@ -144,8 +160,9 @@ def _handler(hub: FakeHub):
                 if data is None:
                     return self._error(404, "EntryNotFound", f"{filename} does not exist", head)
                 etag = '"' + hashlib.sha256(data).hexdigest() + '"'
-                return self._send(200, data, {"X-Repo-Commit": sha, "ETag": etag,
-                                              "Content-Type": "application/octet-stream"}, head)
+                return self._send(
+                    200, data, {"X-Repo-Commit": sha, "ETag": etag, "Content-Type": "application/octet-stream"}, head
+                )
             self._error(404, None, f"no route {path}", head)
 
         def do_POST(self):
@@ -171,8 +188,10 @@ def _handler(hub: FakeHub):
                     return
                 if op == "preupload":
                     files = json.loads(body)["files"]
-                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular",
-                                                       "shouldIgnore": False} for f in files]})
+                    return self._json(
+                        200,
+                        {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+                    )
                 new = {}
                 for line in body.decode().splitlines():
                     if not line.strip():
@@ -184,8 +203,9 @@ def _handler(hub: FakeHub):
                     elif item["key"] in ("lfsFile", "deletedFile", "deletedFolder"):
                         return self._error(400, None, f"the local hub does not take {item['key']}")
                 sha = repo.commit(new, branch=rev)
-                return self._json(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha,
-                                        "success": True})
+                return self._json(
+                    200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha, "success": True}
+                )
             self._error(404, None, f"no route {path}")
 
     return Handler

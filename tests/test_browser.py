@@ -3,6 +3,7 @@
 Skips (with the reason) only when chromium or playwright is missing; .ci/run installs both.
 Set GENLAB_SCREENSHOTS=DIR to keep the screenshots (docs/img/app-*.png come from here).
 """
+
 import os
 import re
 import shutil
@@ -14,14 +15,20 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_app import _shipped
 
 from conftest import stop_all_runs
-from test_app import _shipped
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,11 +51,27 @@ def server(tmp_path_factory):
     _shipped(ck)
     port = _free_port()
     env = {**os.environ, "GENLAB_CHECKPOINTS": str(ck), "GENLAB_RUNS": str(runs)}
-    log = tmp / "streamlit.log"   # a file, not a pipe: nobody reads a pipe, and a full one would block the server
+    log = tmp / "streamlit.log"  # a file, not a pipe: nobody reads a pipe, and a full one would block the server
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                 "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -86,8 +109,8 @@ def shots(tmp_path):
     return d
 
 
-MAIN = '[data-testid="stMain"]'   # the app's own block: Streamlit's header has buttons of its own ("Stop")
-PLOT = MAIN + ' .js-plotly-plot'
+MAIN = '[data-testid="stMain"]'  # the app's own block: Streamlit's header has buttons of its own ("Stop")
+PLOT = MAIN + " .js-plotly-plot"
 
 
 def _main(page):
@@ -121,8 +144,11 @@ def _points(page) -> int:
 
 
 def _wait_points(page, more_than: int, timeout: int):
-    page.wait_for_function(f"""() => {{ const g = document.querySelector({PLOT!r});
-        return g && g.data && g.data.some(t => (t.x || []).length > {more_than}); }}""", timeout=timeout)
+    page.wait_for_function(
+        f"""() => {{ const g = document.querySelector({PLOT!r});
+        return g && g.data && g.data.some(t => (t.x || []).length > {more_than}); }}""",
+        timeout=timeout,
+    )
 
 
 def _move_temperature(page):
@@ -145,13 +171,13 @@ def _launch_tiny_run(page, steps: int):
     main = _main(page)
     # The expander arrives already open or closed, but its form arrives later: decide from the expander's
     # own state (Streamlit marks a closed one's body inert), never from whether the form has rendered yet.
-    header = page.get_by_text("New run", exact=True)    # a `has=` locator is relative to what it filters
+    header = page.get_by_text("New run", exact=True)  # a `has=` locator is relative to what it filters
     body = main.locator('[data-testid="stExpander"]').filter(has=header).locator('[data-testid="stExpanderDetails"]')
     if body.get_attribute("inert") is not None:
         main.get_by_text("New run", exact=True).click()
     main.get_by_label("Epochs or steps", exact=True).wait_for()
     main.get_by_label("Image size").click()
-    page.get_by_role("option", name="16", exact=True).click()   # the dropdown is a portal outside stMain
+    page.get_by_role("option", name="16", exact=True).click()  # the dropdown is a portal outside stMain
     main.get_by_text("steps", exact=True).click()
     for label, v in (("Epochs or steps", steps), ("Batch size", 16), ("latent dim", 4), ("width", 4), ("max width", 8)):
         box = main.get_by_label(label, exact=True)
@@ -164,8 +190,13 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
     url, runs = server
     a = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
     request.addfinalizer(lambda: a.screenshot(path=str(shots / "last-state.png"), full_page=True))
-    for path, title in (("", "genlab"), ("train", "Train"), ("sample", "Sample"), ("compare", "Compare"),
-                        ("models", "Models")):
+    for path, title in (
+        ("", "genlab"),
+        ("train", "Train"),
+        ("sample", "Sample"),
+        ("compare", "Compare"),
+        ("models", "Models"),
+    ):
         _goto(a, f"{url}/{path}", title)
         _no_exception(a)
         a.screenshot(path=str(shots / f"app-{path or 'home'}.png"), full_page=True)
@@ -186,7 +217,7 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
     _goto(b, f"{url}/sample", "Sample")
     _move_temperature(b)
     _no_exception(b)
-    _goto(b, f"{url}/train", "Train")               # and sees A's run live
+    _goto(b, f"{url}/train", "Train")  # and sees A's run live
     _status(b, "running").wait_for(timeout=60_000)
     _wait_points(b, 1, timeout=60_000)
     _no_exception(b)
@@ -198,4 +229,4 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
     _status(a, "stopped").wait_for(timeout=60_000)
     _no_exception(a)
     _no_exception(b)
-    assert len(list(runs.glob('*/run.json'))) == 1          # launched once, whatever the reruns and sessions
+    assert len(list(runs.glob("*/run.json"))) == 1  # launched once, whatever the reruns and sessions

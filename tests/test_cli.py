@@ -1,4 +1,5 @@
 """The command line: datasets, train, sample, and its errors."""
+
 import json
 import subprocess
 import sys
@@ -29,9 +30,32 @@ def test_python_dash_m_genlab_runs():
 
 def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "vae", "--dataset", "emoji", "--image-size", "32", "--max-steps", "4", "--batch-size", "16",
-            "--latent-dim", "8", "--width", "4", "--eval-every", "4", "--eval-batches", "1", "--sample-n", "4",
-            "--device", "cpu", "--out", str(out)]
+    args = [
+        "train",
+        "vae",
+        "--dataset",
+        "emoji",
+        "--image-size",
+        "32",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "16",
+        "--latent-dim",
+        "8",
+        "--width",
+        "4",
+        "--eval-every",
+        "4",
+        "--eval-batches",
+        "1",
+        "--sample-n",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert "finished" in capsys.readouterr().out
     assert main(args) == 2  # never overwrite a run
@@ -51,13 +75,16 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
     assert main(["train", "--resume", str(out), "--max-steps", "6"]) == 0
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "vae", "--dataset", "cifar10", "--max-steps", "1"], "Dataset 'cifar10' must be downloaded"),
-    (["train", "vae", "--dataset", "nope"], "unknown dataset 'nope'"),
-    (["sample", "/nonexistent/model"], "does not exist"),
-    (["train"], "name a model to train"),
-    (["train", "--resume", "/nonexistent/run"], "not a run directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "vae", "--dataset", "cifar10", "--max-steps", "1"], "Dataset 'cifar10' must be downloaded"),
+        (["train", "vae", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["sample", "/nonexistent/model"], "does not exist"),
+        (["train"], "name a model to train"),
+        (["train", "--resume", "/nonexistent/run"], "not a run directory"),
+    ],
+)
 def test_errors_are_one_clear_line(tmp_path, capsys, args, message):
     if args[:2] == ["train", "vae"]:
         args = args + ["--out", str(tmp_path / "r")]
@@ -71,14 +98,43 @@ def test_errors_are_one_clear_line(tmp_path, capsys, args, message):
 def test_runs_lists_status_progress_and_bits_per_dim(tmp_path, capsys):
     assert main(["runs", str(tmp_path)]) == 0 and "no runs" in capsys.readouterr().out
     out = tmp_path / "r1"
-    assert main(["train", "vae", "--dataset", "emoji", "--image-size", "16", "--max-steps", "4", "--batch-size", "8",
-                 "--latent-dim", "4", "--width", "4", "--eval-every", "4", "--eval-batches", "1", "--sample-n", "4",
-                 "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--dataset",
+                "emoji",
+                "--image-size",
+                "16",
+                "--max-steps",
+                "4",
+                "--batch-size",
+                "8",
+                "--latent-dim",
+                "4",
+                "--width",
+                "4",
+                "--eval-every",
+                "4",
+                "--eval-batches",
+                "1",
+                "--sample-n",
+                "4",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["runs", str(tmp_path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("r1"))
     cells = line.split()
     assert cells[:5] == ["r1", "vae", "emoji", "finished", "4/4"]
-    from genlab.rundir import RunDir, summarize
+    from genlab.runs.rundir import RunDir, summarize
+
     s = summarize(RunDir(out))
     assert s.progress == 1.0 and s.eta_s is None and 0 < s.test_bpd < 9 and s.fid is None

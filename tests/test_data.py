@@ -1,4 +1,5 @@
 """Datasets: shapes, dtypes, ranges, split determinism, offline errors, folders with bad files."""
+
 import os
 import zipfile
 from pathlib import Path
@@ -37,10 +38,16 @@ def test_emoji_faces_are_the_round_smileys_only():
     import unicodedata
 
     from genlab.data import _emoji_files, _is_smiley
+
     faces = [f for f in _emoji_files() if _is_smiley(f)]
     names = {unicodedata.name(chr(int(f.stem, 16))) for f in faces}
     assert len(faces) == 109
-    assert {"GRINNING FACE", "WHITE SMILING FACE", "FACE WITH TEARS OF JOY", "SMILING CAT FACE WITH OPEN MOUTH"} <= names
+    assert {
+        "GRINNING FACE",
+        "WHITE SMILING FACE",
+        "FACE WITH TEARS OF JOY",
+        "SMILING CAT FACE WITH OPEN MOUTH",
+    } <= names
     # not animals, clocks, moons, robots or people, and no skin-tone or ZWJ sequences
     assert not names & {"DOG FACE", "CLOCK FACE ONE OCLOCK", "NEW MOON WITH FACE", "ROBOT FACE", "FACE PALM"}
     assert all("-" not in f.stem for f in faces)
@@ -93,7 +100,7 @@ def _write_images(folder: Path, n: int):
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        arr = rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)   # non-square: centre-cropped
+        arr = rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)  # non-square: centre-cropped
         Image.fromarray(arr).save(folder / f"img{i}.png")
     (folder / "sub").mkdir(exist_ok=True)
     Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(folder / "sub" / "gray.jpg")

@@ -1,4 +1,5 @@
 """What the pages compute (genlab.explore, catalog, plots), with closed-form or independent answers."""
+
 import io
 import json
 import zipfile
@@ -9,10 +10,20 @@ from PIL import Image
 
 from genlab import load_model
 from genlab.catalog import available_models, export_zip
-from genlab.explore import (decode, edit_latent, grid, informative_dims, interpolation, png_bytes, sample,
-                            seeded_latents, temperature_strip)
+from genlab.explore import (
+    decode,
+    edit_latent,
+    grid,
+    informative_dims,
+    interpolation,
+    png_bytes,
+    sample,
+    seeded_latents,
+    temperature_strip,
+)
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig
 from genlab.plots import compare_figure, fid_figure, loss_figure
+from genlab.runs.records import FidRow, parse_row
 
 
 @pytest.fixture
@@ -77,11 +88,10 @@ def test_interpolation_ends_at_the_two_seeds(method, vae, flow):
 def test_grid_layout_and_png_round_trip():
     imgs = torch.rand(6, 3, 4, 4)
     g = grid(imgs, nrow=3, scale=2)
-    assert g.size == (2 * (3 * 5 + 1), 2 * (2 * 5 + 1))   # 1-pixel gutters around and between cells
+    assert g.size == (2 * (3 * 5 + 1), 2 * (2 * 5 + 1))  # 1-pixel gutters around and between cells
     back = Image.open(io.BytesIO(png_bytes(g)))
     assert back.size == g.size and back.tobytes() == g.tobytes()
-    torch.testing.assert_close(torch.tensor(list(g.getpixel((2, 2)))).float(), imgs[0, :, 0, 0] * 255,
-                               atol=0.5, rtol=0)
+    torch.testing.assert_close(torch.tensor(list(g.getpixel((2, 2)))).float(), imgs[0, :, 0, 0] * 255, atol=0.5, rtol=0)
 
 
 def test_export_zip_reloads_identically(tmp_path, vae):
@@ -102,22 +112,32 @@ def test_catalog_lists_shipped_models_and_runs_with_a_checkpoint(tmp_path, vae, 
     (runs / "r1" / "checkpoint" / "trainer_state.json").write_text("{}")
     (runs / "r1" / "run.json").write_text(json.dumps({"status": "finished", "config": {"dataset": "mnist"}}))
     (runs / "r2").mkdir()
-    (runs / "r2" / "run.json").write_text(json.dumps({"status": "queued"}))   # nothing to sample yet
+    (runs / "r2" / "run.json").write_text(json.dumps({"status": "queued"}))  # nothing to sample yet
     entries = available_models(ck, runs)
     assert [(e.path.name, e.source, e.model_type, e.dataset) for e in entries] == [
-        ("v", "shipped", "vae", None), ("r1", "run", "realnvp", "mnist")]
+        ("v", "shipped", "vae", None),
+        ("r1", "run", "realnvp", "mnist"),
+    ]
 
 
 def test_figures_plot_the_rows_they_are_given():
-    rows = [{"kind": "train", "step": s, "bpd": 5.0 - s / 100, "kl_bpd": 0.1} for s in (10, 20, 30)]
-    rows += [{"kind": "eval", "step": 30, "test_bpd": 4.9},
-             {"kind": "train", "step": 40, "bpd": float("nan")}]
+    t = {"epoch": 0.0, "time": 0.0, "timestamp": 0.0}
+    lines = [{"kind": "train", "step": s, "bpd": 5.0 - s / 100, "kl_bpd": 0.1, **t} for s in (10, 20, 30)]
+    lines += [
+        {"kind": "eval", "step": 30, "test_bpd": 4.9, **t},
+        {"kind": "train", "step": 40, "bpd": float("nan"), **t},
+    ]
+    rows = [parse_row(json.dumps(d)) for d in lines]  # as read from metrics.jsonl
     fig = loss_figure(rows)
     by_name = {t.name: t for t in fig.data}
-    assert list(by_name["train bits/dim"].x) == [10, 20, 30]          # the NaN row is left out
+    assert list(by_name["train bits/dim"].x) == [10, 20, 30]  # the NaN row is left out
     assert list(by_name["test bits/dim"].y) == [4.9]
     assert fid_figure(rows) is None
-    rows.append({"kind": "fid", "step": 30, "fid": 80.5, "fid_samples": 500, "fid_weights": "W", "fid_ref_images": 9})
+    rows.append(
+        FidRow(
+            step=30, epoch=0.0, time=0.0, timestamp=0.0, fid=80.5, fid_samples=500, fid_weights="W", fid_ref_images=9
+        )
+    )
     f = fid_figure(rows)
     assert "FID@500" in f.layout.title.text and "W" in f.layout.title.text and list(f.data[0].y) == [80.5]
     assert len(compare_figure({"a": rows, "b": rows}).data) == 4

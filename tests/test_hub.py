@@ -1,10 +1,10 @@
 """genlab.hub against a local Hub server (tests/hub_server.py): pull, push, and one sentence per failure."""
+
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def hub(tmp_path, monkeypatch):
     """The local Hub, with huggingface_hub pointed at it and a throwaway cache and registry."""
     from huggingface_hub import constants
+
     with FakeHub() as server:
         monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
         monkeypatch.setenv("GENLAB_HOME", str(tmp_path / "genlab-home"))
@@ -34,15 +37,43 @@ def hub(tmp_path, monkeypatch):
 def tiny_run(tmp_path_factory):
     """A real two-step training run of a tiny VAE on emoji at 8×8."""
     from genlab.cli import main
+
     out = tmp_path_factory.mktemp("run") / "tiny-vae-run"
-    assert main(["train", "vae", "--dataset", "emoji", "--image-size", "8", "--max-steps", "2", "--batch-size", "8",
-                 "--latent-dim", "2", "--width", "2", "--max-width", "4", "--eval-batches", "1", "--sample-n", "4",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--dataset",
+                "emoji",
+                "--image-size",
+                "8",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--latent-dim",
+                "2",
+                "--width",
+                "2",
+                "--max-width",
+                "4",
+                "--eval-batches",
+                "1",
+                "--sample-n",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def _exported(tmp_path, tiny_run) -> Path:
     from genlab.export import export_model
+
     return export_model(tiny_run, tmp_path / "tiny-vae", evaluate=False, temperature=0.7)
 
 
@@ -54,6 +85,7 @@ def _same_weights(a, b) -> bool:
 def test_pull_a_shipped_checkpoint_and_sample_from_it(hub, tmp_path, tiny_run):
     import genlab
     from genlab.catalog import available_models
+
     folder = _exported(tmp_path, tiny_run)
     sha = hub.add_folder("genlab/tiny-vae", folder)
     model = genlab.load_model("genlab/tiny-vae")
@@ -63,6 +95,7 @@ def test_pull_a_shipped_checkpoint_and_sample_from_it(hub, tmp_path, tiny_run):
     assert torch.equal(model.sample(4, 0.7, g1), local.sample(4, 0.7, g2))
     # into huggingface_hub's standard cache, at the exact commit, and offered by every model picker
     from genlab.hub import pull
+
     got = pull("genlab/tiny-vae")
     assert got.commit == sha and f"models--genlab--tiny-vae/snapshots/{sha}" in str(got.path)
     entry = next(e for e in available_models() if e.source == "hub")
@@ -78,6 +111,7 @@ def test_push_a_run_then_pull_it_back(hub, tiny_run, monkeypatch, capsys):
 
     import genlab
     from genlab.cli import main
+
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert main(["push", str(tiny_run), "me/tiny", "--private"]) == 0
     out = capsys.readouterr()
@@ -104,26 +138,35 @@ def test_push_a_run_then_pull_it_back(hub, tiny_run, monkeypatch, capsys):
 
 def test_push_without_a_token_is_refused_in_one_sentence(hub, tiny_run, capsys):
     from genlab.cli import main
+
     assert main(["push", str(tiny_run), "me/tiny"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and "needs a Hub token with write access" in err, err
     assert "me/tiny" not in hub.repos  # refused before anything was created
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("missing repo", r"the Hub has no model repo 'genlab/nothing-here'"),
-    ("missing file", r"'genlab/no-weights' has no model.safetensors: it is not a genlab model"),
-    ("bad revision", r"'genlab/tiny-vae' has no revision 'v9'"),
-    ("pickle only", r"'genlab/pickled' holds only pickle weights \(pytorch_model.bin\).*never unpickles"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("missing repo", r"the Hub has no model repo 'genlab/nothing-here'"),
+        ("missing file", r"'genlab/no-weights' has no model.safetensors: it is not a genlab model"),
+        ("bad revision", r"'genlab/tiny-vae' has no revision 'v9'"),
+        ("pickle only", r"'genlab/pickled' holds only pickle weights \(pytorch_model.bin\).*never unpickles"),
+    ],
+)
 def test_each_failure_is_one_sentence(hub, tmp_path, tiny_run, case, pattern):
     from genlab.hub import HubError, pull
+
     folder = _exported(tmp_path, tiny_run)
     hub.add_folder("genlab/tiny-vae", folder)
     hub.add_files("genlab/no-weights", {"config.json": (folder / "config.json").read_bytes()})
     hub.add_files("genlab/pickled", {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04not really"})
-    repo, revision = {"missing repo": ("genlab/nothing-here", None), "missing file": ("genlab/no-weights", None),
-                      "bad revision": ("genlab/tiny-vae", "v9"), "pickle only": ("genlab/pickled", None)}[case]
+    repo, revision = {
+        "missing repo": ("genlab/nothing-here", None),
+        "missing file": ("genlab/no-weights", None),
+        "bad revision": ("genlab/tiny-vae", "v9"),
+        "pickle only": ("genlab/pickled", None),
+    }[case]
     with pytest.raises(HubError, match=pattern) as e:
         pull(repo, revision)
     assert "\n" not in str(e.value)
@@ -135,7 +178,8 @@ def test_server_down_and_timeout(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
     from genlab.hub import HubError, pull
-    with socket.socket() as s:   # a port nobody listens on
+
+    with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
@@ -160,13 +204,16 @@ def test_pulled_model_still_loads_from_the_cache_when_the_hub_is_gone(tmp_path, 
     from huggingface_hub import constants
 
     import genlab
+
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     with FakeHub() as server:
         monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(
+            constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
+        )
         server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
         first = genlab.load_model("genlab/tiny-vae")
-    again = genlab.load_model("genlab/tiny-vae")   # the server has shut down
+    again = genlab.load_model("genlab/tiny-vae")  # the server has shut down
     assert _same_weights(first, again)
 
 
@@ -175,13 +222,25 @@ def test_cli_pull_prints_where_and_errors_are_one_line(tmp_path, tiny_run):
     with FakeHub() as server:
         server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
         env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf-home")}
-        ok = subprocess.run([sys.executable, "-m", "genlab", "pull", "genlab/tiny-vae"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+        ok = subprocess.run(
+            [sys.executable, "-m", "genlab", "pull", "genlab/tiny-vae"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert ok.returncode == 0, ok.stderr
         folder = Path(ok.stdout.strip().splitlines()[-1])
         assert (folder / "model.safetensors").is_file() and str(tmp_path / "hf-home") in str(folder)
-        bad = subprocess.run([sys.executable, "-m", "genlab", "sample", "genlab/absent", "--out", str(tmp_path / "x.png")],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        bad = subprocess.run(
+            [sys.executable, "-m", "genlab", "sample", "genlab/absent", "--out", str(tmp_path / "x.png")],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert "genlab/absent is no local folder, and the Hub has no model repo 'genlab/absent'" in bad.stderr
 
@@ -189,8 +248,8 @@ def test_cli_pull_prints_where_and_errors_are_one_line(tmp_path, tiny_run):
 # -- the app -------------------------------------------------------------------------------------
 def _models_page(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
-
     from test_app import _shipped
+
     ck = tmp_path / "checkpoints"
     ck.mkdir()
     _shipped(ck)
@@ -211,7 +270,7 @@ def test_app_pulls_shows_the_card_and_offers_the_model_everywhere(hub, tmp_path,
     at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert any("Pulled `genlab/tiny-vae`" in s.value for s in at.success)
-    assert any("a genlab VAE at 8×8 trained on Twemoji" in m.value for m in at.markdown)   # the model card
+    assert any("a genlab VAE at 8×8 trained on Twemoji" in m.value for m in at.markdown)  # the model card
     at.switch_page("pages/sample.py").run()
     options = at.selectbox(key="sample_model").options
     assert any(o.startswith("hub: genlab/tiny-vae") for o in options), options
@@ -219,6 +278,7 @@ def test_app_pulls_shows_the_card_and_offers_the_model_everywhere(hub, tmp_path,
 
 def test_app_with_the_hub_down_says_so_in_one_line_and_keeps_everything_local(tmp_path, monkeypatch):
     from huggingface_hub import constants
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -228,17 +288,19 @@ def test_app_with_the_hub_down_says_so_in_one_line_and_keeps_everything_local(tm
     at.text_input(key="pull_repo").input("genlab/vae-emoji-64")
     at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["Could not pull: the Hugging Face Hub (http://127.0.0.1:%d) cannot be "
-                                           "reached; the local checkpoints still work." % port]
+    assert [e.value for e in at.error] == [
+        f"Could not pull: the Hugging Face Hub (http://127.0.0.1:{port}) cannot be "
+        "reached; the local checkpoints still work."
+    ]
     assert [x.label for x in at.expander][:2] == ["tiny-flow  (realnvp 16×16 · emoji)", "tiny-vae  (vae 16×16 · emoji)"]
     at.switch_page("pages/home.py").run()
-    assert not at.exception and len(at.get("image")) == 2   # the shipped models still sample
+    assert not at.exception and len(at.get("image")) == 2  # the shipped models still sample
 
 
 def test_app_pushes_with_a_token_that_is_not_kept(hub, tmp_path, monkeypatch):
     at = _models_page(monkeypatch, tmp_path)
     source = at.selectbox(key="push_source")
-    source.set_value(str(tmp_path / "checkpoints" / "tiny-vae"))   # the value is the path; options are labels
+    source.set_value(str(tmp_path / "checkpoints" / "tiny-vae"))  # the value is the path; options are labels
     at.text_input(key="push_repo").input("me/from-the-app")
     at.text_input(key="push_token").input(TOKEN)
     at.button(key="FormSubmitter:push-Push to the Hub").click().run()

@@ -1,4 +1,5 @@
-"""Background runs and the queue (genlab.jobs): real training processes on a tiny model."""
+"""Background runs and the queue (genlab.runs.jobs): real training processes on a tiny model."""
+
 import json
 import os
 import signal
@@ -7,8 +8,9 @@ import time
 import pytest
 
 from conftest import stop_all_runs
-from genlab import jobs
-from genlab.rundir import RunDir
+from genlab.runs import jobs
+from genlab.runs.config import TrainConfig
+from genlab.runs.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +22,15 @@ def _stop_leftovers(tmp_path):
 
 
 def _req(steps):
-    return jobs.TrainRequest(model="vae", dataset="emoji", image_size=16, max_steps=steps, batch_size=16,
-                             log_every=5, model_config={"latent_dim": 4, "width": 4, "max_width": 8})
+    return TrainConfig(
+        model="vae",
+        dataset="emoji",
+        image_size=16,
+        max_steps=steps,
+        batch_size=16,
+        log_every=5,
+        model_config={"latent_dim": 4, "width": 4, "max_width": 8},
+    )
 
 
 def _wait(cond, timeout=90.0):
@@ -34,7 +43,7 @@ def _wait(cond, timeout=90.0):
 
 
 def _trained(run: RunDir) -> bool:
-    return any(r["kind"] == "train" for r in run.read_metrics())
+    return any(r.kind == "train" for r in run.read_metrics())
 
 
 def test_queue_runs_one_at_a_time_in_order_and_stop_works_while_queued(tmp_path):
@@ -45,19 +54,19 @@ def test_queue_runs_one_at_a_time_in_order_and_stop_works_while_queued(tmp_path)
     _wait(lambda: a.status() == "running" and _trained(a))
     time.sleep(2)
     assert b.status() == "queued" and c.status() == "queued" and not _trained(b)
-    jobs.stop(c)                                   # leaves the queue without training
+    jobs.stop(c)  # leaves the queue without training
     _wait(lambda: c.status() == "stopped")
     assert not c.read_metrics() and not c.has_checkpoint()
     jobs.stop(a)
     _wait(lambda: a.status() == "stopped")
-    _wait(lambda: b.status() == "running" and _trained(b))   # b takes the freed slot
+    _wait(lambda: b.status() == "running" and _trained(b))  # b takes the freed slot
     jobs.stop(b)
     _wait(lambda: b.status() == "stopped")
     assert b.has_checkpoint()
     # a run stopped while queued starts from step 0 when resumed
     jobs.resume(c, max_concurrent=1, max_steps=10)
     _wait(lambda: c.status() == "finished")
-    assert [r["step"] for r in c.read_metrics() if r["kind"] == "train"] == [5, 10]
+    assert [r.step for r in c.read_metrics() if r.kind == "train"] == [5, 10]
 
 
 def test_two_slots_train_two_runs_at_once(tmp_path):
@@ -72,8 +81,8 @@ def test_two_slots_train_two_runs_at_once(tmp_path):
 def test_a_killed_queued_run_shows_interrupted_and_frees_nothing(tmp_path):
     a = jobs.launch(_req(100_000), tmp_path, name="a", max_concurrent=1)
     b = jobs.launch(_req(100_000), tmp_path, name="b", max_concurrent=1)
-    _wait(lambda: a.status() == "running" and b.read_info().get("status") == "queued" and b.is_locked())
-    os.kill(b.read_info()["pid"], signal.SIGKILL)
+    _wait(lambda: a.status() == "running" and b.info().status == "queued" and b.is_locked())
+    os.kill(b.info().pid, signal.SIGKILL)
     _wait(lambda: b.status() == "interrupted")
     assert a.status() == "running"
     jobs.stop(a)
@@ -82,13 +91,14 @@ def test_a_killed_queued_run_shows_interrupted_and_frees_nothing(tmp_path):
 
 def test_launch_refuses_a_taken_name_and_an_unknown_dataset(tmp_path):
     from genlab.data import DatasetUnavailable
+
     with pytest.raises(DatasetUnavailable, match="unknown dataset"):
-        jobs.launch(jobs.TrainRequest(model="vae", dataset="nope"), tmp_path, name="x")
+        jobs.launch(TrainConfig(model="vae", dataset="nope"), tmp_path, name="x")
     assert not (tmp_path / "x").exists()
-    with pytest.raises(DatasetUnavailable, match="cifar10 is not available here"):   # offline in tests
-        jobs.launch(jobs.TrainRequest(model="vae", dataset="cifar10"), tmp_path, name="y")
+    with pytest.raises(DatasetUnavailable, match="cifar10 is not available here"):  # offline in tests
+        jobs.launch(TrainConfig(model="vae", dataset="cifar10"), tmp_path, name="y")
     with pytest.raises(DatasetUnavailable):
-        jobs.launch(jobs.TrainRequest(model="vae", dataset=f"folder:{tmp_path / 'nowhere'}"), tmp_path, name="z")
+        jobs.launch(TrainConfig(model="vae", dataset=f"folder:{tmp_path / 'nowhere'}"), tmp_path, name="z")
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "run.json").write_text(json.dumps({"status": "finished"}))

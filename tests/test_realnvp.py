@@ -1,4 +1,5 @@
 """RealNVP: invertibility, log-determinants against autograd, exact bits/dim, sampling, save/load."""
+
 import math
 
 import pytest
@@ -23,7 +24,9 @@ SMALL = RealNVPConfig(image_size=8, channels=3, num_scales=2, num_blocks=1, feat
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("cfg", [SMALL, RealNVPConfig(image_size=16, channels=1, num_scales=3, num_blocks=2, features=8)])
+@pytest.mark.parametrize(
+    "cfg", [SMALL, RealNVPConfig(image_size=16, channels=1, num_scales=3, num_blocks=2, features=8)]
+)
 def test_inverse_of_forward_is_the_identity(cfg, mode):
     m = perturbed(cfg)
     m.train(mode == "train")
@@ -38,8 +41,9 @@ def test_inverse_of_forward_is_the_identity(cfg, mode):
 @pytest.mark.parametrize("shape,scales", [((1, 4, 4), 2), ((3, 4, 4), 2), ((2, 4, 4), 1)])
 def test_logdet_equals_autograd_jacobian(shape, scales):
     c, s, _ = shape
-    m = perturbed(RealNVPConfig(image_size=s, channels=c, num_scales=scales, num_blocks=1, features=4),
-                  dtype=torch.float64)
+    m = perturbed(
+        RealNVPConfig(image_size=s, channels=c, num_scales=scales, num_blocks=1, features=4), dtype=torch.float64
+    )
     x = torch.rand(2, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 0.9 + 0.05
     _, logdet = m(x)
     assert (logdet - m.to_logit(x)[1]).abs().min() > 0.5  # the couplings are far from the identity
@@ -73,9 +77,9 @@ def test_bits_per_dim_against_a_hand_computation():
     for b in range(2):
         nll = 0.0
         for kk, uu in zip(k[b].flatten().tolist(), u[b].flatten().tolist()):
-            xd = (kk + uu) / 256                       # dequantized pixel on [0, 1]
+            xd = (kk + uu) / 256  # dequantized pixel on [0, 1]
             p = a + (1 - 2 * a) * xd
-            y = math.log(p / (1 - p))                  # logit
+            y = math.log(p / (1 - p))  # logit
             log_normal = -0.5 * (math.log(2 * math.pi) + y * y)
             log_dydx = math.log((1 - 2 * a) / (p * (1 - p)))
             nll += -(log_normal + log_dydx) + math.log(256)
@@ -95,7 +99,8 @@ def test_bits_per_dim_of_a_trained_like_model_matches_its_parts():
     assert met["bpd"].item() == pytest.approx(expected, rel=1e-10)
     # k=1 of the importance-weighted bound is the same number; more samples can only tighten it on average
     assert m.nll_bpd(x, k=1, generator=torch.Generator().manual_seed(1)).mean().item() == pytest.approx(
-        met["bpd"].item(), rel=1e-10)
+        met["bpd"].item(), rel=1e-10
+    )
 
 
 def test_temperature():

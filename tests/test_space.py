@@ -1,4 +1,5 @@
 """The Hugging Face Space: README front matter, the Dockerfile, and public mode (GENLAB_PUBLIC=1)."""
+
 import json
 import re
 import time
@@ -7,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import stop_all_runs
-from genlab import jobs, public
-from genlab.rundir import RunDir
+from genlab import public
+from genlab.runs import jobs
+from genlab.runs.config import TrainConfig
+from genlab.runs.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,10 +20,11 @@ def test_readme_front_matter_is_a_docker_space_listing_the_default_repo_ids():
     from huggingface_hub import metadata_load
 
     from genlab.recipes import SHIPPED as RECIPES
+
     meta = metadata_load(ROOT / "README.md")
     assert meta["sdk"] == "docker" and meta["app_port"] == 8501 and meta["title"] == "genlab"
     assert "streamlit" in meta["tags"]
-    assert meta["models"] == [r.repo_id for r in RECIPES]   # one place defines them: genlab.recipes
+    assert meta["models"] == [r.repo_id for r in RECIPES]  # one place defines them: genlab.recipes
     assert all((ROOT / "checkpoints" / r.name / "config.json").is_file() for r in RECIPES)
 
 
@@ -37,7 +41,7 @@ def test_dockerfile_installs_what_the_readme_installs_and_runs_public_as_uid_100
     assert len(installs) == 3
     for cmd in installs:
         assert cmd in runs, f"the Dockerfile does not run `{cmd}`"
-    assert "--index-url https://download.pytorch.org/whl/cpu" in docker   # CPU-only torch first
+    assert "--index-url https://download.pytorch.org/whl/cpu" in docker  # CPU-only torch first
     assert re.search(r"useradd .*-u 1000", docker) and re.search(r"^USER user$", docker, re.M)
     for var in ("GENLAB_PUBLIC=1", "GENLAB_HOME=", "HF_HOME=", "TORCH_HOME=", "GENLAB_RUNS="):
         assert var in docker
@@ -68,56 +72,65 @@ def test_paths_outside_the_app_folders_are_refused(public_mode, tmp_path):
     for bad in ("/etc", str(public_mode / ".." / ".."), "~"):
         with pytest.raises(public.PublicModeError, match="public genlab app"):
             public.check_path(bad)
-    escape = public_mode / "link"          # a symlink inside that points outside is outside
+    escape = public_mode / "link"  # a symlink inside that points outside is outside
     escape.symlink_to("/etc")
     with pytest.raises(public.PublicModeError):
         public.check_path(escape)
 
 
 def test_launch_refuses_outside_folders_and_creates_nothing(public_mode, tmp_path):
-    req = jobs.TrainRequest(model="vae", dataset="folder:/etc", image_size=8, max_steps=2)
+    req = TrainConfig(model="vae", dataset="folder:/etc", image_size=8, max_steps=2)
     with pytest.raises(public.PublicModeError, match="data folder"):
         jobs.launch(req, public_mode)
     with pytest.raises(public.PublicModeError, match="runs folder"):
-        jobs.launch(jobs.TrainRequest(model="vae", image_size=8, max_steps=2), tmp_path / "elsewhere")
+        jobs.launch(TrainConfig(model="vae", image_size=8, max_steps=2), tmp_path / "elsewhere")
     assert not any(public_mode.iterdir()) and not (tmp_path / "elsewhere").exists()
 
 
 def test_public_mode_is_off_by_default(monkeypatch, tmp_path):
     monkeypatch.delenv("GENLAB_PUBLIC", raising=False)
     assert public.check_path("/etc") == Path("/etc")
-    req = jobs.TrainRequest(model="vae", epochs=50)
-    assert public.cap_request(req) is req and public.cap_runs(4) == 4
+    req = TrainConfig(model="vae", epochs=50)
+    assert public.cap_config(req) is req and public.cap_runs(4) == 4
 
 
 @pytest.mark.slow
 def test_a_launched_run_is_capped_in_steps_minutes_and_concurrency(public_mode):
     # asks for 50 epochs, four runs at once and an hour: gets 3 steps, one slot and 2 minutes
-    req = jobs.TrainRequest(model="vae", dataset="emoji", image_size=8, epochs=50, batch_size=8, max_minutes=60,
-                            eval_every=1000, model_config={"latent_dim": 2, "width": 2, "max_width": 4})
+    req = TrainConfig(
+        model="vae",
+        dataset="emoji",
+        image_size=8,
+        epochs=50,
+        batch_size=8,
+        max_minutes=60,
+        eval_every=1000,
+        model_config={"latent_dim": 2, "width": 2, "max_width": 4},
+    )
     run = jobs.launch(req, public_mode, name="capped", max_concurrent=4)
-    launch = run.read_info()["launch"]
+    launch = run.info().launch
     assert launch[launch.index("--queue") + 1] == "1"
     deadline = time.time() + 180
     while run.status() not in ("finished", "failed") and time.time() < deadline:
         time.sleep(0.2)
-    info = run.read_info()
-    assert run.status() == "finished", info.get("error")
-    assert info["config"]["step_limit"] == 3 and info["config"]["max_minutes"] == 2
-    assert info["total_steps"] == 3
-    assert max(r["step"] for r in run.read_metrics()) == 3
+    info = run.info()
+    assert run.status() == "finished", info.error
+    assert info.config.step_limit == 3 and info.config.max_minutes == 2
+    assert info.total_steps == 3
+    assert max(r.step for r in run.read_metrics()) == 3
     # resuming it for more cannot lift the caps either
     jobs.resume(run, max_concurrent=4, epochs=100, step_limit=1000)
     args = json.loads((run.path / "run.json").read_text())
     deadline = time.time() + 180
     while run.status() not in ("finished", "failed") and time.time() < deadline:
         time.sleep(0.2)
-    assert RunDir(run.path).read_info()["config"]["step_limit"] == 3, args
-    assert max(r["step"] for r in run.read_metrics()) == 3
+    assert RunDir(run.path).config().step_limit == 3, args
+    assert max(r.step for r in run.read_metrics()) == 3
 
 
 def test_train_page_in_public_mode_has_no_runs_folder_field_and_shows_the_caps(public_mode, monkeypatch):
     from streamlit.testing.v1 import AppTest
+
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()

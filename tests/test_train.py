@@ -1,5 +1,6 @@
 """The trainer and the run directory: a run completes, stops, resumes exactly, survives SIGKILL,
 fails cleanly on NaN losses and on a full disk."""
+
 import errno
 import json
 import os
@@ -15,21 +16,33 @@ import torch
 
 from genlab import load_model
 from genlab.models import VAE
-from genlab.rundir import RunDir, RunLocked
-from genlab.train import TrainConfig, Trainer
+from genlab.runs.config import TrainConfig
+from genlab.runs.rundir import RunDir, RunLocked
+from genlab.runs.trainer import Trainer
 
 TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(**kw) -> TrainConfig:
-    base = dict(model="vae", model_config=TINY, dataset="emoji", image_size=16, max_steps=12, batch_size=32,
-                log_every=3, eval_every=6, eval_batches=2, sample_n=4, device="cpu")
+    base = dict(
+        model="vae",
+        model_config=TINY,
+        dataset="emoji",
+        image_size=16,
+        max_steps=12,
+        batch_size=32,
+        log_every=3,
+        eval_every=6,
+        eval_batches=2,
+        sample_n=4,
+        device="cpu",
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def train_steps(run: RunDir, kind="train"):
-    return [r["step"] for r in run.read_metrics() if r["kind"] == kind]
+    return [r.step for r in run.read_metrics() if r.kind == kind]
 
 
 def weights(path):
@@ -40,18 +53,26 @@ def test_a_run_writes_its_directory(tmp_path):
     out = tmp_path / "run"
     assert Trainer(tiny_config(), out).fit() == "finished"
     run = RunDir(out)
-    info = run.read_info()
-    assert info["status"] == "finished" and info["error"] is None
-    assert info["config"]["model_config"] == TINY and info["seed"] == 0 and "torch" in info["versions"]
+    info = run.info()
+    assert info.status == "finished" and info.error is None
+    assert info.config.model_config == TINY and info.seed == 0 and "torch" in info.versions
     assert train_steps(run) == [3, 6, 9, 12] and train_steps(run, "eval") == [6, 12]
     row = run.read_metrics()[0]
     for key in ("step", "epoch", "time", "images_per_s", "loss", "bpd", "recon_bpd", "kl_bpd", "grad_norm"):
-        assert key in row
-    assert "test_bpd" in [r for r in run.read_metrics() if r["kind"] == "eval"][0]
-    assert sorted(p.name for p in run.samples.iterdir()) == ["recon-0000006.png", "recon-0000012.png",
-                                                             "step-0000006.png", "step-0000012.png"]
-    assert sorted(p.name for p in run.checkpoint.iterdir()) == ["config.json", "model.safetensors",
-                                                                "optimizer.safetensors", "trainer_state.json"]
+        assert row.value(key) is not None, key
+    assert "test_bpd" in [r for r in run.read_metrics() if r.kind == "eval"][0].metrics
+    assert sorted(p.name for p in run.samples.iterdir()) == [
+        "recon-0000006.png",
+        "recon-0000012.png",
+        "step-0000006.png",
+        "step-0000012.png",
+    ]
+    assert sorted(p.name for p in run.checkpoint.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    ]
     model = load_model(out)  # a run directory loads like a model directory
     assert isinstance(model, VAE) and model.sample(2).shape == (2, 3, 16, 16)
     assert not (tmp_path / "run" / "checkpoint.new").exists()
@@ -65,8 +86,8 @@ def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     straight, split = RunDir(tmp_path / "straight"), RunDir(tmp_path / "split")
     assert train_steps(split) == train_steps(straight) == [3, 6, 9, 12]
-    la = [r["loss"] for r in straight.read_metrics() if r["kind"] == "train"]
-    lb = [r["loss"] for r in split.read_metrics() if r["kind"] == "train"]
+    la = [r.value("loss") for r in straight.read_metrics() if r.kind == "train"]
+    lb = [r.value("loss") for r in split.read_metrics() if r.kind == "train"]
     assert la == pytest.approx(lb, rel=1e-6)
 
 
@@ -98,7 +119,7 @@ def test_a_second_trainer_cannot_take_a_live_run(tmp_path):
         with pytest.raises(RunLocked, match="another live process"):
             Trainer(tiny_config(), run.path).fit()
     finally:
-        lock.close()
+        lock.release()
     assert not run.is_locked()
 
 
@@ -115,15 +136,15 @@ def test_nan_losses_fail_the_run_and_keep_the_last_good_checkpoint(tmp_path, mon
     out = tmp_path / "run"
     status = Trainer(tiny_config(max_steps=100, checkpoint_every=3, eval_every=100, max_nonfinite=5), out).fit()
     assert status == "failed"
-    info = RunDir(out).read_info()
-    assert info["error"].startswith("step 11: the loss or gradients were not finite for 5 consecutive steps")
-    assert "--lr" in info["error"]
-    assert "checkpoint (step 6) is untouched" in info["error"]
+    info = RunDir(out).info()
+    assert info.error.startswith("step 11: the loss or gradients were not finite for 5 consecutive steps")
+    assert "--lr" in info.error
+    assert "checkpoint (step 6) is untouched" in info.error
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] == 6
     assert all(torch.isfinite(v).all() for v in weights(out).values() if v.is_floating_point())
-    rows = [r for r in RunDir(out).read_metrics() if r["kind"] == "train"]
-    assert [r["skipped_steps"] for r in rows] == [0, 0, 3]  # steps 7-9 skipped, logged at step 9
+    rows = [r for r in RunDir(out).read_metrics() if r.kind == "train"]
+    assert [r.skipped_steps for r in rows] == [0, 0, 3]  # steps 7-9 skipped, logged at step 9
 
 
 def test_a_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -141,8 +162,8 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(tmp_path, m
     monkeypatch.setattr(safetensors.torch, "save_file", save_file)
     out = tmp_path / "run"
     assert Trainer(tiny_config(checkpoint_every=3, eval_every=100), out).fit() == "failed"
-    info = RunDir(out).read_info()
-    assert "disk is full" in info["error"] and "--resume" in info["error"]
+    info = RunDir(out).info()
+    assert "disk is full" in info.error and "--resume" in info.error
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 3
     assert not (out / "checkpoint.new").exists()
     load_model(out)
@@ -161,16 +182,50 @@ def test_interrupted_checkpoint_swap_is_recovered(tmp_path):
 
 def _cli(*args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "genlab", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "genlab", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path):
     out = tmp_path / "run"
-    args = ["train", "vae", "--dataset", "emoji", "--image-size", "16", "--batch-size", "32", "--width", "4",
-            "--latent-dim", "4", "--max-steps", "3000", "--log-every", "5", "--checkpoint-every", "10",
-            "--eval-every", "1000", "--eval-batches", "1", "--sample-n", "4", "--device", "cpu", "--out", str(out)]
+    args = [
+        "train",
+        "vae",
+        "--dataset",
+        "emoji",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "32",
+        "--width",
+        "4",
+        "--latent-dim",
+        "4",
+        "--max-steps",
+        "3000",
+        "--log-every",
+        "5",
+        "--checkpoint-every",
+        "10",
+        "--eval-every",
+        "1000",
+        "--eval-batches",
+        "1",
+        "--sample-n",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     proc = _cli(*args)
     state_file = out / "checkpoint" / "trainer_state.json"
     deadline = time.time() + 120
@@ -191,16 +246,37 @@ def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path):
     assert resume.returncode == 0, output
     assert run.status() == "finished"
     steps = train_steps(run)
-    assert steps == list(range(5, killed_at + 41, 5))   # strictly increasing, no gap, no duplicate
+    assert steps == list(range(5, killed_at + 41, 5))  # strictly increasing, no gap, no duplicate
     load_model(out)
 
 
 @pytest.mark.slow
 def test_sigterm_stops_cleanly(tmp_path):
     out = tmp_path / "run"
-    proc = _cli("train", "vae", "--dataset", "emoji", "--image-size", "16", "--width", "4", "--latent-dim", "4",
-                "--max-steps", "5000", "--log-every", "5", "--eval-every", "1000", "--sample-n", "4",
-                "--device", "cpu", "--out", str(out))
+    proc = _cli(
+        "train",
+        "vae",
+        "--dataset",
+        "emoji",
+        "--image-size",
+        "16",
+        "--width",
+        "4",
+        "--latent-dim",
+        "4",
+        "--max-steps",
+        "5000",
+        "--log-every",
+        "5",
+        "--eval-every",
+        "1000",
+        "--sample-n",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
     deadline = time.time() + 120
     while not train_steps(RunDir(out)) and time.time() < deadline:
         time.sleep(0.05)
@@ -217,5 +293,5 @@ def test_a_time_budget_ends_the_run_as_finished_with_a_final_evaluation(tmp_path
     run = RunDir(out)
     last = train_steps(run)[-1]
     assert 0 < last < 100000 and train_steps(run, "eval") == [last]
-    assert run.read_info()["total_steps"] == last
+    assert run.info().total_steps == last
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == last

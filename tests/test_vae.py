@@ -1,4 +1,5 @@
 """The VAE's likelihood, ELBO, IWAE bound, sampling and checkpoint format."""
+
 import json
 import math
 
@@ -9,7 +10,6 @@ import torch
 from genlab import CheckpointError, load_model
 from genlab.distributions import discretized_logistic_log_prob
 from genlab.models import VAE, VAEConfig
-
 
 mpmath.mp.dps = 60  # enough digits that the far tails do not cancel
 
@@ -35,8 +35,9 @@ def _hand_log_prob(k: int, mean: float, scale: float) -> float:
 @pytest.mark.parametrize("mean,log_scale", [(0.5, -1.0), (0.02, -3.0), (0.97, -5.0), (0.3, -7.0)])
 def test_discretized_logistic_is_a_distribution_over_256_values(mean, log_scale):
     x = torch.arange(256, dtype=torch.float64) / 255
-    lp = discretized_logistic_log_prob(x, torch.tensor(mean, dtype=torch.float64),
-                                       torch.tensor(log_scale, dtype=torch.float64))
+    lp = discretized_logistic_log_prob(
+        x, torch.tensor(mean, dtype=torch.float64), torch.tensor(log_scale, dtype=torch.float64)
+    )
     assert torch.exp(lp).sum().item() == pytest.approx(1.0, abs=1e-6)
     for k in (0, 1, 77, 254, 255):
         assert lp[k].item() == pytest.approx(_hand_log_prob(k, mean, math.exp(log_scale)), rel=1e-6, abs=1e-9)
@@ -55,9 +56,15 @@ def test_elbo_and_bits_per_dim_match_a_hand_computation(tiny_vae, pixels):
     D = 64
     bounds = []
     for b in range(len(pixels)):
-        recon = -sum(_hand_log_prob(round(pixels[b].flatten()[i].item() * 255), mu_px[b].flatten()[i].item(),
-                                    math.exp(log_s[b].flatten()[i].item())) for i in range(D))
-        kl = sum(0.5 * (mu ** 2 + math.exp(lv) - 1 - lv) for mu, lv in zip(mean_z[b].tolist(), logvar[b].tolist()))
+        recon = -sum(
+            _hand_log_prob(
+                round(pixels[b].flatten()[i].item() * 255),
+                mu_px[b].flatten()[i].item(),
+                math.exp(log_s[b].flatten()[i].item()),
+            )
+            for i in range(D)
+        )
+        kl = sum(0.5 * (mu**2 + math.exp(lv) - 1 - lv) for mu, lv in zip(mean_z[b].tolist(), logvar[b].tolist()))
         assert terms.recon_nll[b].item() == pytest.approx(recon, rel=1e-5)
         assert terms.kl[b].item() == pytest.approx(kl, rel=1e-5, abs=1e-7)
         bounds.append(recon + kl)
@@ -85,7 +92,9 @@ def test_iwae_with_one_sample_is_the_elbo(tiny_vae, pixels):
     mc_kl_free = m.elbo_terms(pixels, generator=torch.Generator().manual_seed(5), analytic_kl=False)
     # same recon sample, different KL estimator: compare expectations of the whole bound
     se = draws.std(0) / math.sqrt(len(draws))
-    expected = torch.stack([m.elbo_terms(pixels, generator=g).nll_bound for _ in range(2000)]).mean(0) / (64 * math.log(2))
+    expected = torch.stack([m.elbo_terms(pixels, generator=g).nll_bound for _ in range(2000)]).mean(0) / (
+        64 * math.log(2)
+    )
     assert ((draws.mean(0) - expected).abs() < 5 * se + 1e-6).all()
     assert analytic.shape == mc_kl_free.kl.shape
 
@@ -190,6 +199,7 @@ def test_the_likelihood_stays_in_float32_under_mixed_precision(tiny_vae, pixels)
 def test_channels_last_computes_the_same_function(tiny_vae, pixels):
     ref = tiny_vae.elbo_terms(pixels, generator=torch.Generator().manual_seed(0)).nll_bound
     tiny_vae.to(memory_format=torch.channels_last)
-    out = tiny_vae.elbo_terms(pixels.contiguous(memory_format=torch.channels_last),
-                              generator=torch.Generator().manual_seed(0)).nll_bound
+    out = tiny_vae.elbo_terms(
+        pixels.contiguous(memory_format=torch.channels_last), generator=torch.Generator().manual_seed(0)
+    ).nll_bound
     assert torch.allclose(out, ref, rtol=1e-5)

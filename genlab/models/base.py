@@ -14,17 +14,22 @@ huggingface_hub's ``PyTorchModelHubMixin``. Loading is strict and never
 unpickles: a missing, unexpected or mis-shaped tensor is a ``CheckpointError``
 that says which one.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
+
+from ..config import from_dict
+from ..storage import atomic_write_bytes, atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -45,38 +50,34 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded into the model it describes."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def config_from_dict(cls, d: dict, source: str = "config"):
-    """Build config dataclass ``cls`` from ``d``, refusing keys it does not know."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise CheckpointError(f"{source} has fields {unknown} that {cls.__name__} does not know; "
-                              f"it was written by a different model or a newer genlab")
-    return cls(**d)
+    """Build config dataclass ``cls`` from ``d``, refusing keys it does not know (genlab.config's one policy)."""
+    return from_dict(cls, d, source, error=CheckpointError)
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """Where the Train page starts a family: its batch size and how long it trains."""
+
+    batch_size: int = 128
+    epochs: int | None = 10  # None: the family trains by steps
+    max_steps: int | None = None
 
 
 class GenerativeModel(nn.Module):
-    model_type: ClassVar[str]
+    """What the rest of genlab may ask of a model family. Nothing outside ``genlab/models`` branches on
+    a family's name: it reads these declarations instead."""
+
+    model_type: ClassVar[str]  # the name in config.json and on the command line
     config_class: ClassVar[type]
+    display_name: ClassVar[str]  # what pages and model cards call the family
+    train_defaults: ClassVar[TrainDefaults] = TrainDefaults()
+    default_temperature: ClassVar[float] = 1.0  # where a freshly trained model's samples are shown first
+    prefers_channels_last: ClassVar[bool] = False  # NHWC batches train faster
+    default_eval_k: ClassVar[int] = 0  # samples of its held-out bound ``nll_bpd``; 0: it has none
+    loss_bpd_kind: ClassVar[str] = "loss bits/dim"  # what the bpd of ``loss`` is ("-ELBO", "exact", ...)
+    reconstructs: ClassVar[bool] = False  # has ``reconstruct(x)``
+    ranked_latents: ClassVar[bool] = False  # has ``latent_kl_per_dim(x)``: latent sliders ranked by KL
 
     def __init__(self, config):
         super().__init__()
@@ -88,6 +89,43 @@ class GenerativeModel(nn.Module):
 
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    # -- optional capabilities (declared by the class variables above) --------------------
+    @classmethod
+    def default_image_size(cls) -> int:
+        return cls.config_class().image_size
+
+    @property
+    def latent_shape(self) -> tuple[int, ...] | None:
+        """Shape of one latent ([Z] for a VAE, [C, H, W] for a flow); None: no latent space to explore."""
+        return None
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents [n, *latent_shape] -> images [n, C, H, W] in [0, 1]; ``sample`` draws z ~ N(0, T^2 I)."""
+        raise NotImplementedError(f"{self.display_name} has no latent space")
+
+    @torch.no_grad()
+    def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
+        """Images along a 'slerp' or 'linear' path between latents z0 and z1: [steps, C, H, W]."""
+        from ..distributions import interpolate_latents
+
+        with eval_mode(self):
+            return self.generate(interpolate_latents(z0, z1, steps, method))
+
+    def nll_bpd(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A k-sample bound on -log2 P(x) / D per image, [B, C, H, W] -> [B]; see ``default_eval_k``."""
+        raise NotImplementedError(f"{self.display_name} has no k-sample bound")
+
+    def bound_kind(self, k: int) -> str:
+        """How ``nll_bpd(x, k)`` relates to the likelihood, for tables and model cards."""
+        return self.loss_bpd_kind
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{self.display_name} does not reconstruct")
+
+    def latent_kl_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        """KL(q(z_i|x) || N(0, 1)) per latent dimension: [B, C, H, W] -> [B, Z]."""
+        raise NotImplementedError(f"{self.display_name} has no per-dimension posterior")
 
     @property
     def device(self) -> torch.device:
@@ -119,9 +157,12 @@ class GenerativeModel(nn.Module):
         return cls(config_from_dict(cls.config_class, d, source))
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    def from_pretrained(
+        cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", config: dict | None = None
+    ):
+        """Load strictly; ``config`` is the directory's config.json when the caller has read it already."""
         directory = Path(directory)
-        model = cls.from_config_dict(read_config(directory), str(directory / CONFIG_NAME))
+        model = cls.from_config_dict(config or read_config(directory), str(directory / CONFIG_NAME))
         model.load_state_dict(read_weights(directory / WEIGHTS_NAME, model), strict=True)
         return model.to(map_location).eval()
 
@@ -158,9 +199,12 @@ def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"{path} does not match the model in its config.json: "
             f"missing tensors {missing[:5]}{' …' if len(missing) > 5 else ''}, "
-            f"unexpected tensors {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
+            f"unexpected tensors {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}"
+        )
     for k, v in expected.items():
         if tuple(tensors[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"{path}: tensor '{k}' has shape {tuple(tensors[k].shape)} but the model "
-                                  f"built from config.json expects {tuple(v.shape)}")
+            raise CheckpointError(
+                f"{path}: tensor '{k}' has shape {tuple(tensors[k].shape)} but the model "
+                f"built from config.json expects {tuple(v.shape)}"
+            )
     return tensors

@@ -19,6 +19,7 @@ same function.
 Data convention: ``forward``/``inverse`` act on continuous images in (0, 1); ``loss``,
 ``log_prob`` and ``nll_bpd`` take 8-bit images (k/255) and dequantize them first.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,25 +31,31 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from ..distributions import LOG2, interpolate_latents, randn, standard_normal_log_prob
-from .base import GenerativeModel, eval_mode
+from ..config import check, setting
+from ..distributions import LOG2, randn, standard_normal_log_prob
+from .base import GenerativeModel, TrainDefaults, eval_mode
 
 
 @dataclass
 class RealNVPConfig:
-    image_size: int = 32
-    channels: int = 3
-    num_scales: int = 2       # scales with a squeeze and factor-out, plus the final one; 32×32 allows up to 4
-    num_blocks: int = 4       # residual blocks per s/t network (paper: 8 for CIFAR-10; smaller for CPU)
-    features: int = 32        # feature maps in the s/t networks (paper: 64)
-    alpha: float = 0.05       # logit preprocessing: y = logit(alpha + (1 - 2 alpha) x)
+    image_size: int = setting(32, flag=False)  # from the data set
+    channels: int = setting(3, flag=False)
+    num_scales: int = setting(
+        2, "scales with a squeeze and factor-out, plus the final one; 32×32 allows up to 4", min=1
+    )
+    num_blocks: int = setting(4, "residual blocks per s/t network (paper: 8 for CIFAR-10)", min=1)
+    features: int = setting(32, "feature maps in the s/t networks (paper: 64)", min=1)
+    alpha: float = setting(0.05, "logit preprocessing: y = logit(alpha + (1 - 2 alpha) x)", above=0, max=0.4999)
 
     def __post_init__(self):
+        check(self)
         if self.num_scales < 1:
             raise ValueError("RealNVP needs num_scales >= 1")
-        if self.image_size % (2 ** (self.num_scales - 1)) or self.image_size < 2 ** self.num_scales:
-            raise ValueError(f"RealNVP image_size {self.image_size} cannot be squeezed {self.num_scales - 1} times "
-                             f"and still hold a 2×2 checkerboard")
+        if self.image_size % (2 ** (self.num_scales - 1)) or self.image_size < 2**self.num_scales:
+            raise ValueError(
+                f"RealNVP image_size {self.image_size} cannot be squeezed {self.num_scales - 1} times "
+                f"and still hold a 2×2 checkerboard"
+            )
         if not 0 < self.alpha < 0.5:
             raise ValueError("RealNVP alpha must lie in (0, 0.5)")
 
@@ -151,7 +158,12 @@ class Scale(nn.Module):
 class RealNVP(GenerativeModel):
     model_type = "realnvp"
     config_class = RealNVPConfig
+    display_name = "RealNVP flow"
+    train_defaults = TrainDefaults(batch_size=64, epochs=None, max_steps=1000)
+    default_temperature = 0.7  # flows look best a little below T=1 (Kingma & Dhariwal, Glow, sec. 6)
     prefers_channels_last = True  # NHWC convolutions are ~7% faster per step on the dev CPU
+    default_eval_k = 1  # the exact likelihood of one dequantization
+    loss_bpd_kind = "exact, 1 dequantization"
 
     def __init__(self, config: RealNVPConfig | None = None):
         super().__init__(config or RealNVPConfig())
@@ -171,6 +183,18 @@ class RealNVP(GenerativeModel):
     def shape(self) -> tuple[int, int, int]:
         c = self.config
         return (c.channels, c.image_size, c.image_size)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return self.shape
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        with eval_mode(self):
+            return self.inverse(z).clamp(0, 1).float()
+
+    def bound_kind(self, k: int) -> str:
+        return "exact (1 dequantization)" if k == 1 else f"{k} dequantizations inside the log"
 
     # -- preprocessing: [0, 1] <-> logit space ------------------------------------------------
     def to_logit(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,9 +288,3 @@ class RealNVP(GenerativeModel):
         z = temperature * randn((n, *self.shape), generator, self.device)
         with eval_mode(self):
             return self.inverse(z).clamp(0, 1)
-
-    @torch.no_grad()
-    def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
-        """Images along a path between latents z0 and z1 [C, H, W]; 'slerp' or 'linear'. -> [steps, C, H, W]."""
-        with eval_mode(self):
-            return self.inverse(interpolate_latents(z0, z1, steps, method)).clamp(0, 1)

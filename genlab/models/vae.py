@@ -10,6 +10,7 @@ whose mean is squashed into [0, 1], the data's range, so reconstructions, sample
 the likelihood all live where the data does. Bits/dim are over 8-bit pixels and
 comparable with RealNVP's.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,26 +19,34 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..distributions import (LOG2, DiagonalGaussian, discretized_logistic_log_prob, interpolate_latents,
-                             nats_to_bpd, randn, standard_normal_log_prob)
-from .base import GenerativeModel, eval_mode
+from ..config import check, setting
+from ..distributions import (
+    LOG2,
+    DiagonalGaussian,
+    discretized_logistic_log_prob,
+    nats_to_bpd,
+    randn,
+    standard_normal_log_prob,
+)
+from .base import GenerativeModel, TrainDefaults, eval_mode
 
 
 @dataclass
 class VAEConfig:
-    image_size: int = 64          # 32 or 64 (any power of two >= 8 works)
-    channels: int = 3
-    latent_dim: int = 128
-    width: int = 32               # channels of the first conv; doubles at each downsampling
-    max_width: int = 256
-    beta: float = 1.0             # KL weight in the training loss; metrics always report the beta=1 ELBO
-    min_log_scale: float = -7.0   # floor of the logistic's log-scale (scale >= 1e-3, a quarter of a bin)
-    # Ceiling of the log-scale (0: none). Where the data sits in the end bins (white backgrounds, black MNIST),
-    # a wide logistic scores well wherever its location is, so the location -- the image we show -- drifts
-    # (green faces, grey strokes). A ceiling of -2.5 (scale <= 0.08, ~21 levels) keeps it on the data.
-    max_log_scale: float = 0.0
+    image_size: int = setting(64, flag=False)  # from the data set: a power of two >= 8
+    channels: int = setting(3, flag=False)
+    latent_dim: int = setting(128, "dimensions of z", min=1)
+    width: int = setting(32, "channels of the first conv; doubles at each downsampling", min=1)
+    max_width: int = setting(256, "cap on the channels of any conv", min=1)
+    beta: float = setting(1.0, "KL weight in the training loss; metrics always report the beta=1 ELBO", min=0)
+    min_log_scale: float = setting(-7.0, "floor of the decoder logistic's log-scale (-7: a quarter of a bin)")
+    # Where the data sits in the end bins (white backgrounds, black MNIST), a wide logistic scores well
+    # wherever its location is, so the location -- the image we show -- drifts (green faces, grey strokes).
+    # A ceiling of -2.5 (scale <= 0.08, ~21 levels) keeps it on the data.
+    max_log_scale: float = setting(0.0, "ceiling of the decoder's log-scale (0: none; -2.5 keeps the mean on the data)")
 
     def __post_init__(self):
+        check(self)
         n = self.image_size
         if n < 8 or n & (n - 1):
             raise ValueError(f"VAE image_size must be a power of two >= 8, got {n}")
@@ -47,7 +56,7 @@ class VAEConfig:
 
 def _widths(cfg: VAEConfig) -> list[int]:
     n_down = int(math.log2(cfg.image_size // 4))  # down to a 4×4 feature map
-    return [min(cfg.width * 2 ** i, cfg.max_width) for i in range(n_down)]
+    return [min(cfg.width * 2**i, cfg.max_width) for i in range(n_down)]
 
 
 def _block(c_in: int, c_out: int, transpose: bool) -> nn.Sequential:
@@ -103,9 +112,15 @@ class ELBOTerms:
 class VAE(GenerativeModel):
     model_type = "vae"
     config_class = VAEConfig
+    display_name = "VAE"
+    train_defaults = TrainDefaults(batch_size=128, epochs=10)
+    default_temperature = 0.8
     # NHWC lets oneDNN (CPU) and cuDNN (bf16 tensor cores) pick faster convolution kernels: ~10% per step here
     prefers_channels_last = True
-    default_eval_k = 100  # IWAE samples for `genlab eval`
+    default_eval_k = 100  # IWAE samples for `genlab eval`, the Compare page and model cards
+    loss_bpd_kind = "-ELBO, 1 sample"
+    reconstructs = True
+    ranked_latents = True
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config or VAEConfig())
@@ -126,14 +141,32 @@ class VAE(GenerativeModel):
         """The decoder's mean image in [0, 1], [B, Z] -> [B, C, H, W]."""
         return self.decoder(z)[0]
 
+    @property
+    def latent_shape(self) -> tuple[int]:
+        return (self.config.latent_dim,)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        with eval_mode(self):
+            return self.decode(z).float()
+
+    @torch.no_grad()
+    def latent_kl_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        with eval_mode(self):
+            return self.encode(x).kl_per_dim()
+
+    def bound_kind(self, k: int) -> str:
+        return f"IWAE bound, k={k}" if k > 1 else "-ELBO, 1 sample"
+
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over pixels, [B, C, H, W], [B, Z] -> [B] nats."""
         mean, log_scale = self.decoder(z)
         return discretized_logistic_log_prob(x, mean, log_scale).flatten(1).sum(1)
 
     # -- objectives ----------------------------------------------------------------------
-    def elbo_terms(self, x: torch.Tensor, generator: torch.Generator | None = None,
-                   analytic_kl: bool = True) -> ELBOTerms:
+    def elbo_terms(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, analytic_kl: bool = True
+    ) -> ELBOTerms:
         q = self.encode(x)
         z = q.sample(generator)
         recon_nll = -self.log_likelihood(x, z)
@@ -147,15 +180,16 @@ class VAE(GenerativeModel):
         loss = (t.recon_nll + self.config.beta * t.kl).mean() * to_bpd
         metrics = {
             "loss": loss.detach(),
-            "bpd": t.nll_bound.mean().detach() * to_bpd,   # -ELBO in bits/dim (beta = 1)
+            "bpd": t.nll_bound.mean().detach() * to_bpd,  # -ELBO in bits/dim (beta = 1)
             "recon_bpd": t.recon_nll.mean().detach() * to_bpd,
             "kl_bpd": t.kl.mean().detach() * to_bpd,
         }
         return loss, metrics
 
     @torch.no_grad()
-    def nll_bpd(self, x: torch.Tensor, k: int = 100, generator: torch.Generator | None = None,
-                chunk: int = 64) -> torch.Tensor:
+    def nll_bpd(
+        self, x: torch.Tensor, k: int = 100, generator: torch.Generator | None = None, chunk: int = 64
+    ) -> torch.Tensor:
         """IWAE bound on -log2 p(x) / D with k importance samples, [B, C, H, W] -> [B].
 
         k=1 is the single-sample ELBO; the bound tightens (decreases) in expectation as k grows.
@@ -186,10 +220,3 @@ class VAE(GenerativeModel):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         with eval_mode(self):
             return self.decode(self.encode(x).mean)
-
-    @torch.no_grad()
-    def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
-        """Decode ``steps`` points between latents z0 and z1 [Z]; 'slerp' or 'linear'. -> [steps, C, H, W]."""
-        with eval_mode(self):
-            return self.decode(interpolate_latents(z0, z1, steps, method))
-

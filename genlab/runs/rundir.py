@@ -6,6 +6,10 @@
     RUN/samples/        step-0000500.png (samples), recon-0000500.png (reconstructions, when the model has them)
     RUN/STOP            created by anyone who wants the run to stop; the trainer checkpoints and exits
     RUN/.lock           held (flock) by the process training this run, released by the kernel if it dies
+    RUN/train.log       the output of a process started by genlab.runs.jobs
+
+What the files hold is typed in ``genlab.runs.records`` (``RunInfo``, ``RunStatus``, the metric
+rows); pages and the CLI ask a ``RunDir`` for paths instead of building them.
 
 Every file that is replaced is replaced atomically; ``checkpoint/`` is swapped as a whole
 (``checkpoint.new`` -> ``checkpoint``), so a process killed at any instant leaves a
@@ -13,7 +17,6 @@ complete checkpoint on disk.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
@@ -24,11 +27,15 @@ from pathlib import Path
 
 import torch
 
-from .models.base import CheckpointError, atomic_write_bytes, atomic_write_json
+from ..models.base import CheckpointError
+from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
+from .config import TrainConfig
+from .records import EvalRow, FidRow, MetricRow, RunInfo, RunStatus, TrainRow, last_of, parse_row
 
 CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
 STATE_NAME = "trainer_state.json"        # written last: its presence marks a complete checkpoint
 OPTIM_NAME = "optimizer.safetensors"
+LOG_NAME = "train.log"
 
 
 class RunLocked(RuntimeError):
@@ -39,7 +46,7 @@ def package_versions() -> dict:
     import numpy
     import torchvision
 
-    from . import __version__
+    from .. import __version__
     return {"genlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
             "numpy": numpy.__version__, "python": platform.python_version()}
 
@@ -58,14 +65,6 @@ def _pid_alive(pid) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -96,85 +95,99 @@ class RunDir:
     def stop_file(self) -> Path:
         return self.path / "STOP"
 
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG_NAME
+
+    @property
+    def weights_file(self) -> Path:
+        return self.path / CKPT / "model.safetensors"
+
+    def sample_grid(self, step: int) -> Path:
+        return self.samples / f"step-{step:07d}.png"
+
+    def recon_grid(self, step: int) -> Path:
+        return self.samples / f"recon-{step:07d}.png"
+
+    def latest_samples(self) -> Path | None:
+        grids = sorted(self.samples.glob("step-*.png")) if self.samples.is_dir() else []
+        return grids[-1] if grids else None
+
     def exists(self) -> bool:
         return self.run_json.is_file()
 
     # -- run.json --------------------------------------------------------------------------
-    def read_info(self) -> dict:
+    def _raw_info(self) -> dict:
         try:
             return json.loads(self.run_json.read_text())
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path} is not a run directory (no run.json)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{self.run_json} is not valid JSON ({e})") from None
 
-    def update_info(self, **fields) -> dict:
-        info = self.read_info() if self.exists() else {}
-        info.update(fields, updated_at=time.time())
+    def info(self) -> RunInfo:
+        return RunInfo.from_dict(self._raw_info(), str(self.run_json))
+
+    def config(self) -> TrainConfig:
+        cfg = self.info().config
+        if cfg is None:
+            raise CheckpointError(f"{self.run_json} has no config; it was not written by genlab train")
+        return cfg
+
+    def create(self, config: TrainConfig, **fields) -> None:
+        """Write a new run.json holding the whole config, before any process trains it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.update_info(config=config, status=RunStatus.QUEUED, created_at=time.time(), pid=os.getpid(), **fields)
+
+    def update_info(self, **fields) -> None:
+        info = self._raw_info() if self.exists() else {}
+        info.update(RunInfo.fields_to_json(fields), updated_at=time.time())
         atomic_write_json(self.run_json, info)
-        return info
 
-    def status(self) -> str:
-        """The recorded status, or 'interrupted' for a running or queued run whose process is gone."""
-        info = self.read_info()
-        st = info.get("status", "unknown")
-        if st == "running" and not self.is_locked():
-            return "interrupted"
-        if st == "queued" and not self.is_locked() and not _pid_alive(info.get("pid")):
-            return "interrupted"  # a process that is still starting up holds no lock yet, but is alive
-        return st
+    def status(self) -> RunStatus:
+        """The recorded status, or INTERRUPTED for a running or queued run whose process is gone."""
+        info = self.info()
+        if info.status == RunStatus.RUNNING and not self.is_locked():
+            return RunStatus.INTERRUPTED
+        if info.status == RunStatus.QUEUED and not self.is_locked() and not _pid_alive(info.pid):
+            return RunStatus.INTERRUPTED  # a process that is still starting up holds no lock yet, but is alive
+        return info.status
 
     def has_checkpoint(self) -> bool:
         return any((self.path / d / STATE_NAME).is_file() for d in (CKPT, CKPT_NEW, CKPT_OLD))
 
     # -- single-writer lock ----------------------------------------------------------------
     def acquire_lock(self):
-        """Hold ``.lock`` for this process's lifetime; raise RunLocked if another process holds it."""
+        """Hold ``.lock`` until ``.release()``; raise RunLocked if another process holds it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        f = open(self.path / ".lock", "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            raise RunLocked(f"{self.path} is being trained by another live process; stop it first "
-                            f"(touch {self.stop_file})") from None
-        return f
+        lock = try_lock(self.path / ".lock")
+        if lock is None:
+            pid = self._raw_info().get("pid") if self.exists() else None
+            raise RunLocked(f"{self.path} is in use by{f' PID {pid}' if pid else ' another live process'}; "
+                            f"stop it first (touch {self.stop_file})")
+        return lock
 
     def is_locked(self) -> bool:
-        lock = self.path / ".lock"
-        if not lock.exists():
-            return False
-        with open(lock, "a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return False
+        return is_locked(self.path / ".lock")
 
     # -- metrics ---------------------------------------------------------------------------
-    def append_metrics(self, row: dict) -> None:
-        line = json.dumps(row, allow_nan=True) + "\n"
+    def append_metrics(self, row: MetricRow) -> None:
         with open(self.metrics_path, "a") as f:
-            f.write(line)
+            f.write(row.to_json() + "\n")
             f.flush()
 
-    def read_metrics(self) -> list[dict]:
+    def read_metrics(self) -> list[MetricRow]:
         """All complete rows; a line cut short by a crash is ignored."""
-        rows = []
         try:
             text = self.metrics_path.read_text()
         except FileNotFoundError:
-            return rows
-        for line in text.splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return rows
+            return []
+        return [r for line in text.splitlines() if (r := parse_row(line)) is not None]
 
     def truncate_metrics(self, step: int) -> None:
         """Keep only rows up to ``step`` (the checkpoint a resumed run continues from)."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= step]
-        atomic_write_bytes(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        rows = [r for r in self.read_metrics() if r.step <= step]
+        atomic_write_bytes(self.metrics_path, "".join(r.to_json() + "\n" for r in rows).encode())
 
     # -- checkpoints -----------------------------------------------------------------------
     def recover_checkpoint(self) -> None:
@@ -206,21 +219,21 @@ class RunDir:
                 tensors["rng.cuda"] = torch.cuda.get_rng_state()
             save_file(tensors, str(new / OPTIM_NAME))
             atomic_write_json(new / STATE_NAME, {**state, "optimizer": opt_meta})
-            _fsync_dir(new)
+            fsync_dir(new)
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
             raise
         if ckpt.exists():
             os.rename(ckpt, old)
         os.rename(new, ckpt)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         shutil.rmtree(old, ignore_errors=True)
 
     def load_checkpoint(self, model, optimizer: torch.optim.Optimizer | None) -> dict:
         """Load weights (and optimizer and RNG state) into ``model``; return the trainer state."""
         from safetensors.torch import load_file
 
-        from .models.base import read_weights
+        from ..models.base import read_weights
         self.recover_checkpoint()
         ckpt = self.path / CKPT
         if not (ckpt / STATE_NAME).is_file():
@@ -267,7 +280,7 @@ class RunSummary:
     name: str
     model: str
     dataset: str
-    status: str
+    status: RunStatus
     step: int
     total_steps: int | None
     images_per_s: float | None
@@ -281,33 +294,25 @@ class RunSummary:
     def progress(self) -> float | None:
         return self.step / self.total_steps if self.total_steps else None
 
-    def display_row(self) -> dict[str, str]:
-        """The run list's columns as text (the CLI's ``genlab runs`` and the app's table)."""
-        return {"run": self.name, "model": self.model, "dataset": self.dataset, "status": self.status,
-                "step": f"{self.step}/{self.total_steps}" if self.total_steps else str(self.step),
-                "images/s": f"{self.images_per_s:.0f}" if self.images_per_s else "-",
-                "ETA": time.strftime("%H:%M:%S", time.gmtime(self.eta_s)) if self.eta_s is not None else "-",
-                "test bpd": f"{self.test_bpd:.3f}" if self.test_bpd is not None else "-",
-                "FID@K": f"{self.fid:.1f}@{self.fid_samples}" if self.fid is not None else "-"}
-
 
 def summarize(run: RunDir) -> RunSummary:
-    info = run.read_info()
-    cfg = info.get("config", {})
+    try:
+        info = run.info()
+    except (ValueError, OSError) as e:  # an unreadable run.json is listed, with the reason
+        return RunSummary(run.path.name, "?", "?", RunStatus.UNKNOWN, 0, None, None, None, None, None, None, str(e))
+    cfg = info.config
     rows = run.read_metrics()
-    last = {kind: next((r for r in reversed(rows) if r.get("kind") == kind), None) for kind in ("train", "eval", "fid")}
-    step = max((r.get("step", 0) for r in rows), default=0)
-    total = info.get("total_steps")
-    speed = last["train"]["images_per_s"] if last["train"] else None
+    train, ev, fid = last_of(rows, TrainRow), last_of(rows, EvalRow), last_of(rows, FidRow)
+    step = max((r.step for r in rows), default=0)
+    speed = train.images_per_s if train else None
     status = run.status()
     eta = None
-    if status == "running" and speed and total:
-        eta = (total - step) * cfg.get("batch_size", 1) / speed
-    return RunSummary(name=run.path.name, model=cfg.get("model", "?"), dataset=cfg.get("dataset", "?"), status=status,
-                      step=step, total_steps=total, images_per_s=speed, eta_s=eta,
-                      test_bpd=last["eval"].get("test_bpd") if last["eval"] else None,
-                      fid=last["fid"]["fid"] if last["fid"] else None,
-                      fid_samples=last["fid"]["fid_samples"] if last["fid"] else None, error=info.get("error"))
+    if status == RunStatus.RUNNING and speed and info.total_steps and cfg:
+        eta = (info.total_steps - step) * cfg.batch_size / speed
+    return RunSummary(name=run.path.name, model=cfg.model if cfg else "?", dataset=cfg.dataset if cfg else "?",
+                      status=status, step=step, total_steps=info.total_steps, images_per_s=speed, eta_s=eta,
+                      test_bpd=ev.value("test_bpd") if ev else None, fid=fid.fid if fid else None,
+                      fid_samples=fid.fid_samples if fid else None, error=info.error)
 
 
 def list_runs(root: Path) -> list[RunDir]:

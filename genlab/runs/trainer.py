@@ -8,7 +8,6 @@ would have taken.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import math
 import os
@@ -17,60 +16,18 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torchvision.utils import save_image
 
-from .data import load_dataset
-from .device import resolve_device
-from .evaluate import average_metrics
-from .models import model_class
+from ..data import load_dataset
+from ..device import resolve_device
+from ..metrics.likelihood import average_metrics
+from ..models import model_class
+from .config import TrainConfig
+from .records import EvalRow, FidRow, RunStatus, TrainRow
 from .rundir import RunDir, package_versions
-
-
-@dataclass
-class TrainConfig:
-    model: str = "vae"
-    model_config: dict = field(default_factory=dict)   # fields of the model's config dataclass
-    dataset: str = "emoji"
-    image_size: int = 64
-    epochs: int | None = 10
-    max_steps: int | None = None       # overrides epochs when set
-    max_minutes: float | None = None   # also end (finished, with a final evaluation) after this much training time
-    step_limit: int | None = None      # a ceiling on steps whatever epochs or max_steps say (public mode's cap)
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    grad_clip: float | None = 10.0     # max gradient norm; None or 0 turns clipping off
-    log_every: int = 10
-    eval_every: int | None = None      # default: once per epoch
-    checkpoint_every: int | None = None  # default: at every evaluation
-    eval_batches: int | None = None    # cap on test batches per evaluation (None: the whole split)
-    sample_n: int = 64
-    max_nonfinite: int = 20            # consecutive non-finite steps before the run fails
-    amp: bool = True                   # bf16 autocast, on CUDA only
-    fid_every: int | None = None       # steps between FID evaluations (None: no FID)
-    fid_samples: int = 1000            # generated images per FID evaluation (FID@K is biased up at small K)
-    fid_ref_n: int = 10000             # reference images from the training split (statistics cached)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def argv(self) -> list[str]:
-        """The ``genlab`` command line that trains this config: ``train MODEL`` and every non-default flag."""
-        from .jobs import cli_flags
-        default = TrainConfig()
-        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                   if f.name not in ("model", "model_config", "amp") and getattr(self, f.name) != getattr(default, f.name)}
-        if self.grad_clip is None:
-            options["grad_clip"] = 0
-        return (["train", self.model] + cli_flags({"image_size": self.image_size, **options, **self.model_config})
-                + ([] if self.amp else ["--no-amp"]))
 
 
 class TrainingDiverged(RuntimeError):
@@ -101,13 +58,12 @@ class Trainer:
         mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": data.channels})
         torch.manual_seed(cfg.seed)
         self.model = mcls(mconf).to(self.device)
-        self.memory_format = (torch.channels_last if getattr(self.model, "prefers_channels_last", False)
-                              else torch.contiguous_format)
+        self.memory_format = torch.channels_last if self.model.prefers_channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.fid = None
         if cfg.fid_every:
-            from .fid import FID
+            from ..metrics.fid import FID
             self.fid = FID(device=str(self.device))
             self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
         self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
@@ -147,7 +103,7 @@ class Trainer:
         return {f"test_{k}": v for k, v in m.items()}
 
     def measure_fid(self) -> dict:
-        from .fid import fid_from_stats
+        from ..metrics.fid import fid_from_stats
         t = time.perf_counter()
         st = self.fid.stats_of_model(self.model, self.cfg.fid_samples, seed=self.cfg.seed)
         return {"fid": fid_from_stats(st, self.fid_ref), "fid_samples": self.cfg.fid_samples,
@@ -159,40 +115,42 @@ class Trainer:
         g = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
         imgs = self.model.sample(self.cfg.sample_n, temperature=1.0, generator=g).float().cpu()
         nrow = int(math.ceil(math.sqrt(len(imgs))))
-        save_image(imgs, self.run.samples / f"step-{step:07d}.png", nrow=nrow, padding=1)
-        if hasattr(self.model, "reconstruct"):
+        save_image(imgs, self.run.sample_grid(step), nrow=nrow, padding=1)
+        if self.model.reconstructs:
             x = self.test_x[:32].float().div(255.0)
             pairs = torch.stack([x, self.model.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
-            save_image(pairs, self.run.samples / f"recon-{step:07d}.png", nrow=16, padding=1)
+            save_image(pairs, self.run.recon_grid(step), nrow=16, padding=1)
 
     # -- the loop --------------------------------------------------------------------------
-    def fit(self) -> str:
+    def fit(self) -> RunStatus:
         """Train until done or stopped; return the final status. Never raises for a training failure."""
         lock = self.run.acquire_lock()
         try:
             return self._fit()
         finally:
-            lock.close()
+            lock.release()
 
-    def _fit(self) -> str:
+    def _fit(self) -> RunStatus:
         cfg, run = self.cfg, self.run
         try:
             self._build()
         except Exception as e:
             run.path.mkdir(parents=True, exist_ok=True)
-            run.update_info(status="failed", error=f"{type(e).__name__}: {e}", config=dataclasses.asdict(cfg))
+            run.update_info(status=RunStatus.FAILED, error=f"{type(e).__name__}: {e}", config=cfg)
             print(f"error: {e}", file=sys.stderr)
-            return "failed"
+            return RunStatus.FAILED
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
         if self.resume:
             state = run.load_checkpoint(self.model, self.opt)
+            for group in self.opt.param_groups:  # a resumed run may have been given a new learning rate
+                group["lr"] = cfg.lr
             run.truncate_metrics(state["step"])
             run.stop_file.unlink(missing_ok=True)
         else:
             run.samples.mkdir(parents=True, exist_ok=True)
         self._perm_epoch = -1
         self._last_ckpt = f"step {state['step']}" if self.resume else None
-        run.update_info(status="running", error=None, pid=os.getpid(), config=dataclasses.asdict(cfg),
+        run.update_info(status=RunStatus.RUNNING, error=None, pid=os.getpid(), config=cfg,
                         dataset={"name": cfg.dataset, "train": len(self.train_x), "test": len(self.test_x),
                                  "credit": self.data.credit, "skipped": self.data.skipped},
                         seed=cfg.seed, versions=package_versions(), device=str(self.device),
@@ -216,19 +174,19 @@ class Trainer:
             print(f"warning: could not record status '{status}': {e}", file=sys.stderr)
         return status
 
-    def _fail(self, message: str) -> str:
+    def _fail(self, message: str) -> RunStatus:
         print(f"run failed: {message}", file=sys.stderr)
         try:
-            self.run.update_info(status="failed", error=message)
+            self.run.update_info(status=RunStatus.FAILED, error=message)
         except OSError:
             pass  # the disk may be the problem; the message is on stderr
-        return "failed"
+        return RunStatus.FAILED
 
     def _checkpoint(self, state: dict) -> None:
         self.run.save_checkpoint(self.model, self.opt, state)
         self._last_ckpt = f"step {state['step']}"
 
-    def _loop(self, state: dict) -> str:
+    def _loop(self, state: dict) -> RunStatus:
         cfg, run, model = self.cfg, self.run, self.model
         step, consecutive_bad = state["step"], 0
         from tqdm.auto import tqdm
@@ -241,7 +199,7 @@ class Trainer:
             if self.stop_requested or run.stop_file.exists():
                 self._checkpoint({**state, "step": step})
                 bar.close()
-                return "stopped"
+                return RunStatus.STOPPED
             x = self._batch(step)
             with self._autocast():
                 loss, metrics = model.loss(x)
@@ -279,28 +237,28 @@ class Trainer:
                 now = time.perf_counter()
                 dt = now - t_interval
                 state["elapsed"] = state.get("elapsed", 0.0) + dt
-                row = {"kind": "train", "step": step, "epoch": step / self.steps_per_epoch,
-                       "time": round(state["elapsed"], 3), "timestamp": time.time(),
-                       "images_per_s": round((count + skipped) * cfg.batch_size / max(dt, 1e-9), 2),
-                       "lr": self.opt.param_groups[0]["lr"], "skipped_steps": skipped}
-                row.update({k: float(v) / count for k, v in sums.items()} if count else {})
+                row = TrainRow(step=step, epoch=step / self.steps_per_epoch, time=round(state["elapsed"], 3),
+                               timestamp=time.time(),
+                               images_per_s=round((count + skipped) * cfg.batch_size / max(dt, 1e-9), 2),
+                               lr=self.opt.param_groups[0]["lr"], skipped_steps=skipped,
+                               metrics={k: float(v) / count for k, v in sums.items()} if count else {})
                 run.append_metrics(row)
-                bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "bpd") if k in row})
+                bar.set_postfix({k: f"{v:.3f}" for k in ("loss", "bpd") if (v := row.value(k)) is not None})
                 sums, count, skipped = {}, 0, 0
                 t_interval = time.perf_counter()
             t_side = time.perf_counter()
             if step % self.eval_every == 0 or step == self.total_steps:
-                ev = self.evaluate()
-                run.append_metrics({"kind": "eval", "step": step, "epoch": step / self.steps_per_epoch,
-                                    "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(), **ev})
+                run.append_metrics(EvalRow(step=step, epoch=step / self.steps_per_epoch,
+                                           time=round(state.get("elapsed", 0.0), 3), timestamp=time.time(),
+                                           metrics=self.evaluate()))
                 self.save_samples(step)
             if self.fid is not None and (step % cfg.fid_every == 0 or step == self.total_steps):
-                run.append_metrics({"kind": "fid", "step": step, "epoch": step / self.steps_per_epoch,
-                                    "time": round(state.get("elapsed", 0.0), 3), "timestamp": time.time(),
-                                    **self.measure_fid()})
+                run.append_metrics(FidRow(step=step, epoch=step / self.steps_per_epoch,
+                                          time=round(state.get("elapsed", 0.0), 3), timestamp=time.time(),
+                                          **self.measure_fid()))
             # during a streak of non-finite steps the last checkpoint stays the last good one
             if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
                 self._checkpoint(dict(state))
             t_interval += time.perf_counter() - t_side  # evaluation and checkpoints are not training time
         bar.close()
-        return "finished"
+        return RunStatus.FINISHED

@@ -6,6 +6,7 @@ for the VAE the IWAE bound (Burda et al., arXiv 1509.00519), tighter than the EL
 should be compared with a flow's bits/dim; for RealNVP k dequantization samples inside the
 log (Ho et al., arXiv 1902.00275), where k=1 is the usual bits/dim.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,19 +15,26 @@ from dataclasses import dataclass
 import torch
 
 
-def _batches(images: torch.Tensor, batch_size: int, device, memory_format=torch.contiguous_format,
-             max_images: int | None = None):
+def _batches(
+    images: torch.Tensor, batch_size: int, device, memory_format=torch.contiguous_format, max_images: int | None = None
+):
     """uint8 [N, C, S, S] -> float [B, C, S, S] batches in [0, 1] on ``device``."""
     n = len(images) if max_images is None else min(max_images, len(images))
     for start in range(0, n, batch_size):
-        x = images[start:min(start + batch_size, n)].to(device).float().div_(255.0)
+        x = images[start : min(start + batch_size, n)].to(device).float().div_(255.0)
         yield x.contiguous(memory_format=memory_format)
 
 
 @torch.no_grad()
-def average_metrics(model, images: torch.Tensor, batch_size: int = 256, max_images: int | None = None,
-                    seed: int = 12345, autocast: contextlib.AbstractContextManager | None = None,
-                    memory_format=torch.contiguous_format) -> dict[str, float]:
+def average_metrics(
+    model,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    max_images: int | None = None,
+    seed: int = 12345,
+    autocast: contextlib.AbstractContextManager | None = None,
+    memory_format=torch.contiguous_format,
+) -> dict[str, float]:
     """Image-weighted means of ``model.loss`` metrics, in eval mode, with a fixed seed that
     leaves the caller's RNG stream untouched."""
     was_training = model.training
@@ -48,11 +56,12 @@ def average_metrics(model, images: torch.Tensor, batch_size: int = 256, max_imag
 
 
 @torch.no_grad()
-def nll_bound_bpd(model, images: torch.Tensor, k: int = 1, batch_size: int = 64, max_images: int | None = None,
-                  seed: int = 0) -> float:
-    """Mean k-sample bound on -log2 p(x) / D (bits/dim); needs ``model.nll_bpd``."""
-    if not hasattr(model, "nll_bpd"):
-        raise ValueError(f"{type(model).__name__} has no k-sample bound (nll_bpd)")
+def nll_bound_bpd(
+    model, images: torch.Tensor, k: int = 1, batch_size: int = 64, max_images: int | None = None, seed: int = 0
+) -> float:
+    """Mean k-sample bound on -log2 p(x) / D (bits/dim); needs a family with ``default_eval_k > 0``."""
+    if not model.default_eval_k:
+        raise ValueError(f"{model.display_name} has no k-sample bound (nll_bpd)")
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     total, n = 0.0, 0
@@ -65,20 +74,21 @@ def nll_bound_bpd(model, images: torch.Tensor, k: int = 1, batch_size: int = 64,
 @dataclass
 class HeldOutBpd:
     bpd: float
-    kind: str          # "IWAE bound, k=100" or "exact (1 dequantization)"
+    kind: str  # "IWAE bound, k=100" or "exact (1 dequantization)"
     images: int
     dataset: str
 
 
 def held_out_bpd(model, dataset: str, k: int | None = None, max_images: int | None = None) -> HeldOutBpd:
-    """Test-split bits/dim comparable across families: the VAE's IWAE bound (k defaults to the
-    model's ``default_eval_k``), the flow's exact likelihood of one dequantization (k=1)."""
-    from .data import load_dataset
+    """Test-split bits/dim comparable across families: the model's k-sample bound (k defaults to its
+    ``default_eval_k``: IWAE k=100 for the VAE, the exact likelihood of one dequantization for the flow),
+    or the bits/dim of its loss for a family without one."""
+    from ..data import load_dataset
+
     images = load_dataset(dataset, model.config.image_size).test
-    k = k or getattr(model, "default_eval_k", 1)
-    value = nll_bound_bpd(model, images, k, max_images=max_images)
-    if hasattr(model, "encode"):
-        kind = f"IWAE bound, k={k}"
-    else:
-        kind = "exact (1 dequantization)" if k == 1 else f"{k} dequantizations inside the log"
-    return HeldOutBpd(value, kind, min(len(images), max_images or len(images)), dataset)
+    n = min(len(images), max_images or len(images))
+    k = k or model.default_eval_k
+    if not k:
+        value = average_metrics(model, images, max_images=max_images)["bpd"]
+        return HeldOutBpd(value, model.loss_bpd_kind, n, dataset)
+    return HeldOutBpd(nll_bound_bpd(model, images, k, max_images=max_images), model.bound_kind(k), n, dataset)

@@ -1,0 +1,144 @@
+"""Config dataclasses that declare each setting once: type, default, help text, bounds.
+
+A field made with :func:`setting` carries its help text and its bounds in ``dataclasses.field``
+metadata. From that one declaration genlab builds the command-line flags (:func:`add_arguments`),
+checks values (:func:`check`) and reads saved configs (:func:`from_dict`), so a new option is one
+line in one dataclass and the CLI, the app's launcher and the run directory all follow.
+
+One policy for keys a dataclass does not know, everywhere: they are refused with a sentence
+naming them (a config written by a newer genlab or another model must not load as something else).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value or key that genlab refuses; the message names it and says what is allowed."""
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    factory=dataclasses.MISSING,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    flag: bool = True,
+    resumable: bool = False,
+):
+    """A dataclass field with its help text and bounds.
+
+    ``min``/``max`` are inclusive, ``above`` is exclusive; ``None`` values skip the check (they mean
+    "not set"). ``flag=False`` keeps it off the generated command line. ``resumable=True`` marks a
+    setting that may change when a run is resumed.
+    """
+    meta = {"help": help, "min": min, "max": max, "above": above, "flag": flag, "resumable": resumable}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(tp) -> type:
+    """``int | None`` -> int; ``float`` -> float."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return typing.get_origin(tp) or tp
+
+
+def field_types(cls) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check(obj) -> None:
+    """Raise ConfigError for the first value outside its field's declared type or bounds."""
+    types_ = field_types(type(obj))
+    for f in dataclasses.fields(obj):
+        v, m, tp = getattr(obj, f.name), f.metadata, types_[f.name]
+        if v is None:
+            continue
+        if tp in (int, float) and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ConfigError(f"{f.name} must be a number, got {v!r}")
+        if tp is int and isinstance(v, float):
+            if not v.is_integer():
+                raise ConfigError(f"{f.name} must be a whole number, got {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{f.name} must be a finite number, got {v!r}")
+        if m.get("min") is not None and v < m["min"]:
+            raise ConfigError(f"{f.name} must be at least {m['min']:g}, got {v!r}")
+        if m.get("max") is not None and v > m["max"]:
+            raise ConfigError(f"{f.name} must be at most {m['max']:g}, got {v!r}")
+        if m.get("above") is not None and v <= m["above"]:
+            raise ConfigError(f"{f.name} must be greater than {m['above']:g}, got {v!r}")
+
+
+def from_dict(cls, d: dict, source: str = "config", error: type[Exception] = ConfigError):
+    """``cls(**d)``, refusing keys ``cls`` does not know; missing keys take their defaults."""
+    if not isinstance(d, dict):
+        raise error(f"{source} is not a JSON object")
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise error(
+            f"{source} has fields {unknown} that {cls.__name__} does not know; "
+            f"it was written by a different model or a newer genlab"
+        )
+    try:
+        return cls(**d)
+    except ConfigError as e:
+        raise error(f"{source}: {e}") from None
+    except TypeError as e:  # a value of the wrong kind that the dataclass itself chokes on
+        raise error(f"{source}: {e}") from None
+
+
+def add_arguments(parser, cls, skip: tuple[str, ...] = (), dest_prefix: str = "") -> None:
+    """One flag per field of ``cls`` (``--max-steps``), default None so that callers can tell what was given."""
+    types_ = field_types(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip or not f.metadata.get("flag", True):
+            continue
+        tp, default = types_[f.name], f.default
+        shown = "" if default is dataclasses.MISSING or default is None else f" (default {default})"
+        helptext = (f.metadata.get("help", "") + shown).strip() or None
+        kwargs = {"dest": dest_prefix + f.name, "default": None, "help": helptext}
+        if tp is bool:
+            parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+        else:
+            parser.add_argument(flag_name(f.name), type=tp, metavar=f.name.upper(), **kwargs)
+
+
+def given(namespace: argparse.Namespace, cls, dest_prefix: str = "") -> dict:
+    """The fields of ``cls`` that were set on the command line."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("flag", True):
+            continue
+        v = getattr(namespace, dest_prefix + f.name, None)
+        if v is not None:
+            out[f.name] = v
+    return out
+
+
+def as_flags(values: dict) -> list[str]:
+    """{"max_steps": 10, "amp": False, "lr": None} -> ["--max-steps", "10", "--no-amp"]."""
+    out = []
+    for k, v in values.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            out.append(flag_name(k) if v else "--no-" + k.replace("_", "-"))
+        else:
+            out += [flag_name(k), str(v)]
+    return out

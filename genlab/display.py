@@ -1,0 +1,33 @@
+"""Text for people: how runs and figures are shown by the CLI's tables and the app's pages."""
+
+from __future__ import annotations
+
+import time
+
+from .runs.rundir import RunSummary
+
+
+def duration(seconds: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds is not None else "-"
+
+
+def run_row(s: RunSummary) -> dict[str, str]:
+    """The run list's columns as text (``genlab runs`` and the Train page's table)."""
+    return {
+        "run": s.name,
+        "model": s.model,
+        "dataset": s.dataset,
+        "status": str(s.status),
+        "step": f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step),
+        "images/s": f"{s.images_per_s:.0f}" if s.images_per_s else "-",
+        "ETA": duration(s.eta_s),
+        "test bpd": f"{s.test_bpd:.3f}" if s.test_bpd is not None else "-",
+        "FID@K": f"{s.fid:.1f}@{s.fid_samples}" if s.fid is not None else "-",
+    }
+
+
+def text_table(rows: list[dict[str, str]]) -> str:
+    """Left-aligned columns under their names."""
+    cells = [tuple(rows[0])] + [tuple(r.values()) for r in rows]
+    widths = [max(len(row[c]) for row in cells) for c in range(len(cells[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in cells)

@@ -1,0 +1,161 @@
+"""Training runs as background processes, with at most N at once: what the app's Launch,
+Stop and Resume buttons do, usable from any other front end too.
+
+A launched run is its own process (``python -m genlab train --resume RUN --queue N``),
+detached from the caller's session, so a Streamlit rerun, a closed tab or a restarted
+server neither stops nor duplicates it. Its run directory, with the whole ``TrainConfig``
+in ``run.json`` (status ``queued``), exists before the process starts, and the process
+reads its config from there: a process that dies at once leaves a run that resumes with
+exactly the settings it was launched with.
+
+The queue needs no server: the runs under one folder share N slot files
+(``ROOT/.slots/slot-i``), and a run trains only while it holds a slot's ``flock``. The
+kernel releases a dead process's slot, so a killed run can never leak one. Waiting runs
+start in the order they were queued; a waiting process holds its run's ``.lock``, so
+one that died while queued shows as ``interrupted`` rather than ``queued`` forever.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..paths import safe_name
+from .config import TrainConfig
+from .records import RunStatus
+from .rundir import RunDir, list_runs
+from ..storage import try_lock
+
+SLOTS_DIR = ".slots"
+
+
+def default_max_concurrent() -> int:
+    """``GENLAB_MAX_RUNS``, else 1: two CPU runs at once only halve each other's speed."""
+    from ..settings import settings
+    return settings().max_runs
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def _reap(proc: subprocess.Popen) -> None:
+    proc.wait()  # a finished child is collected here instead of lingering as a zombie
+
+
+def _spawn(args: list[str], run: RunDir) -> subprocess.Popen:
+    run.path.mkdir(parents=True, exist_ok=True)
+    log = open(run.log_path, "ab")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "genlab", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    finally:
+        log.close()
+    threading.Thread(target=_reap, args=(proc,), daemon=True).start()
+    return proc
+
+
+def new_run_name(cfg: TrainConfig) -> str:
+    return safe_name(f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _start(run: RunDir, max_concurrent: int) -> None:
+    args = ["train", "--resume", str(run.path), "--queue", str(max_concurrent)]
+    run.update_info(launch=args)
+    run.update_info(pid=_spawn(args, run).pid)  # alive while it starts up, before it can take the run's lock
+
+
+def launch(cfg: TrainConfig, runs_root: str | os.PathLike, name: str | None = None,
+           max_concurrent: int | None = None) -> RunDir:
+    """Create the run directory (status ``queued``, the whole config in run.json) and start its training
+    process. In public mode (``genlab.public``) the paths are checked and the run is capped first."""
+    from .. import public
+    from ..data import DatasetUnavailable, dataset_info
+    public.check_path(runs_root, "runs folder")
+    public.check_dataset(cfg.dataset)
+    cfg, max_concurrent = public.cap_config(cfg), public.cap_runs(max_concurrent)
+    info = dataset_info(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
+    if not info.available:
+        raise DatasetUnavailable(f"{cfg.dataset} is not available here: {info.reason}")
+    run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg)))
+    if run.path.exists() and any(run.path.iterdir()):
+        raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
+    run.create(cfg, queued_at=time.time())
+    _start(run, max_concurrent or default_max_concurrent())
+    return run
+
+
+def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
+    """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch).
+    ``overrides`` change resumable settings (``TrainConfig.resumed_with``); others raise ConfigError."""
+    from .. import public
+    status = run.status()
+    if status.active:
+        raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
+    public.check_path(run.path, "run")
+    cfg = run.config().resumed_with(overrides)
+    if public.enabled():  # the caps travel with the resumed run, whatever it was launched with
+        cfg = public.cap_config(cfg)
+    max_concurrent = public.cap_runs(max_concurrent) or default_max_concurrent()
+    run.stop_file.unlink(missing_ok=True)
+    run.update_info(config=cfg, status=RunStatus.QUEUED, queued_at=time.time(), error=None)
+    _start(run, max_concurrent)
+
+
+def stop(run: RunDir) -> None:
+    """Ask a run to stop: a training run checkpoints and exits, a queued one leaves the queue."""
+    run.stop_file.touch()
+
+
+# -- the queue (runs in the training process, via ``genlab train --queue N``) ------------------
+def _queued_ahead(run: RunDir) -> list[RunDir]:
+    """Live queued runs under the same folder that were queued before ``run``."""
+    mine = run.info().queued_at or 0.0
+    ahead = []
+    for other in list_runs(run.path.parent):
+        if other.path == run.path:
+            continue
+        try:
+            info = other.info()
+        except (OSError, ValueError):
+            continue
+        # status() counts a run whose process is still starting (alive, not yet locked) as queued
+        if other.status() == RunStatus.QUEUED and (info.queued_at or 0.0, other.path.name) < (mine, run.path.name):
+            ahead.append(other)
+    return ahead
+
+
+def try_slot(root: Path, max_concurrent: int):
+    """A held slot lock if one of ``max_concurrent`` is free, else None (release it with ``.release()``)."""
+    slots = Path(root) / SLOTS_DIR
+    slots.mkdir(parents=True, exist_ok=True)
+    for i in range(max_concurrent):
+        slot = try_lock(slots / f"slot-{i}")
+        if slot is not None:
+            return slot
+    return None
+
+
+def wait_for_slot(run: RunDir, max_concurrent: int, poll_s: float = 0.5):
+    """Block until ``run`` may train; return the slot (keep it open while training) or None if
+    the run was stopped while it waited. The caller must not hold the run's ``.lock``."""
+    lock = run.acquire_lock()  # marks this queued run as alive
+    try:
+        if not run.info().queued_at:
+            run.update_info(queued_at=time.time())
+        run.update_info(status=RunStatus.QUEUED, pid=os.getpid())
+        while True:
+            if run.stop_file.exists():
+                run.stop_file.unlink(missing_ok=True)
+                run.update_info(status=RunStatus.STOPPED, error=None)
+                return None
+            if not _queued_ahead(run):
+                slot = try_slot(run.path.parent, max_concurrent)
+                if slot is not None:
+                    return slot
+            time.sleep(poll_s)
+    finally:
+        lock.release()

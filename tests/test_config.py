@@ -1,0 +1,201 @@
+"""One declaration per setting (genlab.config, genlab.runs.config): the CLI's flags, validation, resume
+overrides and the treatment of unknown keys all come from the dataclass fields."""
+
+import dataclasses
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import stop_all_runs
+from genlab.cli import build_parser, main
+from genlab.config import ConfigError
+from genlab.models import CheckpointError, load_model
+from genlab.runs.config import TrainConfig
+from genlab.runs.rundir import RunDir
+
+TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
+
+
+def tiny(**kw) -> TrainConfig:
+    return TrainConfig(
+        **{
+            **dict(
+                model="vae",
+                model_config=TINY,
+                dataset="emoji",
+                image_size=16,
+                max_steps=6,
+                batch_size=16,
+                log_every=3,
+                eval_every=6,
+                eval_batches=1,
+                sample_n=4,
+                device="cpu",
+            ),
+            **kw,
+        }
+    )
+
+
+def test_every_field_is_a_flag_with_its_help():
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("flag", True):
+            assert "--" + f.name.replace("_", "-") in help_text, f.name
+    assert "--no-amp" in help_text and "Adam learning rate" in help_text and "images per step" in help_text
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--batch-size", "0"], "batch_size must be at least 1"),
+        (["--image-size", "48"], "power of two"),
+        (["--lr", "-1"], "lr must be greater than 0"),
+        (["--lr", "nan"], "lr must be a finite number"),
+        (["--epochs", "0"], "epochs must be at least 1"),
+        (["--latent-dim", "0"], "latent_dim must be at least 1"),
+    ],
+)
+def test_invalid_settings_are_refused_before_anything_is_written(tmp_path, capsys, args, message):
+    assert main(["train", "vae", *args, "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
+    cfg = tiny()
+    changed = {
+        "epochs": 3,
+        "max_steps": 9,
+        "max_minutes": 1.5,
+        "step_limit": 7,
+        "lr": 3e-4,
+        "device": "auto",
+        "grad_clip": 0.0,
+        "log_every": 2,
+        "eval_every": 4,
+        "checkpoint_every": 2,
+        "eval_batches": 2,
+        "sample_n": 9,
+        "max_nonfinite": 3,
+        "amp": False,
+        "fid_every": 5,
+        "fid_samples": 50,
+    }
+    assert set(changed) == TrainConfig.resumable_fields()
+    for name, value in changed.items():
+        assert getattr(cfg.resumed_with({name: value}), name) == value, name
+    assert cfg.resumed_with({"epochs": 3}).max_steps is None  # a new epoch count replaces the step budget
+    fixed = {
+        "dataset": "mnist",
+        "image_size": 32,
+        "batch_size": 8,
+        "seed": 1,
+        "fid_ref_n": 50,
+        "model": "realnvp",
+        "model_config": {"latent_dim": 8},
+    }
+    assert set(fixed) | set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, value in fixed.items():
+        with pytest.raises(ConfigError, match="--" + name.replace("_", "-") + " cannot change when a run is resumed"):
+            cfg.resumed_with({name: value})
+    assert cfg.resumed_with({"batch_size": cfg.batch_size}) == cfg  # the same value is no change
+
+
+def test_the_cli_resume_applies_a_new_learning_rate_and_refuses_a_new_batch_size(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "vae",
+                "--dataset",
+                "emoji",
+                "--image-size",
+                "16",
+                "--max-steps",
+                "3",
+                "--batch-size",
+                "8",
+                "--latent-dim",
+                "4",
+                "--width",
+                "4",
+                "--max-width",
+                "8",
+                "--log-every",
+                "3",
+                "--eval-batches",
+                "1",
+                "--sample-n",
+                "4",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    before = (out / "run.json").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--max-steps", "6", "--batch-size", "16", "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size, --seed cannot change when a run is resumed" in err and "Traceback" not in err
+    assert (out / "run.json").read_text() == before  # refused before anything was written
+    assert main(["train", "--resume", str(out), "--max-steps", "6", "--lr", "0.0002"]) == 0
+    run = RunDir(out)
+    assert run.config().lr == 0.0002 and run.config().max_steps == 6
+    assert [(r.step, r.lr) for r in run.read_metrics() if r.kind == "train"] == [(3, 0.001), (6, 0.0002)]
+
+
+def test_unknown_keys_are_refused_the_same_way_everywhere(tmp_path, tiny_vae):
+    with pytest.raises(ConfigError, match=r"has fields \['colour'\] that TrainConfig does not know"):
+        TrainConfig.from_dict({**tiny().to_dict(), "colour": "red"})
+    tiny_vae.save_pretrained(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "colour": "red"}))
+    with pytest.raises(CheckpointError, match=r"has fields \['colour'\] that VAEConfig does not know"):
+        load_model(tmp_path / "m")
+    run = RunDir(tmp_path / "run")
+    run.create(tiny())
+    raw = json.loads(run.run_json.read_text())
+    run.run_json.write_text(json.dumps({**raw, "colour": "red"}))
+    with pytest.raises(ConfigError, match=r"has fields \['colour'\] that RunInfo does not know"):
+        run.info()
+    run.run_json.write_text(json.dumps({**raw, "config": {**raw["config"], "colour": "red"}}))
+    with pytest.raises(ConfigError, match=r"has fields \['colour'\] that TrainConfig does not know"):
+        run.config()
+
+
+@pytest.mark.slow
+def test_a_launched_run_whose_process_dies_at_once_resumes_with_the_forms_config(tmp_path):
+    from genlab.runs import jobs
+
+    asked = tiny(batch_size=8, lr=5e-4, seed=7, max_steps=4, model_config={**TINY, "beta": 2.0})
+    try:
+        run = jobs.launch(asked, tmp_path, name="r", max_concurrent=1)
+        assert run.config() == asked  # the whole config is on disk before the process runs
+        os.kill(run.info().pid, signal.SIGKILL)  # it dies before it could write anything
+        deadline = time.time() + 60
+        while run.status() != "interrupted" and time.time() < deadline:
+            time.sleep(0.05)
+        assert run.status() == "interrupted" and run.config() == asked
+        jobs.resume(run, max_concurrent=1)
+        deadline = time.time() + 180
+        while run.status() not in ("finished", "failed") and time.time() < deadline:
+            time.sleep(0.1)
+        assert run.status() == "finished", run.info().error
+        assert run.config() == asked and run.info().steps_per_epoch == len(load_emoji_train()) // 8
+        assert load_model(run.path).config.beta == 2.0
+    finally:
+        stop_all_runs(tmp_path)
+
+
+def load_emoji_train():
+    from genlab.data import load_dataset
+
+    return load_dataset("emoji", 16).train
