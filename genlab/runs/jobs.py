@@ -14,6 +14,7 @@ kernel releases a dead process's slot, so a killed run can never leak one. Waiti
 start in the order they were queued; a waiting process holds its run's ``.lock``, so
 one that died while queued shows as ``interrupted`` rather than ``queued`` forever.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,10 @@ import time
 from pathlib import Path
 
 from ..paths import safe_name
+from ..storage import try_lock
 from .config import TrainConfig
 from .records import RunStatus
 from .rundir import RunDir, list_runs
-from ..storage import try_lock
 
 SLOTS_DIR = ".slots"
 
@@ -35,6 +36,7 @@ SLOTS_DIR = ".slots"
 def default_max_concurrent() -> int:
     """``GENLAB_MAX_RUNS``, else 1: two CPU runs at once only halve each other's speed."""
     from ..settings import settings
+
     return settings().max_runs
 
 
@@ -50,8 +52,14 @@ def _spawn(args: list[str], run: RunDir) -> subprocess.Popen:
     log = open(run.log_path, "ab")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"}
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "genlab", *args], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genlab", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     finally:
         log.close()
     threading.Thread(target=_reap, args=(proc,), daemon=True).start()
@@ -68,12 +76,14 @@ def _start(run: RunDir, max_concurrent: int) -> None:
     run.update_info(pid=_spawn(args, run).pid)  # alive while it starts up, before it can take the run's lock
 
 
-def launch(cfg: TrainConfig, runs_root: str | os.PathLike, name: str | None = None,
-           max_concurrent: int | None = None) -> RunDir:
+def launch(
+    cfg: TrainConfig, runs_root: str | os.PathLike, name: str | None = None, max_concurrent: int | None = None
+) -> RunDir:
     """Create the run directory (status ``queued``, the whole config in run.json) and start its training
     process. In public mode (``genlab.public``) the paths are checked and the run is capped first."""
     from .. import public
     from ..data import DatasetUnavailable, dataset_info
+
     public.check_path(runs_root, "runs folder")
     public.check_dataset(cfg.dataset)
     cfg, max_concurrent = public.cap_config(cfg), public.cap_runs(max_concurrent)
@@ -92,6 +102,7 @@ def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch).
     ``overrides`` change resumable settings (``TrainConfig.resumed_with``); others raise ConfigError."""
     from .. import public
+
     status = run.status()
     if status.active:
         raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")

@@ -15,6 +15,7 @@ Every file that is replaced is replaced atomically; ``checkpoint/`` is swapped a
 (``checkpoint.new`` -> ``checkpoint``), so a process killed at any instant leaves a
 complete checkpoint on disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ from .config import TrainConfig
 from .records import EvalRow, FidRow, MetricRow, RunInfo, RunStatus, TrainRow, last_of, parse_row
 
 CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
-STATE_NAME = "trainer_state.json"        # written last: its presence marks a complete checkpoint
+STATE_NAME = "trainer_state.json"  # written last: its presence marks a complete checkpoint
 OPTIM_NAME = "optimizer.safetensors"
 LOG_NAME = "train.log"
 
@@ -47,8 +48,14 @@ def package_versions() -> dict:
     import torchvision
 
     from .. import __version__
-    return {"genlab": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+
+    return {
+        "genlab": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _pid_alive(pid) -> bool:
@@ -163,8 +170,10 @@ class RunDir:
         lock = try_lock(self.path / ".lock")
         if lock is None:
             pid = self._raw_info().get("pid") if self.exists() else None
-            raise RunLocked(f"{self.path} is in use by{f' PID {pid}' if pid else ' another live process'}; "
-                            f"stop it first (touch {self.stop_file})")
+            raise RunLocked(
+                f"{self.path} is in use by{f' PID {pid}' if pid else ' another live process'}; "
+                f"stop it first (touch {self.stop_file})"
+            )
         return lock
 
     def is_locked(self) -> bool:
@@ -234,6 +243,7 @@ class RunDir:
         from safetensors.torch import load_file
 
         from ..models.base import read_weights
+
         self.recover_checkpoint()
         ckpt = self.path / CKPT
         if not (ckpt / STATE_NAME).is_file():
@@ -284,7 +294,7 @@ class RunSummary:
     step: int
     total_steps: int | None
     images_per_s: float | None
-    eta_s: float | None          # training time left at the last logged speed (evaluations not counted)
+    eta_s: float | None  # training time left at the last logged speed (evaluations not counted)
     test_bpd: float | None
     fid: float | None
     fid_samples: int | None
@@ -309,10 +319,20 @@ def summarize(run: RunDir) -> RunSummary:
     eta = None
     if status == RunStatus.RUNNING and speed and info.total_steps and cfg:
         eta = (info.total_steps - step) * cfg.batch_size / speed
-    return RunSummary(name=run.path.name, model=cfg.model if cfg else "?", dataset=cfg.dataset if cfg else "?",
-                      status=status, step=step, total_steps=info.total_steps, images_per_s=speed, eta_s=eta,
-                      test_bpd=ev.value("test_bpd") if ev else None, fid=fid.fid if fid else None,
-                      fid_samples=fid.fid_samples if fid else None, error=info.error)
+    return RunSummary(
+        name=run.path.name,
+        model=cfg.model if cfg else "?",
+        dataset=cfg.dataset if cfg else "?",
+        status=status,
+        step=step,
+        total_steps=info.total_steps,
+        images_per_s=speed,
+        eta_s=eta,
+        test_bpd=ev.value("test_bpd") if ev else None,
+        fid=fid.fid if fid else None,
+        fid_samples=fid.fid_samples if fid else None,
+        error=info.error,
+    )
 
 
 def list_runs(root: Path) -> list[RunDir]:

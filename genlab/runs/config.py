@@ -1,0 +1,110 @@
+"""``TrainConfig``: the one declaration of a training run's settings.
+
+The CLI's ``genlab train`` flags are generated from these fields (``genlab.config``), the app's
+form builds a ``TrainConfig``, and ``run.json["config"]`` holds all of it before a training
+process starts; the process reads it from there. A field marked ``resumable`` may change when a
+run is resumed (how long it trains, how often it evaluates, the learning rate, the device); the
+others fix what the run *is* (model, data, batch order) and are refused on resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..config import ConfigError, as_flags, check, from_dict, setting
+from ..models import MODELS, model_class, model_options
+
+
+@dataclass
+class TrainConfig:
+    model: str = setting("vae", "model family", flag=False)
+    model_config: dict = setting(factory=dict, flag=False)  # fields of the model's config dataclass
+    dataset: str = setting("emoji", "emoji, emoji-faces, mnist, fashion-mnist, cifar10, celeba or folder:PATH")
+    image_size: int | None = setting(None, "pixels per side; default: the model's own", min=8, max=512)
+    epochs: int | None = setting(10, "passes over the training split", min=1, resumable=True)
+    max_steps: int | None = setting(None, "train for this many steps instead of epochs", min=1, resumable=True)
+    max_minutes: float | None = setting(
+        None, "also end (finished, with a final evaluation) after this much training time", above=0, resumable=True
+    )
+    step_limit: int | None = setting(
+        None, "a ceiling on steps, whatever epochs or --max-steps say", min=1, resumable=True
+    )
+    batch_size: int = setting(128, "images per step", min=1, max=65536)
+    lr: float = setting(1e-3, "Adam learning rate", above=0, max=10, resumable=True)
+    seed: int = setting(0, "seeds the weights, the batch order and the sample grids", min=0)
+    device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
+    grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)
+    log_every: int = setting(10, "steps between logged train rows", min=1, resumable=True)
+    eval_every: int | None = setting(None, "steps between evaluations (default: one epoch)", min=1, resumable=True)
+    checkpoint_every: int | None = setting(
+        None, "steps between checkpoints (default: at every evaluation)", min=1, resumable=True
+    )
+    eval_batches: int | None = setting(
+        None, "cap on test batches per evaluation (default: the whole split)", min=1, resumable=True
+    )
+    sample_n: int = setting(64, "images in each saved sample grid", min=1, max=1024, resumable=True)
+    max_nonfinite: int = setting(20, "consecutive non-finite steps before the run fails", min=1, resumable=True)
+    amp: bool = setting(True, "bf16 autocast, on CUDA only", resumable=True)
+    fid_every: int | None = setting(None, "steps between FID evaluations (default: none)", min=1, resumable=True)
+    fid_samples: int = setting(1000, "generated images per FID (FID@K is biased up at small K)", min=2, resumable=True)
+    fid_ref_n: int = setting(10000, "reference images from the training split", min=2)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; genlab knows {', '.join(sorted(MODELS))}")
+        mcls = model_class(self.model)
+        if self.image_size is None:
+            self.image_size = mcls.default_image_size()
+        if self.grad_clip is None:  # written by genlab 0.2 for "off"
+            self.grad_clip = 0.0
+        check(self)
+        foreign = sorted(set(self.model_config) - set(model_options(self.model)))
+        if foreign:
+            raise ConfigError(
+                f"{', '.join(foreign)} {'is not an option' if len(foreign) == 1 else 'are not options'} of {self.model}"
+            )
+        try:  # the model's own checks (e.g. a size it cannot be built at) fail here, before a run exists
+            mcls.config_class(**{**self.model_config, "image_size": self.image_size})
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "run config") -> TrainConfig:
+        return from_dict(cls, d, source)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def resumable_fields(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable")}
+
+    def resumed_with(self, overrides: dict) -> TrainConfig:
+        """This config with ``overrides`` applied for a resumed run. Settings that fix what the run is
+        are refused with a sentence naming them; a new ``epochs`` replaces ``max_steps`` (and back)."""
+        changed = {k: v for k, v in overrides.items() if v is not None and getattr(self, k, object()) != v}
+        fixed = sorted(set(changed) - self.resumable_fields())
+        if fixed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
+            raise ConfigError(
+                f"{flags} cannot change when a run is resumed: they fix the model, its data or the "
+                f"order of its batches. Start a new run for that (resumable: "
+                f"{', '.join(sorted(self.resumable_fields()))})"
+            )
+        if "epochs" in changed and "max_steps" not in changed:
+            changed["max_steps"] = None
+        return dataclasses.replace(self, **changed)
+
+    def argv(self) -> list[str]:
+        """The ``genlab`` command line that trains this config: ``train MODEL`` and every non-default flag."""
+        default = TrainConfig(model=self.model)
+        options = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("model", "model_config") and getattr(self, f.name) != getattr(default, f.name)
+        }
+        return ["train", self.model] + as_flags(options) + as_flags(self.model_config)
+
+
+__all__ = ["TrainConfig", "ConfigError"]
