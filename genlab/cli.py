@@ -58,6 +58,14 @@ def _add_train(sub) -> None:
         metavar="N",
         help="wait until fewer than N queued runs in the run's parent folder are training",
     )
+    p.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train with N processes on this machine (torchrun + DDP; one per GPU on CUDA): the same as "
+        "torchrun --standalone --nproc_per_node=N -m genlab train ...",
+    )
     add_arguments(p.add_argument_group("training"), TrainConfig)
     seen: set[str] = set()
     for name, cls in sorted(MODELS.items()):
@@ -81,9 +89,18 @@ def train_config(args):
 def _train(args) -> int:
     from .config import given
     from .runs.config import TrainConfig
+    from .runs.distributed import world_from_env
     from .runs.trainer import Trainer
 
     options, model_opts = given(args, TrainConfig), _model_options(args)
+    world = world_from_env()
+    if world.distributed and not (args.resume or args.out):
+        print(
+            "error: under torchrun give --out RUN_DIR (or --resume RUN_DIR): every process must name the same "
+            "run directory",
+            file=sys.stderr,
+        )
+        return 2
     if args.resume:
         run = RunDir(args.resume)
         if not run.exists():
@@ -98,8 +115,8 @@ def _train(args) -> int:
             return 2
         before = run.config()
         cfg = before.resumed_with(options)
-        if cfg != before:  # on disk before training: the run records what it trains
-            run.update_info(config=cfg.to_dict())
+        if cfg != before and world.main:  # on disk before training: the run records what it trains
+            run.update_info(config=cfg)
         # a run stopped or killed before its first checkpoint starts again from step 0
         trainer = Trainer(cfg, run.path, resume=run.has_checkpoint())
     else:
@@ -112,23 +129,30 @@ def _train(args) -> int:
         cfg = train_config(args)
         dataset_info(cfg.dataset)  # an unknown dataset name fails here, before a run directory exists
         out = Path(args.out or f"runs/{args.model}-{safe_name(cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if RunDir(out).exists() and not _never_started(RunDir(out)):
+        if world.main and RunDir(out).exists() and not _never_started(RunDir(out)):
             print(
                 f"error: {out} already holds a run; resume it with --resume {out}, or choose another --out",
                 file=sys.stderr,
             )
             return 2
         trainer = Trainer(cfg, out)
-        trainer.run.create(cfg)
+        if world.main:
+            trainer.run.create(cfg)
     slot = None
-    if args.queue:
+    if args.queue and not world.distributed:
         from .runs.jobs import wait_for_slot
 
         slot = wait_for_slot(trainer.run, args.queue)
         if slot is None:
             print(f"run {trainer.run.path}: stopped while queued")
             return 0
-    if not trainer.resume and trainer.run.metrics_path.exists():
+    if (args.nproc_per_node or 1) > 1 and not world.distributed:
+        try:
+            return _torchrun(trainer.run, args.nproc_per_node)
+        finally:
+            if slot is not None:
+                slot.release()
+    if world.main and not trainer.resume and trainer.run.metrics_path.exists():
         trainer.run.truncate_metrics(0)  # rows of an attempt that never reached a checkpoint
     try:
         status = trainer.fit()
@@ -138,6 +162,35 @@ def _train(args) -> int:
     error = trainer.run.info().error
     print(f"run {trainer.run.path}: {status}" + (f" ({error})" if error else ""))
     return 1 if status == RunStatus.FAILED else 0
+
+
+def _torchrun(run: RunDir, nproc: int) -> int:
+    """Train ``run`` (its config is in run.json) with ``nproc`` processes on this machine, and wait.
+    A job whose rank 0 died could not say so itself: its run is marked failed here."""
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "genlab",
+        "train",
+        "--resume",
+        str(run.path),
+    ]
+    code = subprocess.call(cmd)
+    if code and run.status() in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.INTERRUPTED):
+        run.update_info(
+            status=RunStatus.FAILED,
+            error=f"the {nproc}-process job ended with exit code {code} before rank 0 could record "
+            f"why (rank 0 died; torchrun's summary in train.log names the rank); the last "
+            f"checkpoint is intact. Resume with: python -m genlab train --resume {run.path}",
+        )
+    print(f"run {run.path}: {run.status()}")
+    return 1 if run.status() == RunStatus.FAILED else 0
 
 
 def _never_started(run: RunDir) -> bool:

@@ -19,6 +19,7 @@ def run_row(s: RunSummary) -> dict[str, str]:
         "dataset": s.dataset,
         "status": str(s.status),
         "step": f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step),
+        "processes": str(s.processes),
         "images/s": f"{s.images_per_s:.0f}" if s.images_per_s else "-",
         "ETA": duration(s.eta_s),
         "test bpd": f"{s.test_bpd:.3f}" if s.test_bpd is not None else "-",

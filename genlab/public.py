@@ -87,5 +87,10 @@ def cap_config(cfg):
     return replace(cfg, **run_caps(cfg.max_minutes, cfg.step_limit)) if enabled() else cfg
 
 
+def cap_processes(processes: int) -> int:
+    """One training process per run in public mode (a visitor cannot take every GPU)."""
+    return 1 if enabled() else max(1, processes)
+
+
 def cap_runs(max_concurrent: int | None) -> int | None:
     return limits().max_runs if enabled() else max_concurrent

@@ -85,6 +85,9 @@ with new_run, st.form("launch"):
     fid_k = f2.number_input("FID samples K", 50, 50_000, 1000, key="fid_k")
     device = f3.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []), key="device")
     name = f4.text_input("Run name (optional)", key="run_name")
+    gpus = 0 if public.enabled() else torch.cuda.device_count()
+    # more than one GPU: train with one process per GPU (torchrun + DDP); the batch size stays the global batch
+    processes = f3.number_input("GPUs", 1, gpus, gpus, key="gpus") if gpus > 1 else 1
     launched = st.form_submit_button("Launch run", type="primary")
 
 if launched:
@@ -103,7 +106,7 @@ if launched:
             fid_samples=int(fid_k),
             **({"epochs": int(amount)} if length == "epochs" else {"max_steps": int(amount)}),
         )
-        run = jobs.launch(cfg, root, name=name or None, max_concurrent=int(max_runs))
+        run = jobs.launch(cfg, root, name=name or None, max_concurrent=int(max_runs), processes=int(processes))
         st.session_state["train_run"] = run.path.name
         st.toast(f"Launched {run.path.name}")
     except Exception as e:  # a bad setting (ConfigError), unknown data set, name taken, unwritable folder: say which

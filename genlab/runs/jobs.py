@@ -70,14 +70,21 @@ def new_run_name(cfg: TrainConfig) -> str:
     return safe_name(f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _start(run: RunDir, max_concurrent: int) -> None:
+def _start(run: RunDir, max_concurrent: int, processes: int = 1) -> None:
+    """The run's process: it waits for a slot, then trains (through torchrun with ``processes`` > 1)."""
     args = ["train", "--resume", str(run.path), "--queue", str(max_concurrent)]
-    run.update_info(launch=args)
+    if processes > 1:
+        args += ["--nproc-per-node", str(processes)]
+    run.update_info(launch=args, processes=processes)
     run.update_info(pid=_spawn(args, run).pid)  # alive while it starts up, before it can take the run's lock
 
 
 def launch(
-    cfg: TrainConfig, runs_root: str | os.PathLike, name: str | None = None, max_concurrent: int | None = None
+    cfg: TrainConfig,
+    runs_root: str | os.PathLike,
+    name: str | None = None,
+    max_concurrent: int | None = None,
+    processes: int = 1,
 ) -> RunDir:
     """Create the run directory (status ``queued``, the whole config in run.json) and start its training
     process. In public mode (``genlab.public``) the paths are checked and the run is capped first."""
@@ -94,11 +101,11 @@ def launch(
     if run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
     run.create(cfg, queued_at=time.time())
-    _start(run, max_concurrent or default_max_concurrent())
+    _start(run, max_concurrent or default_max_concurrent(), public.cap_processes(processes))
     return run
 
 
-def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
+def resume(run: RunDir, max_concurrent: int | None = None, processes: int | None = None, **overrides) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch).
     ``overrides`` change resumable settings (``TrainConfig.resumed_with``); others raise ConfigError."""
     from .. import public
@@ -113,7 +120,8 @@ def resume(run: RunDir, max_concurrent: int | None = None, **overrides) -> None:
     max_concurrent = public.cap_runs(max_concurrent) or default_max_concurrent()
     run.stop_file.unlink(missing_ok=True)
     run.update_info(config=cfg, status=RunStatus.QUEUED, queued_at=time.time(), error=None)
-    _start(run, max_concurrent)
+    # as many processes as before unless told otherwise (a checkpoint resumes with any number)
+    _start(run, max_concurrent, public.cap_processes(processes or run.info().processes or 1))
 
 
 def stop(run: RunDir) -> None:

@@ -299,6 +299,7 @@ class RunSummary:
     fid: float | None
     fid_samples: int | None
     error: str | None
+    processes: int = 1  # training processes (torchrun)
 
     @property
     def progress(self) -> float | None:
@@ -332,6 +333,7 @@ def summarize(run: RunDir) -> RunSummary:
         fid=fid.fid if fid else None,
         fid_samples=fid.fid_samples if fid else None,
         error=info.error,
+        processes=info.processes or 1,
     )
 
 

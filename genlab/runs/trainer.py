@@ -5,7 +5,11 @@ batch is one index and one cast: no DataLoader workers, no host-to-device copies
 step. The epoch order is a permutation seeded by (seed, epoch), and the RNG state
 travels in the checkpoint, so a resumed run takes exactly the steps an uninterrupted one
 would have taken.
+
+Under ``torchrun`` (``genlab.runs.distributed``) every process runs this same trainer on its slice
+of each global batch through ``DistributedDataParallel``; only rank 0 writes the run directory.
 """
+
 from __future__ import annotations
 
 import errno
@@ -25,6 +29,7 @@ from ..data import load_dataset
 from ..device import resolve_device
 from ..metrics.likelihood import average_metrics
 from ..models import model_class
+from . import distributed
 from .config import TrainConfig
 from .records import EvalRow, FidRow, RunStatus, TrainRow
 from .rundir import RunDir, package_versions
@@ -35,8 +40,21 @@ class TrainingDiverged(RuntimeError):
 
 
 def _disk_full_message(e: OSError, what: str) -> str:
-    return (f"the disk is full while writing {what} ({e.strerror}); the previous checkpoint is intact. "
-            f"Free some space and resume with: python -m genlab train --resume RUN_DIR")
+    return (
+        f"the disk is full while writing {what} ({e.strerror}); the previous checkpoint is intact. "
+        f"Free some space and resume with: python -m genlab train --resume RUN_DIR"
+    )
+
+
+class _Loss(torch.nn.Module):
+    """``model.loss`` as a forward pass, which is what DistributedDataParallel wraps."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model.loss(x)
 
 
 class Trainer:
@@ -45,14 +63,21 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.resume = resume
         self.stop_requested = False
+        self.world = distributed.world_from_env()
         self.device = resolve_device(config.device)
 
     # -- setup -----------------------------------------------------------------------------
     def _build(self):
-        cfg = self.cfg
+        cfg, world = self.cfg, self.world
+        if cfg.batch_size % world.size:
+            raise ValueError(
+                f"--batch-size is the global batch and must divide evenly over the {world.size} "
+                f"processes; {cfg.batch_size} does not"
+            )
+        self.device = distributed.setup(world, self.device)
         data = load_dataset(cfg.dataset, cfg.image_size)
         self.data = data
-        self.train_x = data.train.to(self.device)   # uint8 [N, C, S, S], resident on the device
+        self.train_x = data.train.to(self.device)  # uint8 [N, C, S, S], resident on the device
         self.test_x = data.test.to(self.device)
         mcls = model_class(cfg.model)
         mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": data.channels})
@@ -60,10 +85,20 @@ class Trainer:
         self.model = mcls(mconf).to(self.device)
         self.memory_format = torch.channels_last if self.model.prefers_channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
+        self.ddp = None
+        if world.distributed:
+            if self.device.type == "cuda":  # batch statistics over the global batch, as in one process
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            # (SyncBatchNorm is CUDA-only: on CPU each process normalises over its own slice of the batch)
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                _Loss(self.model), device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+        self.local_batch = cfg.batch_size // world.size
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.fid = None
         if cfg.fid_every:
             from ..metrics.fid import FID
+
             self.fid = FID(device=str(self.device))
             self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
         self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
@@ -76,8 +111,10 @@ class Trainer:
     def _install_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
             return
+
         def handler(signum, frame):
             self.stop_requested = True
+
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, handler)
 
@@ -87,8 +124,9 @@ class Trainer:
             g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(len(self.train_x), generator=g).to(self.device)
             self._perm_epoch = epoch
-        idx = self._perm[i * self.cfg.batch_size:(i + 1) * self.cfg.batch_size]
-        x = self.train_x[idx].float().div_(255.0)  # [B, C, S, S] in [0, 1]
+        idx = self._perm[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]  # the global batch
+        idx = idx[self.world.rank * self.local_batch : (self.world.rank + 1) * self.local_batch]  # this process's slice
+        x = self.train_x[idx].float().div_(255.0)  # [B / processes, C, S, S] in [0, 1]
         return x.contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
@@ -97,18 +135,34 @@ class Trainer:
 
     # -- evaluation and samples ------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
-        bs = self.cfg.batch_size
-        m = average_metrics(self.model, self.test_x, bs, self.cfg.eval_batches * bs if self.cfg.eval_batches else None,
-                            autocast=self._autocast(), memory_format=self.memory_format)
+        """Test metrics over the (capped) test split; under torchrun each process takes every N-th image
+        and the image-weighted means are reduced over all of them."""
+        bs, world = self.cfg.batch_size, self.world
+        images = self.test_x[: self.cfg.eval_batches * bs] if self.cfg.eval_batches else self.test_x
+        mine = images[world.rank :: world.size]
+        m = average_metrics(
+            self.model, mine, self.local_batch, autocast=self._autocast(), memory_format=self.memory_format
+        )
+        if world.distributed:
+            keys = sorted(m)
+            sums = distributed.all_sum(
+                world, torch.tensor([m[k] * len(mine) for k in keys], dtype=torch.float64, device=self.device)
+            )
+            m = {k: float(v) / len(images) for k, v in zip(keys, sums)}
         return {f"test_{k}": v for k, v in m.items()}
 
     def measure_fid(self) -> dict:
         from ..metrics.fid import fid_from_stats
+
         t = time.perf_counter()
         st = self.fid.stats_of_model(self.model, self.cfg.fid_samples, seed=self.cfg.seed)
-        return {"fid": fid_from_stats(st, self.fid_ref), "fid_samples": self.cfg.fid_samples,
-                "fid_weights": self.fid.source, "fid_ref_images": self.fid_ref.n,
-                "fid_seconds": round(time.perf_counter() - t, 2)}
+        return {
+            "fid": fid_from_stats(st, self.fid_ref),
+            "fid_samples": self.cfg.fid_samples,
+            "fid_weights": self.fid.source,
+            "fid_ref_images": self.fid_ref.n,
+            "fid_seconds": round(time.perf_counter() - t, 2),
+        }
 
     def save_samples(self, step: int) -> None:
         self.run.samples.mkdir(exist_ok=True)
@@ -124,19 +178,22 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> RunStatus:
         """Train until done or stopped; return the final status. Never raises for a training failure."""
-        lock = self.run.acquire_lock()
+        lock = self.run.acquire_lock() if self.world.main else None
         try:
             return self._fit()
         finally:
-            lock.release()
+            distributed.teardown(self.world)
+            if lock is not None:
+                lock.release()
 
     def _fit(self) -> RunStatus:
         cfg, run = self.cfg, self.run
         try:
             self._build()
         except Exception as e:
-            run.path.mkdir(parents=True, exist_ok=True)
-            run.update_info(status=RunStatus.FAILED, error=f"{type(e).__name__}: {e}", config=cfg)
+            if self.world.main:
+                run.path.mkdir(parents=True, exist_ok=True)
+                run.update_info(status=RunStatus.FAILED, error=f"{type(e).__name__}: {e}", config=cfg)
             print(f"error: {e}", file=sys.stderr)
             return RunStatus.FAILED
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
@@ -144,29 +201,43 @@ class Trainer:
             state = run.load_checkpoint(self.model, self.opt)
             for group in self.opt.param_groups:  # a resumed run may have been given a new learning rate
                 group["lr"] = cfg.lr
+        if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
+            torch.manual_seed(cfg.seed * 1_000_003 + 7919 * self.world.rank + state["step"])
+        distributed.record_pid(run.path, self.world)
+        self._perm_epoch = -1
+        self._last_ckpt = f"step {state['step']}" if self.resume else None
+        self._install_signal_handlers()
+        if not self.world.main:
+            return self._train(state)
+        if self.resume:
             run.truncate_metrics(state["step"])
             run.stop_file.unlink(missing_ok=True)
         else:
             run.samples.mkdir(parents=True, exist_ok=True)
-        self._perm_epoch = -1
-        self._last_ckpt = f"step {state['step']}" if self.resume else None
-        run.update_info(status=RunStatus.RUNNING, error=None, pid=os.getpid(), config=cfg,
-                        dataset={"name": cfg.dataset, "train": len(self.train_x), "test": len(self.test_x),
-                                 "credit": self.data.credit, "skipped": self.data.skipped},
-                        seed=cfg.seed, versions=package_versions(), device=str(self.device),
-                        total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
-                        num_parameters=self.model.num_parameters(), **({} if self.resume else {"created_at": time.time()}))
-        self._install_signal_handlers()
-        try:
-            status = self._loop(state)
-        except TrainingDiverged as e:
-            return self._fail(str(e))
-        except OSError as e:
-            what = "the run directory"
-            return self._fail(_disk_full_message(e, what) if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}")
-        except Exception as e:
-            traceback.print_exc()
-            return self._fail(f"{type(e).__name__}: {e}")
+        run.update_info(
+            status=RunStatus.RUNNING,
+            error=None,
+            pid=os.getpid(),
+            config=cfg,
+            processes=self.world.size,
+            dataset={
+                "name": cfg.dataset,
+                "train": len(self.train_x),
+                "test": len(self.test_x),
+                "credit": self.data.credit,
+                "skipped": self.data.skipped,
+            },
+            seed=cfg.seed,
+            versions=package_versions(),
+            device=str(self.device),
+            total_steps=self.total_steps,
+            steps_per_epoch=self.steps_per_epoch,
+            num_parameters=self.model.num_parameters(),
+            **({} if self.resume else {"created_at": time.time()}),
+        )
+        status = self._train(state)
+        if status == RunStatus.FAILED:
+            return status
         try:
             # a spent time budget shortens the run: the plan becomes the steps actually taken
             run.update_info(status=status, error=None, total_steps=self.total_steps)
@@ -174,8 +245,48 @@ class Trainer:
             print(f"warning: could not record status '{status}': {e}", file=sys.stderr)
         return status
 
+    def _train(self, state: dict) -> RunStatus:
+        """The loop, with every failure turned into a status and a sentence (written by rank 0)."""
+        try:
+            return self._loop(state)
+        except TrainingDiverged as e:
+            return self._fail(str(e))
+        except OSError as e:
+            what = "the run directory"
+            return self._fail(_disk_full_message(e, what) if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}")
+        except Exception as e:
+            if self.world.distributed:  # a peer that died breaks the next collective operation
+                return self._fail(self._peer_failure(state, e))
+            traceback.print_exc()
+            return self._fail(f"{type(e).__name__}: {e}")
+
+    def _peer_failure(self, state: dict, e: Exception) -> str:
+        time.sleep(0.5)  # let the process that died be seen as gone
+        dead = distributed.dead_ranks(self.run.path, self.world)
+        who = (
+            f"rank {', '.join(map(str, dead))} of {self.world.size} died"
+            if dead
+            else f"a process of this {self.world.size}-process job failed (on another machine, or see train.log)"
+        )
+        last = f"the last checkpoint ({self._last_ckpt}) is intact" if self._last_ckpt else "no checkpoint was written"
+        return (
+            f"{who} at step {state['step']}; {last}. Resume with: python -m genlab train --resume RUN_DIR "
+            f"(any number of processes). [{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}]"
+        )
+
+    def _mean_over_processes(self, sums: dict, count: int) -> dict[str, float]:
+        """Per-step means of the logged metrics, over the steps since the last row and over all processes."""
+        if not count:
+            return {}
+        keys = sorted(sums)
+        vals = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device) for k in keys])
+        vals = distributed.all_sum(self.world, vals) / self.world.size
+        return {k: float(v) / count for k, v in zip(keys, vals.tolist())}
+
     def _fail(self, message: str) -> RunStatus:
-        print(f"run failed: {message}", file=sys.stderr)
+        print(f"run failed{f' (rank {self.world.rank})' if self.world.distributed else ''}: {message}", file=sys.stderr)
+        if not self.world.main:
+            return RunStatus.FAILED
         try:
             self.run.update_info(status=RunStatus.FAILED, error=message)
         except OSError:
@@ -183,31 +294,51 @@ class Trainer:
         return RunStatus.FAILED
 
     def _checkpoint(self, state: dict) -> None:
-        self.run.save_checkpoint(self.model, self.opt, state)
+        if self.world.main:
+            self.run.save_checkpoint(self.model, self.opt, state)
         self._last_ckpt = f"step {state['step']}"
 
     def _loop(self, state: dict) -> RunStatus:
-        cfg, run, model = self.cfg, self.run, self.model
+        cfg, run, model, world = self.cfg, self.run, self.model, self.world
         step, consecutive_bad = state["step"], 0
         from tqdm.auto import tqdm
-        bar = tqdm(total=self.total_steps, initial=step, disable=None, dynamic_ncols=True, desc=f"{cfg.model}")
+
+        bar = tqdm(
+            total=self.total_steps,
+            initial=step,
+            disable=None if world.main else True,
+            dynamic_ncols=True,
+            desc=f"{cfg.model}",
+        )
         sums, count, skipped = {}, 0, 0
         t_interval = time.perf_counter()
         clip = cfg.grad_clip if cfg.grad_clip else float("inf")
         model.train()
         while step < self.total_steps:
-            if self.stop_requested or run.stop_file.exists():
+            stop = self.stop_requested or (world.main and run.stop_file.exists())
+            if stop and not world.distributed:
                 self._checkpoint({**state, "step": step})
                 bar.close()
                 return RunStatus.STOPPED
             x = self._batch(step)
             with self._autocast():
-                loss, metrics = model.loss(x)
+                loss, metrics = self.ddp(x) if self.ddp is not None else model.loss(x)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # under DDP the gradients arrive averaged over all processes
             loss = loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
+            time_up = bool(cfg.max_minutes) and (
+                state.get("elapsed", 0.0) + time.perf_counter() - t_interval > 60 * cfg.max_minutes
+            )
+            if world.distributed:  # every process takes the same decisions at the same step
+                stop, bad, time_up = map(bool, distributed.all_max(world, [stop, bad, time_up], self.device))
+                if stop:
+                    self._checkpoint({**state, "step": step})
+                    bar.close()
+                    distributed.barrier(world)  # nobody leaves while rank 0 still writes
+                    return RunStatus.STOPPED
+            if bad:
                 # a non-finite step changes no weight (its batch is still consumed, so step <-> batch stays
                 # deterministic); too many in a row means the run has diverged
                 skipped += 1
@@ -215,12 +346,20 @@ class Trainer:
                 state["nonfinite_total"] = state.get("nonfinite_total", 0) + 1
                 if consecutive_bad >= cfg.max_nonfinite:
                     raise TrainingDiverged(
-                        f"step {step + 1}: the loss or gradients were not finite for {consecutive_bad} consecutive steps "
-                        f"(loss={loss.item():.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a learning "
-                        f"rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g})"
-                        + (f" or tighten --grad-clip (now {cfg.grad_clip:g})" if cfg.grad_clip else " or set --grad-clip")
-                        + (f". The last good checkpoint ({self._last_ckpt}) is untouched." if self._last_ckpt
-                           else ". No checkpoint had been written yet."))
+                        f"step {step + 1}: the loss or gradients were not finite for {consecutive_bad} consecutive "
+                        f"steps (loss={loss.item():.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a "
+                        f"learning rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g})"
+                        + (
+                            f" or tighten --grad-clip (now {cfg.grad_clip:g})"
+                            if cfg.grad_clip
+                            else " or set --grad-clip"
+                        )
+                        + (
+                            f". The last good checkpoint ({self._last_ckpt}) is untouched."
+                            if self._last_ckpt
+                            else ". No checkpoint had been written yet."
+                        )
+                    )
             else:
                 consecutive_bad = 0
                 self.opt.step()
@@ -231,34 +370,57 @@ class Trainer:
             step += 1
             bar.update(1)
             state["step"] = step
-            if cfg.max_minutes and state.get("elapsed", 0.0) + time.perf_counter() - t_interval > 60 * cfg.max_minutes:
+            if time_up:
                 self.total_steps = step  # the time budget is spent: this step is the last one
             if step % cfg.log_every == 0 or step == self.total_steps:
                 now = time.perf_counter()
                 dt = now - t_interval
                 state["elapsed"] = state.get("elapsed", 0.0) + dt
-                row = TrainRow(step=step, epoch=step / self.steps_per_epoch, time=round(state["elapsed"], 3),
-                               timestamp=time.time(),
-                               images_per_s=round((count + skipped) * cfg.batch_size / max(dt, 1e-9), 2),
-                               lr=self.opt.param_groups[0]["lr"], skipped_steps=skipped,
-                               metrics={k: float(v) / count for k, v in sums.items()} if count else {})
-                run.append_metrics(row)
+                means = self._mean_over_processes(sums, count)
+                row = TrainRow(
+                    step=step,
+                    epoch=step / self.steps_per_epoch,
+                    time=round(state["elapsed"], 3),
+                    timestamp=time.time(),
+                    images_per_s=round((count + skipped) * cfg.batch_size / max(dt, 1e-9), 2),
+                    lr=self.opt.param_groups[0]["lr"],
+                    skipped_steps=skipped,
+                    metrics=means,
+                )
+                if world.main:
+                    run.append_metrics(row)
                 bar.set_postfix({k: f"{v:.3f}" for k in ("loss", "bpd") if (v := row.value(k)) is not None})
                 sums, count, skipped = {}, 0, 0
                 t_interval = time.perf_counter()
             t_side = time.perf_counter()
             if step % self.eval_every == 0 or step == self.total_steps:
-                run.append_metrics(EvalRow(step=step, epoch=step / self.steps_per_epoch,
-                                           time=round(state.get("elapsed", 0.0), 3), timestamp=time.time(),
-                                           metrics=self.evaluate()))
-                self.save_samples(step)
-            if self.fid is not None and (step % cfg.fid_every == 0 or step == self.total_steps):
-                run.append_metrics(FidRow(step=step, epoch=step / self.steps_per_epoch,
-                                          time=round(state.get("elapsed", 0.0), 3), timestamp=time.time(),
-                                          **self.measure_fid()))
+                test = self.evaluate()  # every process evaluates its share
+                if world.main:
+                    run.append_metrics(
+                        EvalRow(
+                            step=step,
+                            epoch=step / self.steps_per_epoch,
+                            time=round(state.get("elapsed", 0.0), 3),
+                            timestamp=time.time(),
+                            metrics=test,
+                        )
+                    )
+                    self.save_samples(step)
+            # FID on the whole K samples, by rank 0 (the others wait at the next step's reduction)
+            if self.fid is not None and world.main and (step % cfg.fid_every == 0 or step == self.total_steps):
+                run.append_metrics(
+                    FidRow(
+                        step=step,
+                        epoch=step / self.steps_per_epoch,
+                        time=round(state.get("elapsed", 0.0), 3),
+                        timestamp=time.time(),
+                        **self.measure_fid(),
+                    )
+                )
             # during a streak of non-finite steps the last checkpoint stays the last good one
             if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
                 self._checkpoint(dict(state))
             t_interval += time.perf_counter() - t_side  # evaluation and checkpoints are not training time
         bar.close()
+        distributed.barrier(world)  # nobody leaves while rank 0 still writes
         return RunStatus.FINISHED
