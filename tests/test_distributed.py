@@ -126,7 +126,7 @@ def test_the_stop_file_stops_both_ranks_and_one_process_resumes_the_run(tmp_path
     assert r.returncode == 0, r.stdout + r.stderr
     assert run.status() == "finished" and run.info().processes == 1
     steps = [s for s, _ in _losses(run, "train", "loss")]
-    assert steps == sorted(set(steps)) and steps[-1] == stopped_at + 6   # strictly increasing, no duplicate
+    assert steps == sorted(set(steps)) and steps[-1] == stopped_at + 6  # strictly increasing, no duplicate
     assert [s for s in steps if s <= stopped_at] == list(range(3, stopped_at + 1, 3))  # the 2-process rows kept
 
 
