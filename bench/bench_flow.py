@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from genlab.data import load_dataset  # noqa: E402
 from genlab.device import resolve_device  # noqa: E402
 from genlab.models import RealNVPConfig  # noqa: E402
+from genlab.runs.config import TrainConfig  # noqa: E402
 from genlab.runs.rundir import RunDir  # noqa: E402
-from genlab.runs.trainer import TrainConfig, Trainer  # noqa: E402
+from genlab.runs.trainer import Trainer  # noqa: E402
 
 
 def normflows_realnvp(cfg: RealNVPConfig):
@@ -89,13 +90,13 @@ def bench_genlab(args, device, cfg) -> dict:
         from genlab import load_model
 
         model = load_model(run.path)
-    train = [r for r in rows if r["kind"] == "train"]
+    train = [r for r in rows if r.kind == "train"]
     return {
         "status": status,
         "wall_s": wall,
-        "train_s": train[-1]["time"],
-        "images_per_s": args.steps * args.batch_size / train[-1]["time"],
-        "test_bpd": [r for r in rows if r["kind"] == "eval"][-1]["test_bpd"],
+        "train_s": train[-1].time,
+        "images_per_s": args.steps * args.batch_size / train[-1].time,
+        "test_bpd": [r for r in rows if r.kind == "eval"][-1].value("test_bpd"),
         "params": model.num_parameters(),
     }
 

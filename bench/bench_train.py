@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from genlab.data import load_dataset  # noqa: E402
 from genlab.device import resolve_device  # noqa: E402
 from genlab.models.vae import VAE, Decoder, Encoder, VAEConfig  # noqa: E402
+from genlab.runs.config import TrainConfig  # noqa: E402
 from genlab.runs.rundir import RunDir  # noqa: E402
-from genlab.runs.trainer import TrainConfig, Trainer  # noqa: E402
+from genlab.runs.trainer import Trainer  # noqa: E402
 
 
 def sync(device):
@@ -76,8 +77,8 @@ def bench_genlab(args, device, data, cfg_model) -> dict:
         wall = time.perf_counter() - t
         rows = RunDir(Path(tmp) / "run").read_metrics()
     steps = args.epochs * (len(data.train) // args.batch_size)
-    train_rows = [r for r in rows if r["kind"] == "train"]
-    final = [r for r in rows if r["kind"] == "eval"][-1]
+    train_rows = [r for r in rows if r.kind == "train"]
+    final = [r for r in rows if r.kind == "eval"][-1].metrics
     m = VAE(VAEConfig(image_size=args.image_size, channels=3, **cfg_model)).to(device).train()
     m.to(memory_format=torch.channels_last)  # as genlab's trainer does
     x = (data.train[: args.batch_size].to(device).float() / 255).contiguous(memory_format=torch.channels_last)
@@ -86,7 +87,7 @@ def bench_genlab(args, device, data, cfg_model) -> dict:
         "status": status,
         "wall_s": wall,
         "images_per_s": steps * args.batch_size / wall,
-        "median_logged_images_per_s": statistics.median(r["images_per_s"] for r in train_rows),
+        "median_logged_images_per_s": statistics.median(r.images_per_s for r in train_rows),
         "bare_images_per_s": bare,
         "final_test": f"{final['test_bpd']:.3f} bpd (-ELBO)",
     }

@@ -84,6 +84,7 @@ def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
         "amp": False,
         "fid_every": 5,
         "fid_samples": 50,
+        "compile": True,
     }
     assert set(changed) == TrainConfig.resumable_fields()
     for name, value in changed.items():

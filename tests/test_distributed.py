@@ -146,7 +146,7 @@ def test_a_rank_that_dies_fails_the_run_with_its_name_and_keeps_the_checkpoint(t
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait(lambda: run.has_checkpoint() and (run.path / ".ranks" / "rank-1.pid").is_file())
-        os.kill(int((run.path / ".ranks" / "rank-1.pid").read_text()), signal.SIGKILL)
+        os.kill(int((run.path / ".ranks" / "rank-1.pid").read_text().split()[0]), signal.SIGKILL)
         out = proc.communicate(timeout=120)[0]
     finally:
         proc.kill()

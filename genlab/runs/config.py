@@ -46,6 +46,12 @@ class TrainConfig:
     sample_n: int = setting(64, "images in each saved sample grid", min=1, max=1024, resumable=True)
     max_nonfinite: int = setting(20, "consecutive non-finite steps before the run fails", min=1, resumable=True)
     amp: bool = setting(True, "bf16 autocast, on CUDA only", resumable=True)
+    compile: bool = setting(
+        False,
+        "torch.compile the training step: pays on runs longer than a few minutes "
+        "(dev CPU, VAE 32x32: 47 s to compile, then +16%% images/s)",
+        resumable=True,
+    )
     fid_every: int | None = setting(None, "steps between FID evaluations (default: none)", min=1, resumable=True)
     fid_samples: int = setting(1000, "generated images per FID (FID@K is biased up at small K)", min=2, resumable=True)
     fid_ref_n: int = setting(10000, "reference images from the training split", min=2)

@@ -14,11 +14,14 @@ step, so no rank runs ahead of the others.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from ..storage import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -84,23 +87,23 @@ def barrier(world: World) -> None:
 
 # -- knowing which rank died ----------------------------------------------------------------------
 def record_pid(run_path: Path, world: World) -> None:
-    """Each rank leaves its PID, so that rank 0 can name a peer that died (same machine only)."""
+    """Each rank leaves its host and PID, so that rank 0 can name a peer that died (on its own machine)."""
     if world.distributed:
         d = Path(run_path) / ".ranks"
         d.mkdir(parents=True, exist_ok=True)
-        (d / f"rank-{world.rank}.pid").write_text(f"{os.getpid()}\n")
+        atomic_write_bytes(d / f"rank-{world.rank}.pid", f"{os.getpid()} {socket.gethostname()}\n".encode())
 
 
 def dead_ranks(run_path: Path, world: World) -> list[int]:
-    """Ranks whose recorded process is gone (ranks on other machines cannot be checked and are not listed)."""
+    """Ranks on this machine whose process is gone (ranks on other machines cannot be checked from here)."""
     from .rundir import _pid_alive
 
-    dead = []
+    dead, here = [], socket.gethostname()
     for r in range(world.size):
         try:
-            pid = int((Path(run_path) / ".ranks" / f"rank-{r}.pid").read_text())
+            pid, host = (Path(run_path) / ".ranks" / f"rank-{r}.pid").read_text().split()
         except (OSError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if host == here and not _pid_alive(int(pid)):
             dead.append(r)
     return dead

@@ -94,6 +94,10 @@ class Trainer:
                 _Loss(self.model), device_ids=[self.device] if self.device.type == "cuda" else None
             )
         self.local_batch = cfg.batch_size // world.size
+        # the training step: DDP around model.loss under torchrun, compiled on request
+        self.step_loss = self.ddp if self.ddp is not None else _Loss(self.model)
+        if cfg.compile:
+            self.step_loss = torch.compile(self.step_loss)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.fid = None
         if cfg.fid_every:
@@ -322,7 +326,7 @@ class Trainer:
                 return RunStatus.STOPPED
             x = self._batch(step)
             with self._autocast():
-                loss, metrics = self.ddp(x) if self.ddp is not None else model.loss(x)
+                loss, metrics = self.step_loss(x)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()  # under DDP the gradients arrive averaged over all processes
             loss = loss.detach()
