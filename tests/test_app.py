@@ -291,3 +291,35 @@ def test_stop_from_train_page(app_env):
     assert train_steps == sorted(set(train_steps))  # no step logged twice across the resume
     at.button(key="stop").click().run()
     _wait(at, lambda a: _status(a) == "stopped")
+
+
+def test_with_several_gpus_the_train_page_launches_one_process_per_gpu(app_env, monkeypatch):
+    from genlab.runs import jobs
+
+    launched = {}
+
+    def fake_launch(cfg, root, name=None, max_concurrent=None, processes=1):
+        launched.update(cfg=cfg, processes=processes)
+        raise RuntimeError("not started in this test")
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(jobs, "launch", fake_launch)
+    at = _open("pages/train.py")
+    assert at.number_input(key="gpus").value == 4  # all visible GPUs by default
+    at.number_input(key="gpus").set_value(2)
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
+    assert launched["processes"] == 2 and launched["cfg"].batch_size == 128  # the global batch
+    assert any("not started in this test" in e.value for e in at.error)
+
+
+def test_the_run_list_shows_how_many_processes_a_run_uses(app_env):
+    run = app_env / "ddp"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(
+        json.dumps(
+            {"status": "finished", "processes": 2, "total_steps": 4, "config": {"model": "vae", "dataset": "emoji"}}
+        )
+    )
+    at = _open("pages/train.py")
+    table = at.dataframe[0].value
+    assert list(table["processes"]) == ["2"]
