@@ -45,7 +45,7 @@ def test_every_field_is_a_flag_with_its_help():
     for f in dataclasses.fields(TrainConfig):
         if f.metadata.get("flag", True):
             assert "--" + f.name.replace("_", "-") in help_text, f.name
-    assert "--no-amp" in help_text and "Adam learning rate" in help_text and "images per step" in help_text
+    assert "--no-amp" in help_text and "Adam learning rate" in help_text and "the global batch" in help_text
 
 
 @pytest.mark.parametrize(

@@ -156,3 +156,29 @@ def test_a_rank_that_dies_fails_the_run_with_its_name_and_keeps_the_checkpoint(t
     assert info.error.startswith("rank 1 of 2 died at step") and "checkpoint (step" in info.error
     assert "--resume" in info.error
     load_model(run.path)  # the last checkpoint is intact
+
+
+def test_sigterm_to_torchrun_stops_every_rank_with_one_final_checkpoint(tmp_path):
+    run = RunDir(tmp_path / "r")
+    cmd = [
+        *TORCHRUN,
+        "train",
+        *FAMILIES["vae"],
+        "--max-steps",
+        "100000",
+        "--checkpoint-every",
+        "6",
+        "--out",
+        str(run.path),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait(lambda: run.has_checkpoint())
+        proc.send_signal(signal.SIGTERM)  # torchrun passes it on to every rank
+        out = proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+    assert run.status() == "stopped", out
+    step = json.loads((run.checkpoint / "trainer_state.json").read_text())["step"]
+    assert step >= 6 and max(r.step for r in run.read_metrics()) <= step + 3
+    load_model(run.path)

@@ -30,7 +30,9 @@ class TrainConfig:
     step_limit: int | None = setting(
         None, "a ceiling on steps, whatever epochs or --max-steps say", min=1, resumable=True
     )
-    batch_size: int = setting(128, "images per step", min=1, max=65536)
+    batch_size: int = setting(
+        128, "images per optimizer step, over all processes under torchrun (the global batch)", min=1, max=65536
+    )
     lr: float = setting(1e-3, "Adam learning rate", above=0, max=10, resumable=True)
     seed: int = setting(0, "seeds the weights, the batch order and the sample grids", min=0)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
