@@ -91,7 +91,13 @@ def _package_dir(name: str) -> Path | None:
 
 
 def _to_array(img: Image.Image, size: int, channels: int) -> np.ndarray:
-    """PIL image -> [C, size, size] uint8: transparent pixels onto white, centre-cropped, resized."""
+    """PIL image -> [C, size, size] uint8: transparent pixels onto white, 16-bit grey scaled to 8 bits,
+    centre-cropped, resized."""
+    if img.mode.startswith("I"):  # 16- or 32-bit grey: PIL's convert would clip everything above 255 to white
+        a = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(
+            np.round(a * (255 / 65535) if a.max(initial=0) > 255 else a).clip(0, 255).astype(np.uint8)
+        )
     if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
@@ -306,6 +312,10 @@ def _folder_members(path: Path, recursive: bool = True) -> list[tuple[str, Calla
     """(name, read) for each image file in a folder or a .zip, sorted by name."""
     if path.is_file() and zipfile.is_zipfile(path):
         zf = zipfile.ZipFile(path)
+        # members are read into memory, never extracted, so names like ../x or /etc/x cannot write anywhere;
+        # what a zip bomb could do is exhaust memory or time, so its declared sizes are checked first
+        # (zipfile stops reading a member at its declared size)
+        _check_archive(path, zf)
         names = sorted(
             n
             for n in zf.namelist()
@@ -324,11 +334,30 @@ def _folder_members(path: Path, recursive: bool = True) -> list[tuple[str, Calla
     raise DatasetUnavailable(f"Dataset 'folder:{path}': no such folder or .zip file")
 
 
+def _check_archive(path: Path, zf: zipfile.ZipFile) -> None:
+    from .settings import settings
+
+    s, infos = settings(), zf.infolist()
+    total = sum(i.file_size for i in infos)
+    if len(infos) > s.max_archive_files or total > s.max_archive_bytes:
+        raise DatasetUnavailable(
+            f"Dataset 'folder:{path}': the archive holds {len(infos):,} files unpacking to {total / 2**20:,.0f} MiB, "
+            f"over the limits of {s.max_archive_files:,} files and {s.max_archive_bytes / 2**20:,.0f} MiB "
+            f"(GENLAB_MAX_ARCHIVE_FILES, GENLAB_MAX_ARCHIVE_BYTES)"
+        )
+
+
 def _open_images(path: Path, recursive: bool = True, limit: int | None = None):
-    """Yield (PIL image, loaded) for each readable image, or None for each unreadable file."""
+    """Yield each readable image (loaded), or None for each unreadable or oversized file."""
+    from .settings import settings
+
+    max_pixels = settings().max_image_pixels
     for _, read in _folder_members(path, recursive)[:limit]:
         try:
             with Image.open(io.BytesIO(read())) as img:
+                if img.width * img.height > max_pixels:  # from the header: a decompression bomb is never decoded
+                    yield None
+                    continue
                 img.load()
                 yield img
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):

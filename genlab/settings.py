@@ -32,6 +32,9 @@ class Settings:
     inception_weights: Path | None  # GENLAB_INCEPTION_WEIGHTS: FID's Inception weights file
     fid_random_weights: bool  # GENLAB_FID_RANDOM_WEIGHTS: tests only; FIDs are labelled as meaningless
     fashion_mnist_dir: Path  # GENLAB_FASHION_MNIST_DIR: the Debian package's files
+    max_image_pixels: int  # GENLAB_MAX_IMAGE_PIXELS: larger images are skipped unread (decompression bombs)
+    max_archive_bytes: int  # GENLAB_MAX_ARCHIVE_BYTES: a .zip data set may unpack to at most this much
+    max_archive_files: int  # GENLAB_MAX_ARCHIVE_FILES: ... and hold at most this many files
 
 
 def _flag(name: str) -> bool:
@@ -76,6 +79,9 @@ def settings() -> Settings:
         inception_weights=Path(weights).expanduser() if weights else None,
         fid_random_weights=os.environ.get("GENLAB_FID_RANDOM_WEIGHTS") == "1",
         fashion_mnist_dir=_path("GENLAB_FASHION_MNIST_DIR", Path("/usr/share/datasets/fashion-mnist")),
+        max_image_pixels=int(_number("GENLAB_MAX_IMAGE_PIXELS", 40_000_000)),
+        max_archive_bytes=int(_number("GENLAB_MAX_ARCHIVE_BYTES", 4 * 2**30)),
+        max_archive_files=int(_number("GENLAB_MAX_ARCHIVE_FILES", 200_000)),
     )
 
 

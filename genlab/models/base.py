@@ -33,6 +33,18 @@ from ..storage import atomic_write_bytes, atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+# the on-disk format of config.json + model.safetensors; a newer one is refused with a sentence, never guessed at
+FORMAT_VERSION = 1
+FORMAT_KEY = "genlab_format"
+
+
+def check_format(d: dict, source: str) -> None:
+    version = d.get(FORMAT_KEY, 1)  # files from before the stamp are format 1
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{source} was written by a newer genlab (format {version}; this genlab reads up to "
+            f"{FORMAT_VERSION}): upgrade genlab to load it"
+        )
 
 
 @contextmanager
@@ -136,7 +148,7 @@ class GenerativeModel(nn.Module):
 
     # -- save / load -----------------------------------------------------------------
     def config_dict(self) -> dict:
-        return {"model_type": self.model_type, **dataclasses.asdict(self.config)}
+        return {"model_type": self.model_type, FORMAT_KEY: FORMAT_VERSION, **dataclasses.asdict(self.config)}
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         from safetensors.torch import save as st_save
@@ -151,6 +163,8 @@ class GenerativeModel(nn.Module):
     @classmethod
     def from_config_dict(cls, d: dict, source: str = "config"):
         d = dict(d)
+        check_format(d, source)
+        d.pop(FORMAT_KEY, None)
         mt = d.pop("model_type", cls.model_type)
         if mt != cls.model_type:
             raise CheckpointError(f"{source} describes a '{mt}' model, not a '{cls.model_type}'")
@@ -177,6 +191,7 @@ def read_config(directory: Path) -> dict:
         raise CheckpointError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(d, dict) or "model_type" not in d:
         raise CheckpointError(f"{path} has no 'model_type'; it was not written by genlab")
+    check_format(d, str(path))
     return d
 
 

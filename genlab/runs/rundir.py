@@ -248,15 +248,32 @@ class RunDir:
         ckpt = self.path / CKPT
         if not (ckpt / STATE_NAME).is_file():
             raise CheckpointError(f"{self.path} has no complete checkpoint to resume from")
-        state = json.loads((ckpt / STATE_NAME).read_text())
+        damaged = (
+            f"; this checkpoint cannot be resumed. Its weights may still load (genlab sample {self.path}); "
+            f"to train on, start a new run"
+        )
+        try:
+            state = json.loads((ckpt / STATE_NAME).read_text())
+            if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+                raise ValueError("no step count")
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            raise CheckpointError(f"{ckpt / STATE_NAME} is damaged ({e}){damaged}") from None
         model.load_state_dict(read_weights(ckpt / "model.safetensors", model), strict=True)
-        tensors = load_file(str(ckpt / OPTIM_NAME))
-        torch.set_rng_state(tensors.pop("rng.cpu"))
-        cuda_rng = tensors.pop("rng.cuda", None)
+        try:
+            tensors = load_file(str(ckpt / OPTIM_NAME))
+            rng = tensors.pop("rng.cpu")
+            cuda_rng = tensors.pop("rng.cuda", None)
+            opt_state = _unflatten_optimizer(tensors, state.pop("optimizer")) if optimizer is not None else None
+            if optimizer is not None:
+                optimizer.load_state_dict(opt_state)
+        except Exception as e:  # SafetensorError, a missing key, a state that does not fit the optimizer
+            raise CheckpointError(
+                f"{ckpt / OPTIM_NAME} is damaged or does not fit this model "
+                f"({type(e).__name__}: {str(e)[:200]}){damaged}"
+            ) from None
+        torch.set_rng_state(rng)
         if cuda_rng is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state(cuda_rng)
-        if optimizer is not None:
-            optimizer.load_state_dict(_unflatten_optimizer(tensors, state.pop("optimizer")))
         return state
 
 

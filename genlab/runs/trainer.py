@@ -28,7 +28,7 @@ from torchvision.utils import save_image
 from ..data import load_dataset
 from ..device import resolve_device
 from ..metrics.likelihood import average_metrics
-from ..models import model_class
+from ..models import CheckpointError, model_class
 from . import distributed
 from .config import TrainConfig
 from .records import EvalRow, FidRow, RunStatus, TrainRow
@@ -202,7 +202,10 @@ class Trainer:
             return RunStatus.FAILED
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
         if self.resume:
-            state = run.load_checkpoint(self.model, self.opt)
+            try:
+                state = run.load_checkpoint(self.model, self.opt)
+            except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
+                return self._fail(str(e))
             for group in self.opt.param_groups:  # a resumed run may have been given a new learning rate
                 group["lr"] = cfg.lr
         if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
