@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .data import DatasetUnavailable, dataset_info
+from .data import DatasetUnavailable, require_dataset
 from .hub import HubError
 from .metrics.fid import FIDWeightsUnavailable
 from .models import MODELS, model_options
@@ -127,7 +127,7 @@ def _train(args) -> int:
             )
             return 2
         cfg = train_config(args)
-        dataset_info(cfg.dataset)  # an unknown dataset name fails here, before a run directory exists
+        require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before a run directory exists
         out = Path(args.out or f"runs/{args.model}-{safe_name(cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
         if world.main and RunDir(out).exists() and not _never_started(RunDir(out)):
             print(

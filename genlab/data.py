@@ -442,6 +442,14 @@ def dataset_info(name: str) -> DatasetInfo:
     return _source(name).describe()
 
 
+def require_dataset(name: str) -> DatasetInfo:
+    """``dataset_info``, refusing an unknown or unavailable data set in a sentence (before a run is written)."""
+    info = dataset_info(name)
+    if not info.available:
+        raise DatasetUnavailable(f"{name} is not available here: {info.reason}")
+    return info
+
+
 def load_dataset(name: str, image_size: int = 64) -> ImageData:
     """Images of ``name`` at ``image_size`` × ``image_size``; raises DatasetUnavailable with a clear message."""
     if image_size < 8 or image_size > 512:

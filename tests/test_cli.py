@@ -78,7 +78,7 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["train", "vae", "--dataset", "cifar10", "--max-steps", "1"], "Dataset 'cifar10' must be downloaded"),
+        (["train", "vae", "--dataset", "cifar10", "--max-steps", "1"], "cifar10 is not available here: offline"),
         (["train", "vae", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["sample", "/nonexistent/model"], "does not exist"),
         (["train"], "name a model to train"),
@@ -93,6 +93,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys, args, message):
     assert code != 0
     assert message in captured.err + captured.out
     assert "Traceback" not in captured.err
+    assert not (tmp_path / "r").exists()  # a command that could never run writes nothing
 
 
 def test_runs_lists_status_progress_and_bits_per_dim(tmp_path, capsys):

@@ -89,14 +89,12 @@ def launch(
     """Create the run directory (status ``queued``, the whole config in run.json) and start its training
     process. In public mode (``genlab.public``) the paths are checked and the run is capped first."""
     from .. import public
-    from ..data import DatasetUnavailable, dataset_info
+    from ..data import require_dataset
 
     public.check_path(runs_root, "runs folder")
     public.check_dataset(cfg.dataset)
     cfg, max_concurrent = public.cap_config(cfg), public.cap_runs(max_concurrent)
-    info = dataset_info(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
-    if not info.available:
-        raise DatasetUnavailable(f"{cfg.dataset} is not available here: {info.reason}")
+    require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
     run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg)))
     if run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
