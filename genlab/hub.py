@@ -57,11 +57,37 @@ def _is(e: BaseException, word: str) -> bool:
     return any(word in c.__name__ for c in type(e).__mro__)
 
 
+def _chain(e: BaseException | None) -> list[BaseException]:
+    """``e`` and the exceptions it was raised from or while handling."""
+    out: list[BaseException] = []
+    while e is not None and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
+
+
 def explain(e: BaseException, repo_id: str, revision: str | None = None, filename: str | None = None) -> str:
     """One sentence for any exception huggingface_hub (or its HTTP client) raises."""
     from huggingface_hub import errors
 
-    status = getattr(getattr(e, "response", None), "status_code", None)
+    chain = _chain(e)  # huggingface_hub wraps what went wrong on the wire in its own errors
+    status = next((s for x in chain if (s := getattr(getattr(x, "response", None), "status_code", None))), None)
+    if any(
+        _is(x, "RemoteProtocol")
+        or _is(x, "IncompleteRead")
+        or "peer closed connection" in str(x)
+        or "Consistency check failed" in str(x)
+        for x in chain
+    ):
+        return (
+            f"the download of '{repo_id}' was cut short (the connection closed before the whole file "
+            f"arrived); nothing partial was kept: try again"
+        )
+    if status and status >= 500:
+        return (
+            f"the Hugging Face Hub answered {status} (a server error) for '{repo_id}'; try again later; "
+            f"the local checkpoints still work"
+        )
     if isinstance(e, errors.GatedRepoError):
         return f"'{repo_id}' is a gated repo: accept its terms on the Hub and set HF_TOKEN to a token that has access"
     if isinstance(e, errors.RevisionNotFoundError):

@@ -45,6 +45,9 @@ class FakeHub:
     def __init__(self):
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []
+        # fault injection: path prefix -> "500" (answer Internal Server Error) or "truncate" (send half a file
+        # under the whole file's Content-Length, then hang up)
+        self.faults: dict[str, str] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -118,6 +121,9 @@ def _handler(hub: FakeHub):
         def _get(self, head: bool):
             path = unquote(urlsplit(self.path).path)
             hub.requests.append(("HEAD" if head else "GET", path))
+            fault = next((kind for prefix, kind in hub.faults.items() if path.startswith(prefix)), None)
+            if fault == "500":
+                return self._error(500, None, "Internal Server Error", head)
             parts = path.strip("/").split("/")
             if parts[:2] == ["api", "models"] and len(parts) >= 4:
                 repo_id = "/".join(parts[2:4])
@@ -160,6 +166,14 @@ def _handler(hub: FakeHub):
                 if data is None:
                     return self._error(404, "EntryNotFound", f"{filename} does not exist", head)
                 etag = '"' + hashlib.sha256(data).hexdigest() + '"'
+                if fault == "truncate" and not head:
+                    self.send_response(200)
+                    for k, v in {"X-Repo-Commit": sha, "ETag": etag, "Content-Length": str(len(data))}.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.close_connection = True
+                    return
                 return self._send(
                     200, data, {"X-Repo-Commit": sha, "ETag": etag, "Content-Type": "application/octet-stream"}, head
                 )

@@ -309,3 +309,33 @@ def test_app_pushes_with_a_token_that_is_not_kept(hub, tmp_path, monkeypatch):
     assert "model.safetensors" in hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
     # the form is cleared after the call: the token is not kept in the session
     assert "push_token" not in repr(at.session_state) and TOKEN not in repr(at.session_state)
+
+
+@pytest.mark.fault
+@pytest.mark.slow  # huggingface_hub retries with back-off before it gives up
+@pytest.mark.parametrize(
+    "where, fault, pattern",
+    [
+        ("/api/models/genlab/tiny-vae", "500", r"^the Hugging Face Hub answered 500 \(a server error\) for 'genlab/"),
+        ("/genlab/tiny-vae/resolve/", "500", r"^the Hugging Face Hub answered 500 \(a server error\) for 'genlab/"),
+        ("/genlab/tiny-vae/resolve/", "truncate", r"^the download of 'genlab/tiny-vae' was cut short"),
+    ],
+)
+def test_a_hub_that_fails_midway_is_one_sentence_and_leaves_no_partial_model(
+    hub, tmp_path, tiny_run, where, fault, pattern
+):
+    from genlab.hub import HubError, pull
+
+    hub.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+    hub.faults[where] = fault
+    with pytest.raises(HubError) as e:
+        pull("genlab/tiny-vae")
+    assert "\n" not in str(e.value)
+    import re
+
+    assert re.search(pattern, str(e.value)), str(e.value)
+    from genlab.catalog import hub_models
+
+    assert not [m for m in hub_models() if m.label.startswith("genlab/tiny-vae")]  # nothing half-pulled is offered
+    hub.faults.clear()
+    assert pull("genlab/tiny-vae").path.is_dir()  # and a retry succeeds
