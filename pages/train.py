@@ -137,6 +137,8 @@ def live():
     )
     if s.error:
         st.error(s.error)
+    if s.warning:
+        st.warning(s.warning)
     b1, b2, b3 = st.columns(3)
     if b1.button("Stop run", disabled=not s.status.active, key="stop"):
         jobs.stop(run)

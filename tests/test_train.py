@@ -1,7 +1,6 @@
 """The trainer and the run directory: a run completes, stops, resumes exactly, survives SIGKILL,
 fails cleanly on NaN losses and on a full disk."""
 
-import errno
 import json
 import os
 import signal
@@ -123,52 +122,6 @@ def test_a_second_trainer_cannot_take_a_live_run(tmp_path):
     assert not run.is_locked()
 
 
-def test_nan_losses_fail_the_run_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    real_loss = VAE.loss
-
-    def poisoned(self, x, generator=None):
-        calls["n"] += 1
-        loss, m = real_loss(self, x, generator)
-        return (loss * float("nan") if calls["n"] > 6 else loss), m
-
-    monkeypatch.setattr(VAE, "loss", poisoned)
-    out = tmp_path / "run"
-    status = Trainer(tiny_config(max_steps=100, checkpoint_every=3, eval_every=100, max_nonfinite=5), out).fit()
-    assert status == "failed"
-    info = RunDir(out).info()
-    assert info.error.startswith("step 11: the loss or gradients were not finite for 5 consecutive steps")
-    assert "--lr" in info.error
-    assert "checkpoint (step 6) is untouched" in info.error
-    state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
-    assert state["step"] == 6
-    assert all(torch.isfinite(v).all() for v in weights(out).values() if v.is_floating_point())
-    rows = [r for r in RunDir(out).read_metrics() if r.kind == "train"]
-    assert [r.skipped_steps for r in rows] == [0, 0, 3]  # steps 7-9 skipped, logged at step 9
-
-
-def test_a_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    import safetensors.torch
-
-    real_save = safetensors.torch.save_file
-    calls = {"n": 0}
-
-    def save_file(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(*a, **kw)
-
-    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
-    out = tmp_path / "run"
-    assert Trainer(tiny_config(checkpoint_every=3, eval_every=100), out).fit() == "failed"
-    info = RunDir(out).info()
-    assert "disk is full" in info.error and "--resume" in info.error
-    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 3
-    assert not (out / "checkpoint.new").exists()
-    load_model(out)
-
-
 def test_interrupted_checkpoint_swap_is_recovered(tmp_path):
     out = tmp_path / "run"
     Trainer(tiny_config(max_steps=6), out).fit()
@@ -191,66 +144,6 @@ def _cli(*args, **kw):
         text=True,
         **kw,
     )
-
-
-@pytest.mark.slow
-def test_sigkill_mid_run_then_resume_loses_nothing(tmp_path):
-    out = tmp_path / "run"
-    args = [
-        "train",
-        "vae",
-        "--dataset",
-        "emoji",
-        "--image-size",
-        "16",
-        "--batch-size",
-        "32",
-        "--width",
-        "4",
-        "--latent-dim",
-        "4",
-        "--max-steps",
-        "3000",
-        "--log-every",
-        "5",
-        "--checkpoint-every",
-        "10",
-        "--eval-every",
-        "1000",
-        "--eval-batches",
-        "1",
-        "--sample-n",
-        "4",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    ]
-    proc = _cli(*args)
-    state_file = out / "checkpoint" / "trainer_state.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:  # the checkpoint folder is swapped atomically; between the two renames it is absent
-            if json.loads(state_file.read_text())["step"] >= 30:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    run = RunDir(out)
-    assert run.status() == "interrupted"  # run.json still says running, but no process holds the lock
-    killed_at = json.loads(state_file.read_text())["step"]
-    rows_before = train_steps(run)
-    assert rows_before[-1] >= killed_at
-
-    resume = _cli("train", "--resume", str(out), "--max-steps", str(killed_at + 40))
-    output = resume.communicate(timeout=300)[0]
-    assert resume.returncode == 0, output
-    assert run.status() == "finished"
-    steps = train_steps(run)
-    assert steps == list(range(5, killed_at + 41, 5))  # strictly increasing, no gap, no duplicate
-    load_model(out)
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ class RunInfo:
     config: TrainConfig | None = None
     status: RunStatus = RunStatus.UNKNOWN
     error: str | None = None
+    warning: str | None = None  # something the user should know about a run that goes on (divergence)
     pid: int | None = None
     created_at: float | None = None
     queued_at: float | None = None

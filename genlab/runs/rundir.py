@@ -37,6 +37,7 @@ CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
 STATE_NAME = "trainer_state.json"  # written last: its presence marks a complete checkpoint
 OPTIM_NAME = "optimizer.safetensors"
 LOG_NAME = "train.log"
+RESERVE_NAME, RESERVE_BYTES = ".reserve", 256 * 1024
 
 
 class RunLocked(RuntimeError):
@@ -160,6 +161,18 @@ class RunDir:
             return RunStatus.INTERRUPTED  # a process that is still starting up holds no lock yet, but is alive
         return info.status
 
+    # -- room to say why, on a full disk ------------------------------------------------------
+    def ensure_reserve(self) -> None:
+        """Hold back a little space (``.reserve``), so that a run stopped by a full disk can still record why."""
+        try:
+            if not (self.path / RESERVE_NAME).is_file():
+                atomic_write_bytes(self.path / RESERVE_NAME, bytes(RESERVE_BYTES))
+        except OSError:
+            pass
+
+    def release_reserve(self) -> None:
+        (self.path / RESERVE_NAME).unlink(missing_ok=True)
+
     def has_checkpoint(self) -> bool:
         return any((self.path / d / STATE_NAME).is_file() for d in (CKPT, CKPT_NEW, CKPT_OLD))
 
@@ -212,7 +225,7 @@ class RunDir:
                 shutil.rmtree(leftover)
 
     def save_checkpoint(self, model, optimizer: torch.optim.Optimizer, state: dict) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         for name, p in model.state_dict().items():
             if p.is_floating_point() and not torch.isfinite(p).all():
@@ -226,7 +239,7 @@ class RunDir:
             tensors["rng.cpu"] = torch.get_rng_state()
             if torch.cuda.is_available():
                 tensors["rng.cuda"] = torch.cuda.get_rng_state()
-            save_file(tensors, str(new / OPTIM_NAME))
+            atomic_write_bytes(new / OPTIM_NAME, save(tensors))  # a full disk is an OSError, like every write
             atomic_write_json(new / STATE_NAME, {**state, "optimizer": opt_meta})
             fsync_dir(new)
         except BaseException:
@@ -317,6 +330,7 @@ class RunSummary:
     fid_samples: int | None
     error: str | None
     processes: int = 1  # training processes (torchrun)
+    warning: str | None = None
 
     @property
     def progress(self) -> float | None:
@@ -351,6 +365,7 @@ def summarize(run: RunDir) -> RunSummary:
         fid_samples=fid.fid_samples if fid else None,
         error=info.error,
         processes=info.processes or 1,
+        warning=info.warning,
     )
 
 

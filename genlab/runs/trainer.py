@@ -34,6 +34,8 @@ from .config import TrainConfig
 from .records import EvalRow, FidRow, RunStatus, TrainRow
 from .rundir import RunDir, package_versions
 
+DIVERGED_BPD = 16.0  # twice the bits/dim of a uniform guess over 256 values
+
 
 class TrainingDiverged(RuntimeError):
     pass
@@ -216,6 +218,7 @@ class Trainer:
         self._install_signal_handlers()
         if not self.world.main:
             return self._train(state)
+        run.ensure_reserve()
         if self.resume:
             run.truncate_metrics(state["step"])
             run.stop_file.unlink(missing_ok=True)
@@ -224,6 +227,7 @@ class Trainer:
         run.update_info(
             status=RunStatus.RUNNING,
             error=None,
+            warning=None,
             pid=os.getpid(),
             config=cfg,
             processes=self.world.size,
@@ -281,6 +285,18 @@ class Trainer:
             f"(any number of processes). [{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}]"
         )
 
+    def _warn_if_diverging(self, row: TrainRow) -> None:
+        """A loss can blow up without becoming NaN; bits/dim far above 8 (what knowing nothing about the
+        pixels costs) means the run is diverging. Said once, in run.json; the run goes on (clipping may
+        bring it back)."""
+        bpd = row.value("bpd")
+        if bpd is not None and bpd > DIVERGED_BPD and not getattr(self, "_warned", False):
+            self._warned = True
+            self.run.update_info(
+                warning=f"train bits/dim reached {bpd:.3g} at step {row.step}, far worse than uniform noise "
+                f"(8 bits/dim): the learning rate ({self.cfg.lr:g}) is probably too high; lower --lr"
+            )
+
     def _mean_over_processes(self, sums: dict, count: int) -> dict[str, float]:
         """Per-step means of the logged metrics, over the steps since the last row and over all processes."""
         if not count:
@@ -296,8 +312,12 @@ class Trainer:
             return RunStatus.FAILED
         try:
             self.run.update_info(status=RunStatus.FAILED, error=message)
-        except OSError:
-            pass  # the disk may be the problem; the message is on stderr
+        except OSError:  # a full disk: give back the space held for this moment, and try once more
+            self.run.release_reserve()
+            try:
+                self.run.update_info(status=RunStatus.FAILED, error=message)
+            except OSError:
+                pass  # the message is on stderr
         return RunStatus.FAILED
 
     def _checkpoint(self, state: dict) -> None:
@@ -396,6 +416,7 @@ class Trainer:
                 )
                 if world.main:
                     run.append_metrics(row)
+                    self._warn_if_diverging(row)
                 bar.set_postfix({k: f"{v:.3f}" for k in ("loss", "bpd") if (v := row.value(k)) is not None})
                 sums, count, skipped = {}, 0, 0
                 t_interval = time.perf_counter()
