@@ -459,7 +459,7 @@ def load_dataset(name: str, image_size: int = 64) -> ImageData:
     cache = cache_dir() / "datasets" / f"{safe_name(name)}-{image_size}.npz"
     if src.cacheable and cache.is_file():
         try:
-            with np.load(cache) as z:
+            with np.load(cache, allow_pickle=False) as z:
                 return ImageData(name, torch.from_numpy(z["train"]), torch.from_numpy(z["test"]), info.credit)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             cache.unlink(missing_ok=True)  # a half-written cache is rebuilt, never trusted

@@ -309,6 +309,13 @@ def test_app_pushes_with_a_token_that_is_not_kept(hub, tmp_path, monkeypatch):
     assert "model.safetensors" in hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
     # the form is cleared after the call: the token is not kept in the session
     assert "push_token" not in repr(at.session_state) and TOKEN not in repr(at.session_state)
+    # ... nor written anywhere genlab writes (its cache, the checkpoints, the pushed files)
+    for folder in (tmp_path,):
+        for f in folder.rglob("*"):
+            if f.is_file() and "hf-cache" not in f.parts:
+                assert TOKEN.encode() not in f.read_bytes(), f
+    pushed = hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
+    assert not any(TOKEN.encode() in data for data in pushed.values())
 
 
 @pytest.mark.fault
@@ -339,3 +346,24 @@ def test_a_hub_that_fails_midway_is_one_sentence_and_leaves_no_partial_model(
     assert not [m for m in hub_models() if m.label.startswith("genlab/tiny-vae")]  # nothing half-pulled is offered
     hub.faults.clear()
     assert pull("genlab/tiny-vae").path.is_dir()  # and a retry succeeds
+
+
+@pytest.mark.fault
+def test_pull_downloads_only_genlabs_files_never_code(hub, tmp_path, tiny_run):
+    """A repo that also holds Python code (as trust_remote_code models do): nothing of it is requested,
+    so nothing of it can run."""
+    from genlab.hub import pull
+
+    folder = _exported(tmp_path, tiny_run)
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    hub.add_files(
+        "genlab/with-code",
+        {
+            **files,
+            "modeling_evil.py": b"import os; os.system('touch /tmp/pwned')",
+            "configuration_evil.py": b"raise SystemExit",
+        },
+    )
+    got = pull("genlab/with-code")
+    assert not list(got.path.glob("*.py"))
+    assert not any(p.endswith(".py") for _, p in hub.requests)
