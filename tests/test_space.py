@@ -110,7 +110,7 @@ def test_a_launched_run_is_capped_in_steps_minutes_and_concurrency(public_mode):
     run = jobs.launch(req, public_mode, name="capped", max_concurrent=4, processes=4)
     launch = run.info().launch
     assert launch[launch.index("--queue") + 1] == "1"
-    assert "--nproc-per-node" not in launch and run.info().processes == 1   # one process per visitor run
+    assert "--nproc-per-node" not in launch and run.info().processes == 1  # one process per visitor run
     deadline = time.time() + 180
     while run.status() not in ("finished", "failed") and time.time() < deadline:
         time.sleep(0.2)
