@@ -35,3 +35,26 @@ def stop_all_runs(root) -> None:
 
     for run_json in Path(root).glob("*/run.json"):
         (run_json.parent / "STOP").touch()
+
+
+TINY_VAE = {"latent_dim": 4, "width": 4, "max_width": 8}
+
+
+def tiny_train_config(**kw):
+    """A TrainConfig for a tiny VAE on emoji 16×16 that trains in about a second on the CPU."""
+    from genlab.runs.config import TrainConfig
+
+    base = dict(
+        model="vae",
+        model_config=TINY_VAE,
+        dataset="emoji",
+        image_size=16,
+        max_steps=12,
+        batch_size=32,
+        log_every=3,
+        eval_every=6,
+        eval_batches=2,
+        sample_n=4,
+        device="cpu",
+    )
+    return TrainConfig(**{**base, **kw})

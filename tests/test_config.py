@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import stop_all_runs
+from conftest import stop_all_runs, tiny_train_config
 from genlab.cli import build_parser, main
 from genlab.config import ConfigError
 from genlab.models import CheckpointError, load_model
@@ -19,25 +19,8 @@ from genlab.runs.rundir import RunDir
 TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 
 
-def tiny(**kw) -> TrainConfig:
-    return TrainConfig(
-        **{
-            **dict(
-                model="vae",
-                model_config=TINY,
-                dataset="emoji",
-                image_size=16,
-                max_steps=6,
-                batch_size=16,
-                log_every=3,
-                eval_every=6,
-                eval_batches=1,
-                sample_n=4,
-                device="cpu",
-            ),
-            **kw,
-        }
-    )
+def tiny(**kw):
+    return tiny_train_config(**{"max_steps": 6, "batch_size": 16, "eval_batches": 1, **kw})
 
 
 def test_every_field_is_a_flag_with_its_help():

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_train_config
 from genlab import CheckpointError, load_model
 from genlab.cli import main
-from genlab.runs.config import TrainConfig
 from genlab.runs.rundir import RunDir
 from genlab.runs.trainer import Trainer
 
@@ -26,19 +26,7 @@ TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("faults") / "run"
-    cfg = TrainConfig(
-        model="vae",
-        model_config=TINY,
-        dataset="emoji",
-        image_size=16,
-        max_steps=6,
-        batch_size=16,
-        log_every=3,
-        eval_every=6,
-        eval_batches=1,
-        sample_n=4,
-        device="cpu",
-    )
+    cfg = tiny_train_config(max_steps=6, batch_size=16, eval_batches=1)
     assert Trainer(cfg, out).fit() == "finished"
     return out
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_train_config
 from genlab import load_model
 from genlab.models import VAE
-from genlab.runs.config import TrainConfig
 from genlab.runs.rundir import RunDir
 from genlab.runs.trainer import Trainer
 
@@ -24,21 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 
 
-def tiny_config(**kw) -> TrainConfig:
-    base = dict(
-        model="vae",
-        model_config=TINY,
-        dataset="emoji",
-        image_size=16,
-        max_steps=12,
-        batch_size=32,
-        log_every=3,
-        eval_every=6,
-        eval_batches=2,
-        sample_n=4,
-        device="cpu",
-    )
-    return TrainConfig(**{**base, **kw})
+def tiny_config(**kw):
+    return tiny_train_config(**kw)
 
 
 def weights(path):
