@@ -1,0 +1,245 @@
+"""Load test (``make bench-load``): N concurrent browser sessions move the temperature slider on the
+Sample page of ``streamlit run app.py`` (127.0.0.1 only) while one training run is live.
+
+Reports errors, p50/p95 latency from a slider key press to the new sample grid in the page, the
+server's memory over time, and the training run's images/s without and with the load. It stops by
+itself after ``--seconds``; everything it starts is on loopback and is stopped at the end.
+
+    python bench/bench_load.py --sessions 20 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from genlab.runs.rundir import RunDir  # noqa: E402
+
+IMG = '[data-testid="stMain"] [data-testid="stImage"] img'
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _speed(run: RunDir, t0: float, t1: float) -> float:
+    """Median images/s of the training rows logged between wall times t0 and t1."""
+    rows = [r.images_per_s for r in run.read_metrics() if r.kind == "train" and t0 <= r.timestamp <= t1]
+    return statistics.median(rows) if rows else float("nan")
+
+
+async def session(browser, url: str, clock: dict, ready: list, latencies: list, errors: list, rng: random.Random):
+    page = await browser.new_page()
+    try:
+        await page.goto(url + "/sample", timeout=300_000)
+        await page.locator(IMG).first.wait_for(timeout=300_000)
+        slider = page.get_by_role("slider").first
+        direction = "ArrowRight"
+        ready.append(1)
+        await clock["go"].wait()  # the timed window starts when every session has its page
+        while time.time() < clock["until"]:
+            before = await page.locator(IMG).first.get_attribute("src")
+            await slider.focus()
+            t = time.perf_counter()
+            await slider.press(direction)
+            try:
+                await page.wait_for_function(
+                    "([sel, old]) => { const i = document.querySelector(sel); return i && i.src !== old; }",
+                    arg=[IMG, before],
+                    timeout=30_000,
+                )
+                latencies.append(time.perf_counter() - t)
+            except Exception as e:  # noqa: BLE001 - every failure is counted, whatever it is
+                errors.append(f"{type(e).__name__}: {str(e)[:120]}")
+            value = float(await slider.get_attribute("aria-valuenow") or 0.8)
+            direction = "ArrowLeft" if value >= 1.4 else "ArrowRight" if value <= 0.1 else direction
+            await asyncio.sleep(rng.uniform(0.2, 1.0))  # a person looks at the grid before the next move
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"session: {type(e).__name__}: {str(e)[:120]}")
+    finally:
+        await page.close()
+
+
+async def drive(url: str, sessions: int, seconds: float, latencies: list, errors: list):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        clock, ready = {"go": asyncio.Event(), "until": 0.0}, []
+
+        async def start():
+            while len(ready) + sum(e.startswith("session") for e in errors) < sessions:
+                await asyncio.sleep(0.1)
+            clock["until"] = time.time() + seconds
+            clock["go"].set()
+
+        await asyncio.gather(
+            start(),
+            *(session(browser, url, clock, ready, latencies, errors, random.Random(i)) for i in range(sessions)),
+        )
+        await browser.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--baseline-seconds", type=float, default=30, help="training alone, before the load")
+    ap.add_argument("--model", default=str(ROOT / "checkpoints" / "vae-emoji-64"))
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="genlab-load-") as tmp:
+        tmp = Path(tmp)
+        shutil.copytree(a.model, tmp / "checkpoints" / Path(a.model).name)  # the only model: the page's default
+        env = {
+            **os.environ,
+            "GENLAB_CHECKPOINTS": str(tmp / "checkpoints"),
+            "GENLAB_RUNS": str(tmp / "runs"),
+            "GENLAB_HOME": os.environ.get("GENLAB_HOME", str(Path.home() / ".cache" / "genlab")),
+        }
+        run = RunDir(tmp / "runs" / "live")
+        train = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "genlab",
+                "train",
+                "vae",
+                "--dataset",
+                "emoji-faces",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "32",
+                "--latent-dim",
+                "16",
+                "--max-steps",
+                "1000000",
+                "--log-every",
+                "5",
+                "--eval-every",
+                "1000000",
+                "--eval-batches",
+                "1",
+                "--out",
+                str(run.path),
+            ],
+            cwd=ROOT,
+            env={**env, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port = _port()
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        memory, stop = [], threading.Event()
+        try:
+            while True:
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                        break
+                except OSError:
+                    time.sleep(0.1)
+            while not any(r.kind == "train" for r in run.read_metrics()):
+                time.sleep(0.2)
+            t0 = time.time()
+            time.sleep(a.baseline_seconds)
+            t1 = time.time()
+
+            def sample_memory():
+                while not stop.wait(1.0):
+                    memory.append((round(time.time() - t1, 1), round(_rss_mib(server.pid), 1)))
+
+            threading.Thread(target=sample_memory, daemon=True).start()
+            latencies, errors = [], []
+            t_load = asyncio.run(drive(url, a.sessions, a.seconds, latencies, errors))
+            t2 = time.time()
+            stop.set()
+        finally:
+            server.terminate()
+            run.stop_file.touch()
+            train.wait(60)
+            server.wait(30)
+        lat = sorted(latencies)
+        q = lambda f: 1000 * lat[min(len(lat) - 1, int(f * len(lat)))] if lat else float("nan")  # noqa: E731
+        result = {
+            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores",
+            "sessions": a.sessions,
+            "seconds": a.seconds,
+            "slider_changes": len(lat),
+            "errors": len(errors),
+            "p50_ms": q(0.50),
+            "p95_ms": q(0.95),
+            "max_ms": 1000 * lat[-1] if lat else float("nan"),
+            "server_rss_mib_first_last_max": [memory[0][1], memory[-1][1], max(m for _, m in memory)]
+            if memory
+            else None,
+            "train_images_per_s_alone": _speed(run, t0, t1),
+            "train_images_per_s_under_load": _speed(run, t_load, t2),
+            "first_errors": errors[:5],
+        }
+    print(json.dumps(result, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps({**result, "memory": memory}, indent=2))
+    return 0 if not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
