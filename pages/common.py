@@ -16,7 +16,17 @@ from genlab import CheckpointError, load_model
 from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
-from genlab.explore import grid, informative_dims, temperature_strip
+from genlab.explore import (
+    decode,
+    edit_latent,
+    grid,
+    informative_dims,
+    interpolation,
+    png_bytes,
+    sample,
+    seeded_latents,
+    temperature_strip,
+)
 from genlab.models import MODELS
 
 DEVICE = str(resolve_device("auto"))
@@ -58,6 +68,39 @@ def latent_dims(path: str, mtime: float, dataset: str, k: int):
 def temperature_strip_image(path: str, mtime: float, temperatures: tuple[float, ...], n: int, seed: int, scale: int):
     """Independent of the temperature slider, so cached: moving the slider does not redo 40 inversions."""
     return grid(temperature_strip(model_at(path, mtime), list(temperatures), n, seed), nrow=n, scale=scale)
+
+
+# The Sample page's images as PNG bytes, cached across sessions: every image is a pure function of the
+# model and the page's settings (seeded), so a slider position any visitor has seen is served from
+# memory, and st.image and the download button share one encoding. Without this, 20 sessions moving
+# the temperature slider on 2 CPU cores waited 14.5 s (p50) per change (docs/benchmarks.md).
+@st.cache_data(max_entries=1024, show_spinner=False)
+def sample_png(path: str, mtime: float, n: int, temperature: float, seed: int, scale: int) -> bytes:
+    return png_bytes(grid(sample(model_at(path, mtime), n, temperature, seed), scale=scale))
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def edited_png(
+    path: str, mtime: float, n: int, temperature: float, seed: int, which: int, dims: tuple, offsets: tuple, scale: int
+) -> bytes:
+    model = model_at(path, mtime)
+    z = seeded_latents(model, n, seed, temperature)[which]
+    return png_bytes(grid(decode(model, edit_latent(z, list(dims), list(offsets))[None]), scale=scale))
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def interpolation_png(
+    path: str, mtime: float, seed_a: int, seed_b: int, method: str, temperature: float, scale: int
+) -> bytes:
+    path_images = interpolation(model_at(path, mtime), seed_a, seed_b, steps=10, method=method, temperature=temperature)
+    return png_bytes(grid(path_images, nrow=10, scale=scale))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def reconstructions_png(path: str, mtime: float, dataset: str, image_size: int, scale: int) -> bytes:
+    model = model_at(path, mtime)
+    x = test_images(dataset, image_size)[:8].to(model.device).float().div(255)
+    return png_bytes(grid(torch.cat([x, model.reconstruct(x).float()]), nrow=8, scale=scale))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

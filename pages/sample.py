@@ -2,10 +2,17 @@
 latent sliders ranked by KL, interpolation, reconstructions, temperature strips."""
 
 import streamlit as st
-import torch
 
-from genlab.explore import decode, edit_latent, grid, interpolation, png_bytes, sample, seeded_latents
-from pages.common import get_model, latent_dims, model_picker, temperature_strip_image, test_images
+from pages.common import (
+    edited_png,
+    get_model,
+    interpolation_png,
+    latent_dims,
+    model_picker,
+    reconstructions_png,
+    sample_png,
+    temperature_strip_image,
+)
 
 st.title("Sample")
 entry = model_picker("Model", key="sample_model")
@@ -29,11 +36,11 @@ temperature = c1.slider(
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
 n = c3.select_slider("Samples", [4, 9, 16, 25, 36, 64], 16, key="n")
 
-samples = sample(model, n, temperature, int(seed))
-img = grid(samples, scale=scale)
-st.image(img, caption=f"{n} samples · T={temperature:.2f} · seed {seed}", output_format="PNG")
+where = (str(entry.path), entry.mtime)  # with the settings below, the cache key of every image on this page
+png = sample_png(*where, n, temperature, int(seed), scale)
+st.image(png, caption=f"{n} samples · T={temperature:.2f} · seed {seed}", output_format="PNG")
 st.download_button(
-    "Download PNG", png_bytes(img), file_name=f"{entry.path.name}-T{temperature:.2f}-seed{seed}.png", mime="image/png"
+    "Download PNG", png, file_name=f"{entry.path.name}-T{temperature:.2f}-seed{seed}.png", mime="image/png"
 )
 
 if model.ranked_latents:
@@ -49,10 +56,8 @@ if model.ranked_latents:
             cols[i % 4].slider(f"z[{d}]  (KL {kl[d]:.2f} nats)", -3.0, 3.0, 0.0, 0.25, key=f"dim_{i}")
             for i, d in enumerate(dims)
         ]
-        z = seeded_latents(model, n, int(seed), temperature)[which]
-        edited = decode(model, edit_latent(z, dims, offsets)[None])
         st.image(
-            grid(edited, scale=2 * scale),
+            edited_png(*where, n, temperature, int(seed), which, tuple(dims), tuple(offsets), 2 * scale),
             caption=f"sample #{which + 1} moved along {len(dims)} directions",
             output_format="PNG",
         )
@@ -63,19 +68,16 @@ if model.latent_shape is not None:
     seed_a = i1.number_input("From seed", 0, 2**31 - 1, 1, key="seed_a")
     seed_b = i2.number_input("To seed", 0, 2**31 - 1, 2, key="seed_b")
     method = i3.radio("Path", ["slerp", "linear"], horizontal=True, key="method")
-    path = interpolation(model, int(seed_a), int(seed_b), steps=10, method=method, temperature=max(temperature, 0.05))
     st.image(
-        grid(path, nrow=10, scale=scale),
+        interpolation_png(*where, int(seed_a), int(seed_b), method, max(temperature, 0.05), scale),
         caption=f"{method} path in latent space at T={temperature:.2f}",
         output_format="PNG",
     )
 
 if model.reconstructs and entry.dataset:
     st.subheader("Reconstructions")
-    x = test_images(entry.dataset, entry.image_size)[:8].to(model.device).float().div(255)
-    pairs = model.reconstruct(x).float()
     st.image(
-        grid(torch.cat([x, pairs]), nrow=8, scale=scale),
+        reconstructions_png(*where, entry.dataset, entry.image_size, scale),
         caption="top: test images · bottom: decoder mean of their posterior mean",
         output_format="PNG",
     )
