@@ -1,4 +1,4 @@
-"""genlab's Streamlit app: ``streamlit run app.py``. A router and a sidebar; the pages are in pages/."""
+"""genlab's Streamlit app: ``streamlit run app.py``. A router and a sidebar; the pages are in app_pages/."""
 
 import streamlit as st
 
@@ -8,11 +8,11 @@ st.set_page_config(page_title="genlab", page_icon=":material/science:", layout="
 
 nav = st.navigation(
     [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/sample.py", title="Sample", icon=":material/casino:"),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
-        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("app_pages/sample.py", title="Sample", icon=":material/casino:"),
+        st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
     ]
 )
 

@@ -43,7 +43,7 @@ def rerun_times(model_dir: Path, repeats: int) -> dict:
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
-    at.switch_page("pages/sample.py").run()
+    at.switch_page("app_pages/sample.py").run()
     at.selectbox(key="sample_model").set_value(str(model_dir)).run()
     at.select_slider(key="n").set_value(16).run()
     assert not at.exception, at.exception

@@ -17,7 +17,13 @@ from conftest import stop_all_runs  # noqa: E402
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = ["pages/home.py", "pages/train.py", "pages/sample.py", "pages/compare.py", "pages/models.py"]
+PAGES = [
+    "app_pages/home.py",
+    "app_pages/train.py",
+    "app_pages/sample.py",
+    "app_pages/compare.py",
+    "app_pages/models.py",
+]
 
 
 def _shipped(root: Path) -> None:
@@ -70,16 +76,16 @@ def test_every_page_renders_with_no_models(tmp_path, monkeypatch, page):
     monkeypatch.setenv("GENLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.chdir(ROOT)
     at = _open(page)
-    if page in ("pages/sample.py", "pages/compare.py"):
+    if page in ("app_pages/sample.py", "app_pages/compare.py"):
         assert any("No " in i.value and "Train" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize("page", ["pages/home.py", "pages/sample.py", "pages/compare.py"])
+@pytest.mark.parametrize("page", ["app_pages/home.py", "app_pages/sample.py", "app_pages/compare.py"])
 def test_a_corrupt_shipped_checkpoint_is_an_error_message_not_a_traceback(app_env, page):
     weights = Path(app_env).parent / "checkpoints" / "tiny-vae" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])  # truncated
     at = _open(page)
-    if page == "pages/sample.py":
+    if page == "app_pages/sample.py":
         at.selectbox(key="sample_model").set_value(str(weights.parent)).run()
     assert not at.exception
     assert any("tiny-vae cannot be loaded" in e.value for e in at.error)
@@ -94,7 +100,7 @@ def test_sidebar_shows_device_fid_weights_and_folders(app_env):
 
 
 def test_temperature_and_latent_sliders_change_the_image(app_env):
-    at = _open("pages/sample.py")
+    at = _open("app_pages/sample.py")
     at.selectbox(key="sample_model").set_value(str(Path(app_env).parent / "checkpoints" / "tiny-vae")).run()
     assert not at.exception, at.exception
     before = _image_urls(at)
@@ -108,7 +114,7 @@ def test_temperature_and_latent_sliders_change_the_image(app_env):
 
 
 def test_flow_page_has_temperature_strip_and_interpolation(app_env):
-    at = _open("pages/sample.py")
+    at = _open("app_pages/sample.py")
     at.selectbox(key="sample_model").set_value(str(Path(app_env).parent / "checkpoints" / "tiny-flow")).run()
     captions = [im.proto.imgs[0].caption for im in at.get("image")]
     assert any("rows: T" in c for c in captions) and any("path in latent space" in c for c in captions)
@@ -118,7 +124,7 @@ def test_flow_page_has_temperature_strip_and_interpolation(app_env):
 
 
 def test_compare_table_has_both_models_and_bpd(app_env):
-    at = _open("pages/compare.py")
+    at = _open("app_pages/compare.py")
     at.number_input(key="cmp_n").set_value(16)
     at.toggle(key="cmp_bpd").set_value(True).run()
     assert not at.exception, at.exception
@@ -176,7 +182,7 @@ def _chart_points(at: AppTest) -> int:
 
 
 def test_launching_an_unavailable_dataset_says_why_and_creates_nothing(app_env):
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     at.selectbox(key="dataset").set_value("cifar10")
     at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception
@@ -207,7 +213,7 @@ def test_fid_rows_get_their_own_chart_titled_with_k_and_weights(app_env):
         for s in (10, 20)
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2
     fid = charts[1]
@@ -228,7 +234,7 @@ def test_a_failed_run_shows_its_error(app_env):
         )
     )
     (run / "train.log").write_text("Traceback ...\nFloatingPointError: boom\n")
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     assert [e.value for e in at.error] == ["step 21: the loss was not finite"]
     assert "FloatingPointError: boom" in at.code[0].value
     assert at.button(key="resume").disabled is False and at.button(key="stop").disabled is True
@@ -236,7 +242,7 @@ def test_a_failed_run_shows_its_error(app_env):
 
 @pytest.mark.slow
 def test_launch_from_train_page_charts_and_finishes(app_env):
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     _launch(at, steps=30)
     runs = [p.parent for p in app_env.glob("*/run.json")]
     assert len(runs) == 1  # the run directory exists as soon as Launch returns
@@ -249,7 +255,7 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
 
 @pytest.mark.slow
 def test_launch_a_flow_from_train_page(app_env):
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     at.radio(key="train_model").set_value("realnvp").run()
     assert at.radio(key="length_realnvp").value == "steps"  # the flow's own defaults
     at.selectbox(key="image_size_realnvp").set_value(16)
@@ -273,7 +279,7 @@ def test_launch_a_flow_from_train_page(app_env):
 
 @pytest.mark.slow
 def test_stop_from_train_page(app_env):
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     _launch(at, steps=100_000)
     _wait(at, lambda a: _status(a) == "running" and _chart_points(a) >= 2)
     at.button(key="stop").click().run()
@@ -304,7 +310,7 @@ def test_with_several_gpus_the_train_page_launches_one_process_per_gpu(app_env, 
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(jobs, "launch", fake_launch)
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     assert at.number_input(key="gpus").value == 4  # all visible GPUs by default
     at.number_input(key="gpus").set_value(2)
     at.button(key="FormSubmitter:launch-Launch run").click().run()
@@ -320,6 +326,6 @@ def test_the_run_list_shows_how_many_processes_a_run_uses(app_env):
             {"status": "finished", "processes": 2, "total_steps": 4, "config": {"model": "vae", "dataset": "emoji"}}
         )
     )
-    at = _open("pages/train.py")
+    at = _open("app_pages/train.py")
     table = at.dataframe[0].value
     assert list(table["processes"]) == ["2"]

@@ -186,6 +186,23 @@ def _launch_tiny_run(page, steps: int):
     _status(page, "running").wait_for(timeout=120_000)
 
 
+def test_a_deep_link_as_the_servers_first_request_gets_the_apps_router(server, browser):
+    """Runs first on a fresh server. With the pages in a folder named ``pages/``, Streamlit served
+    ``/sample`` through its folder-based navigation (sidebar: app, common, compare, ...) until some
+    session had loaded ``/``; the folder is ``app_pages/`` so that only ``st.navigation`` routes."""
+    url, _ = server
+    page = browser.new_page()
+    try:
+        page.goto(url + "/sample")
+        page.get_by_role("heading", name="Sample", exact=True).wait_for(timeout=120_000)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        nav.get_by_role("link", name="Home").wait_for(timeout=60_000)
+        assert nav.get_by_role("link", name="common").count() == 0
+        page.locator('[data-testid="stSidebar"]').get_by_text("FID weights:").wait_for(timeout=60_000)
+    finally:
+        page.close()
+
+
 def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, request):
     url, runs = server
     a = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()

@@ -144,10 +144,16 @@ def test_the_pages_open_with_a_family_they_have_never_heard_of(pixel_run, monkey
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    for page in ("pages/home.py", "pages/sample.py", "pages/compare.py", "pages/train.py", "pages/models.py"):
+    for page in (
+        "app_pages/home.py",
+        "app_pages/sample.py",
+        "app_pages/compare.py",
+        "app_pages/train.py",
+        "app_pages/models.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-        if page == "pages/sample.py":
+        if page == "app_pages/sample.py":
             assert at.selectbox(key="sample_model").value == str(pixel_run)
             before = at.get("image")[0].proto.imgs[0].url
             at.slider(key="temperature").set_value(0.3).run()
@@ -158,14 +164,14 @@ def test_the_pages_open_with_a_family_they_have_never_heard_of(pixel_run, monkey
                 for s in at.subheader
                 if s.value in ("Latent directions", "Interpolation", "Temperature strip", "Reconstructions")
             ]
-        if page == "pages/compare.py":
+        if page == "app_pages/compare.py":
             at.number_input(key="cmp_n").set_value(16)
             at.toggle(key="cmp_bpd").set_value(True).run()
             assert not at.exception, at.exception
             table = at.dataframe[0].value
             assert list(table["model"]) == ["Pixel baseline", "Pixel baseline"]
             assert "exact (independent pixels)" in table["test bits/dim"][0]
-        if page == "pages/train.py":
+        if page == "app_pages/train.py":
             at.radio(key="train_model").set_value("pixel").run()
             assert at.radio(key="length_pixel").value == "steps" and at.number_input(key="amount_pixel").value == 20
             assert at.number_input(key="opt_pixel_init_log_scale").value == -1.0

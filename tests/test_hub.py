@@ -258,7 +258,7 @@ def _models_page(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/models.py").run()
+    at.switch_page("app_pages/models.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -271,7 +271,7 @@ def test_app_pulls_shows_the_card_and_offers_the_model_everywhere(hub, tmp_path,
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert any("Pulled `genlab/tiny-vae`" in s.value for s in at.success)
     assert any("a genlab VAE at 8×8 trained on Twemoji" in m.value for m in at.markdown)  # the model card
-    at.switch_page("pages/sample.py").run()
+    at.switch_page("app_pages/sample.py").run()
     options = at.selectbox(key="sample_model").options
     assert any(o.startswith("hub: genlab/tiny-vae") for o in options), options
 
@@ -293,7 +293,7 @@ def test_app_with_the_hub_down_says_so_in_one_line_and_keeps_everything_local(tm
         "reached; the local checkpoints still work."
     ]
     assert [x.label for x in at.expander][:2] == ["tiny-flow  (realnvp 16×16 · emoji)", "tiny-vae  (vae 16×16 · emoji)"]
-    at.switch_page("pages/home.py").run()
+    at.switch_page("app_pages/home.py").run()
     assert not at.exception and len(at.get("image")) == 2  # the shipped models still sample
 
 

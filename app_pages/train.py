@@ -3,6 +3,7 @@
 import streamlit as st
 import torch
 
+from app_pages.common import checkpoint_zip
 from genlab import public
 from genlab.catalog import runs_dir
 from genlab.data import list_datasets
@@ -13,7 +14,6 @@ from genlab.runs import jobs
 from genlab.runs.config import TrainConfig
 from genlab.runs.records import RunStatus
 from genlab.runs.rundir import RunDir, list_runs, summarize
-from pages.common import checkpoint_zip
 
 st.title("Train")
 with st.expander("Settings"):

@@ -3,6 +3,7 @@ trained on the same data at the same size, when there are such)."""
 
 import streamlit as st
 
+from app_pages.common import DEVICE, get_model, model_at, model_picker
 from genlab.catalog import available_models
 from genlab.explore import grid, sample, time_sampling
 from genlab.export import read_metrics
@@ -10,7 +11,6 @@ from genlab.metrics.likelihood import held_out_bpd
 from genlab.plots import compare_figure
 from genlab.runs.records import FidRow, rows_of
 from genlab.runs.rundir import summarize
-from pages.common import DEVICE, get_model, model_at, model_picker
 
 st.title("Compare")
 

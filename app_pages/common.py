@@ -118,7 +118,7 @@ def model_picker(label: str, key: str, model_type: str | None = None, prefer=Non
             f"No {what} is here yet: no shipped checkpoint in `checkpoints/` and no run with a checkpoint. "
             "Train one on the **Train** page (a few minutes on a CPU)."
         )
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
         return None
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
     index = next((i for i, e in enumerate(entries) if prefer(e)), 0) if prefer else 0

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.common import checkpoint_zip
 from genlab import hub
 from genlab.catalog import available_models, checkpoints_dir
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
 from genlab.runs.rundir import summarize
-from pages.common import checkpoint_zip
 
 st.title("Models")
 entries = available_models()

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
+from app_pages.common import get_model
 from genlab.catalog import available_models
 from genlab.explore import grid, sample
 from genlab.models import MODELS
 from genlab.runs.records import RunStatus
-from pages.common import get_model
 
 st.title("genlab")
 st.markdown(
@@ -22,7 +22,7 @@ if not shipped:
         "No pretrained checkpoint ships in `checkpoints/` yet. Train a model on the **Train** page: "
         "a VAE on the emoji set reaches recognisable colours and layouts in a few CPU minutes."
     )
-    st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+    st.page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
 
 # every shipped model, then the newest finished run of each family
 picks = list(shipped)
@@ -39,7 +39,7 @@ for start in range(0, len(picks), 3):
             img = grid(sample(model, 16, e.temperature, seed=0), nrow=4, scale=max(1, 256 // (4 * e.image_size)))
             st.image(img, caption=f"{e.label} · T={e.temperature:g}", output_format="PNG")
 if picks:
-    st.page_link("pages/sample.py", label="Sample with sliders", icon=":material/casino:")
+    st.page_link("app_pages/sample.py", label="Sample with sliders", icon=":material/casino:")
 
 if shipped:
     st.caption(

@@ -3,7 +3,7 @@ latent sliders ranked by KL, interpolation, reconstructions, temperature strips.
 
 import streamlit as st
 
-from pages.common import (
+from app_pages.common import (
     edited_png,
     get_model,
     interpolation_png,
