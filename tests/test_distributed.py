@@ -98,8 +98,9 @@ def test_two_processes_train_like_one_and_their_checkpoint_loads_in_one(family, 
         assert np.array_equal(np.asarray(saved), np.asarray(again))
 
 
-def test_the_stop_file_stops_both_ranks_and_one_process_resumes_the_run(tmp_path):
-    run = RunDir(tmp_path / "r")
+def _long_job(run: RunDir, ready, act) -> tuple[int, str]:
+    """A 2-process VAE job that would train for ever: wait until ``ready()``, then ``act(proc)``; return
+    torchrun's exit status and output."""
     cmd = [
         *TORCHRUN,
         "train",
@@ -113,12 +114,18 @@ def test_the_stop_file_stops_both_ranks_and_one_process_resumes_the_run(tmp_path
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait(lambda: run.has_checkpoint())
-        run.stop_file.touch()
+        _wait(ready)
+        act(proc)
         out = proc.communicate(timeout=120)[0]
     finally:
         proc.kill()
-    assert proc.returncode == 0, out
+    return proc.returncode, out
+
+
+def test_the_stop_file_stops_both_ranks_and_one_process_resumes_the_run(tmp_path):
+    run = RunDir(tmp_path / "r")
+    code, out = _long_job(run, run.has_checkpoint, lambda proc: run.stop_file.touch())
+    assert code == 0, out
     assert run.status() == "stopped"
     stopped_at = json.loads((run.checkpoint / "trainer_state.json").read_text())["step"]
     # resumed by a single process with the same global batch: the step count goes on
@@ -132,25 +139,13 @@ def test_the_stop_file_stops_both_ranks_and_one_process_resumes_the_run(tmp_path
 
 def test_a_rank_that_dies_fails_the_run_with_its_name_and_keeps_the_checkpoint(tmp_path):
     run = RunDir(tmp_path / "r")
-    cmd = [
-        *TORCHRUN,
-        "train",
-        *FAMILIES["vae"],
-        "--max-steps",
-        "100000",
-        "--checkpoint-every",
-        "6",
-        "--out",
-        str(run.path),
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait(lambda: run.has_checkpoint() and (run.path / ".ranks" / "rank-1.pid").is_file())
-        os.kill(int((run.path / ".ranks" / "rank-1.pid").read_text().split()[0]), signal.SIGKILL)
-        out = proc.communicate(timeout=120)[0]
-    finally:
-        proc.kill()
-    assert proc.returncode != 0, out
+    pid_file = run.path / ".ranks" / "rank-1.pid"
+    code, out = _long_job(
+        run,
+        lambda: run.has_checkpoint() and pid_file.is_file(),
+        lambda proc: os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL),
+    )
+    assert code != 0, out
     info = run.info()
     assert run.status() == "failed", out
     assert info.error.startswith("rank 1 of 2 died at step") and "checkpoint (step" in info.error
@@ -160,24 +155,7 @@ def test_a_rank_that_dies_fails_the_run_with_its_name_and_keeps_the_checkpoint(t
 
 def test_sigterm_to_torchrun_stops_every_rank_with_one_final_checkpoint(tmp_path):
     run = RunDir(tmp_path / "r")
-    cmd = [
-        *TORCHRUN,
-        "train",
-        *FAMILIES["vae"],
-        "--max-steps",
-        "100000",
-        "--checkpoint-every",
-        "6",
-        "--out",
-        str(run.path),
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait(lambda: run.has_checkpoint())
-        proc.send_signal(signal.SIGTERM)  # torchrun passes it on to every rank
-        out = proc.communicate(timeout=120)[0]
-    finally:
-        proc.kill()
+    _, out = _long_job(run, run.has_checkpoint, lambda proc: proc.send_signal(signal.SIGTERM))  # torchrun passes it on
     assert run.status() == "stopped", out
     step = json.loads((run.checkpoint / "trainer_state.json").read_text())["step"]
     assert step >= 6 and max(r.step for r in run.read_metrics()) <= step + 3
