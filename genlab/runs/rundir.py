@@ -152,9 +152,10 @@ class RunDir:
         info.update(RunInfo.fields_to_json(fields), updated_at=time.time())
         atomic_write_json(self.run_json, info)
 
-    def status(self) -> RunStatus:
-        """The recorded status, or INTERRUPTED for a running or queued run whose process is gone."""
-        info = self.info()
+    def status(self, info: RunInfo | None = None) -> RunStatus:
+        """The recorded status, or INTERRUPTED for a running or queued run whose process is gone
+        (``info``: run.json when the caller has read it already)."""
+        info = info or self.info()
         if info.status == RunStatus.RUNNING and not self.is_locked():
             return RunStatus.INTERRUPTED
         if info.status == RunStatus.QUEUED and not self.is_locked() and not _pid_alive(info.pid):
@@ -347,7 +348,7 @@ def summarize(run: RunDir) -> RunSummary:
     train, ev, fid = last_of(rows, TrainRow), last_of(rows, EvalRow), last_of(rows, FidRow)
     step = max((r.step for r in rows), default=0)
     speed = train.images_per_s if train else None
-    status = run.status()
+    status = run.status(info)
     eta = None
     if status == RunStatus.RUNNING and speed and info.total_steps and cfg:
         eta = (info.total_steps - step) * cfg.batch_size / speed
