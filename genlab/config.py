@@ -33,14 +33,23 @@ def setting(
     above: float | None = None,
     flag: bool = True,
     resumable: bool = False,
+    choices: tuple | None = None,
 ):
     """A dataclass field with its help text and bounds.
 
     ``min``/``max`` are inclusive, ``above`` is exclusive; ``None`` values skip the check (they mean
     "not set"). ``flag=False`` keeps it off the generated command line. ``resumable=True`` marks a
-    setting that may change when a run is resumed.
+    setting that may change when a run is resumed. ``choices`` lists the values allowed.
     """
-    meta = {"help": help, "min": min, "max": max, "above": above, "flag": flag, "resumable": resumable}
+    meta = {
+        "help": help,
+        "min": min,
+        "max": max,
+        "above": above,
+        "flag": flag,
+        "resumable": resumable,
+        "choices": choices,
+    }
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -70,6 +79,8 @@ def check(obj) -> None:
         v, m, tp = getattr(obj, f.name), f.metadata, types_[f.name]
         if v is None:
             continue
+        if m.get("choices") is not None and v not in m["choices"]:
+            raise ConfigError(f"{f.name} must be one of {', '.join(map(str, m['choices']))}, got {v!r}")
         if tp in (int, float) and (isinstance(v, bool) or not isinstance(v, (int, float))):
             raise ConfigError(f"{f.name} must be a number, got {v!r}")
         if tp is int and isinstance(v, float):
@@ -116,7 +127,9 @@ def add_arguments(parser, cls, skip: tuple[str, ...] = (), dest_prefix: str = ""
         if tp is bool:
             parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
         else:
-            parser.add_argument(flag_name(f.name), type=tp, metavar=f.name.upper(), **kwargs)
+            choices = f.metadata.get("choices")
+            metavar = "{" + ",".join(map(str, choices)) + "}" if choices else f.name.upper()
+            parser.add_argument(flag_name(f.name), type=tp, metavar=metavar, choices=choices, **kwargs)
 
 
 def given(namespace: argparse.Namespace, cls, dest_prefix: str = "") -> dict:

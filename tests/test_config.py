@@ -56,6 +56,8 @@ def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
         "max_minutes": 1.5,
         "step_limit": 7,
         "lr": 3e-4,
+        "lr_schedule": "cosine",
+        "warmup_steps": 10,
         "device": "auto",
         "grad_clip": 0.0,
         "log_every": 2,
@@ -134,6 +136,47 @@ def test_the_cli_resume_applies_a_new_learning_rate_and_refuses_a_new_batch_size
     run = RunDir(out)
     assert run.config().lr == 0.0002 and run.config().max_steps == 6
     assert [(r.step, r.lr) for r in run.read_metrics() if r.kind == "train"] == [(3, 0.001), (6, 0.0002)]
+
+
+def test_learning_rate_schedules_have_their_closed_form():
+    const = tiny(lr=1e-3)
+    assert [const.lr_at(s, 100) for s in (0, 50, 99)] == [1e-3] * 3
+    cos = tiny(lr=1e-3, lr_schedule="cosine", warmup_steps=10)
+    assert [cos.lr_at(s, 110) for s in range(10)] == pytest.approx([1e-4 * (s + 1) for s in range(10)])
+    # after warm-up: 1e-4 + 0.5 * 9e-4 * (1 + cos(pi * p)), p = (step - 10) / 99
+    assert cos.lr_at(10, 110) == pytest.approx(1e-3)
+    assert cos.lr_at(10 + 99 / 2, 110) == pytest.approx(5.5e-4)
+    assert cos.lr_at(10 + 99 / 3, 110) == pytest.approx(1e-4 + 4.5e-4 * 1.5)
+    assert cos.lr_at(109, 110) == pytest.approx(1e-4)  # the last step is at the floor, a tenth of the peak
+    assert cos.lr_at(500, 110) == pytest.approx(1e-4)  # and it stays there if the run goes on
+    lrs = [cos.lr_at(s, 110) for s in range(10, 110)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    with pytest.raises(ConfigError, match="lr_schedule must be one of constant, cosine, got 'linear'"):
+        tiny(lr_schedule="linear")
+    with pytest.raises(ConfigError, match="warmup_steps must be at least 0"):
+        tiny(warmup_steps=-1)
+
+
+def test_a_cosine_run_logs_its_schedule_and_a_resume_continues_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--max-steps", "6", "--batch-size", "8", "--log-every", "1", "--eval-batches", "1", "--sample-n", "4"]
+    tiny_args = ["--latent-dim", "4", "--width", "4", "--max-width", "8", "--dataset", "emoji", "--image-size", "16"]
+    common = [*args, "--lr-schedule", "cosine", "--warmup-steps", "2", "--device", "cpu"]
+    assert main(["train", "vae", *tiny_args, *common, "--out", str(out)]) == 0
+    run = RunDir(out)
+    cfg = run.config()
+    assert (cfg.lr_schedule, cfg.warmup_steps) == ("cosine", 2)
+    logged = [(r.step, r.lr) for r in run.read_metrics() if r.kind == "train"]
+    # a row at step s logs the rate of its last optimizer step, s - 1
+    assert logged == [(s, pytest.approx(cfg.lr_at(s - 1, 6))) for s in range(1, 7)]
+    assert logged[1][1] == pytest.approx(1e-3) and logged[-1][1] == pytest.approx(1e-4)
+    assert main(["train", "--resume", str(out), "--max-steps", "10"]) == 0  # a longer plan: the decay is stretched
+    cfg = run.config()
+    logged = [(r.step, r.lr) for r in run.read_metrics() if r.kind == "train"]
+    assert logged[6:] == [(s, pytest.approx(cfg.lr_at(s - 1, 10))) for s in range(7, 11)]
+    assert logged[6][1] > logged[5][1]  # step 6 of 10 is higher on the stretched curve than the old floor
+    assert logged[-1][1] == pytest.approx(1e-4)
+    capsys.readouterr()
 
 
 def test_unknown_keys_are_refused_the_same_way_everywhere(tmp_path, tiny_vae):

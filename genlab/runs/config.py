@@ -10,10 +10,14 @@ others fix what the run *is* (model, data, batch order) and are refused on resum
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from ..config import ConfigError, as_flags, check, from_dict, setting
 from ..models import MODELS, model_class, model_options
+
+LR_SCHEDULES = ("constant", "cosine")  # cosine: Loshchilov & Hutter, "SGDR", arXiv 1608.03983, without restarts
+COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the peak learning rate
 
 
 @dataclass
@@ -33,7 +37,16 @@ class TrainConfig:
     batch_size: int = setting(
         128, "images per optimizer step, over all processes under torchrun (the global batch)", min=1, max=65536
     )
-    lr: float = setting(1e-3, "Adam learning rate", above=0, max=10, resumable=True)
+    lr: float = setting(1e-3, "Adam learning rate (the peak, under a schedule)", above=0, max=10, resumable=True)
+    lr_schedule: str = setting(
+        "constant",
+        "constant, or cosine: from --lr down to --lr/10 at the run's last step",
+        choices=LR_SCHEDULES,
+        resumable=True,
+    )
+    warmup_steps: int = setting(
+        0, "steps of linear warm-up from 0 to --lr at the start of the run", min=0, resumable=True
+    )
     seed: int = setting(0, "seeds the weights, the batch order and the sample grids", min=0)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
     grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)
@@ -76,6 +89,22 @@ class TrainConfig:
             mcls.config_class(**{**self.model_config, "image_size": self.image_size})
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """The learning rate of optimizer step ``step`` (0-based) of a run planned for ``total_steps``.
+
+        A pure function of the step, so a resumed run continues the schedule where it stopped, and a
+        resume with a new ``--lr``, schedule or length recomputes it from that step on. Cosine decays
+        to a tenth of the peak rather than to zero (as in nanoGPT), so a run extended later still learns.
+        """
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.lr
+        span = max(1, total_steps - 1 - self.warmup_steps)  # the last step, total_steps - 1, is at the floor
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        floor = self.lr * COSINE_FLOOR
+        return floor + 0.5 * (self.lr - floor) * (1 + math.cos(math.pi * progress))
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "run config") -> TrainConfig:

@@ -208,8 +208,6 @@ class Trainer:
                 state = run.load_checkpoint(self.model, self.opt)
             except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
                 return self._fail(str(e))
-            for group in self.opt.param_groups:  # a resumed run may have been given a new learning rate
-                group["lr"] = cfg.lr
         if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
             torch.manual_seed(cfg.seed * 1_000_003 + 7919 * self.world.rank + state["step"])
         distributed.record_pid(run.path, self.world)
@@ -347,6 +345,9 @@ class Trainer:
                 self._checkpoint({**state, "step": step})
                 bar.close()
                 return RunStatus.STOPPED
+            lr = cfg.lr_at(step, self.total_steps)  # also what a resume with a new --lr or schedule changes
+            for group in self.opt.param_groups:
+                group["lr"] = lr
             x = self._batch(step)
             with self._autocast():
                 loss, metrics = self.step_loss(x)
