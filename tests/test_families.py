@@ -1,5 +1,7 @@
-"""A model family that genlab has never heard of, defined only here: registering it is all it takes
-for the trainer, the CLI, the loaders, evaluation, export and the app's pages to work with it.
+"""A model family that genlab has never heard of, defined only in the tests (``pixel_family.py``):
+registering it is all it takes for the trainer, the CLI, the loaders, evaluation, export and the
+app's pages to work with it; declaring it as an installed package's entry point is all it takes
+for every process genlab starts to know it too.
 
 It is the simplest likelihood baseline there is: every pixel independent, each with its own
 discretized logistic (the decoder of a VAE with no latent). No latent space, no k-sample bound,
@@ -7,58 +9,20 @@ no reconstructions: the pages must ask the model what it offers instead of assum
 """
 
 import json
-import math
-from dataclasses import dataclass
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from pixel_family import PixelBaseline
 
 from genlab import load_model
 from genlab.cli import main
-from genlab.config import check, setting
-from genlab.distributions import discretized_logistic_log_prob
 from genlab.models import MODELS, register_model
-from genlab.models.base import GenerativeModel, TrainDefaults
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class PixelConfig:
-    image_size: int = setting(16, flag=False)
-    channels: int = setting(3, flag=False)
-    init_log_scale: float = setting(-1.0, "initial log-scale of every pixel's logistic", max=2.0)
-
-    def __post_init__(self):
-        check(self)
-
-
-class PixelBaseline(GenerativeModel):
-    model_type = "pixel"
-    config_class = PixelConfig
-    display_name = "Pixel baseline"
-    train_defaults = TrainDefaults(batch_size=32, epochs=None, max_steps=20)
-    loss_bpd_kind = "exact (independent pixels)"
-
-    def __init__(self, config: PixelConfig | None = None):
-        super().__init__(config or PixelConfig())
-        c = self.config
-        shape = (c.channels, c.image_size, c.image_size)
-        self.mean = nn.Parameter(torch.full(shape, 0.5))
-        self.log_scale = nn.Parameter(torch.full(shape, c.init_log_scale))
-
-    def loss(self, x):
-        lp = discretized_logistic_log_prob(x, self.mean.expand_as(x), self.log_scale.expand_as(x))  # [B, C, H, W]
-        bpd = -lp.flatten(1).sum(1).mean() / (x[0].numel() * math.log(2))
-        return bpd, {"loss": bpd.detach(), "bpd": bpd.detach()}
-
-    @torch.no_grad()
-    def sample(self, n, temperature=1.0, generator=None):
-        u = torch.rand((n, *self.mean.shape), generator=generator).clamp(1e-6, 1 - 1e-6).to(self.mean.device)
-        x = self.mean + temperature * self.log_scale.exp() * (u.log() - (-u).log1p())  # logistic noise
-        return (x.clamp(0, 1) * 255).round() / 255
 
 
 @pytest.fixture
@@ -176,3 +140,48 @@ def test_the_pages_open_with_a_family_they_have_never_heard_of(pixel_run, monkey
             assert at.radio(key="length_pixel").value == "steps" and at.number_input(key="amount_pixel").value == 20
             assert at.number_input(key="opt_pixel_init_log_scale").value == -1.0
             assert "pixel-emoji" in list(at.dataframe[0].value["run"])
+
+
+def test_an_installed_plugin_family_reaches_every_process_genlab_starts(tmp_path):
+    """An entry point in the ``genlab.models`` group, as ``pip install`` of a plugin package writes it:
+    a fresh ``python -m genlab`` knows the family (so do the processes the app launches and resumes),
+    and broken or clashing plugins are skipped with one line while genlab works on."""
+    site = tmp_path / "site"
+    dist = site / "genlab_pixel-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: genlab-pixel\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[genlab.models]\n"
+        "pixel = pixel_family:PixelBaseline\n"
+        "missing = no_such_module:Model\n"
+        "clash = pixel_family:NotTheVAE\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
+
+    def genlab(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "genlab", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    run = tmp_path / "run"
+    small = ["--max-steps", "4", "--batch-size", "8", "--log-every", "2", "--eval-batches", "1", "--sample-n", "4"]
+    args = ["pixel", "--dataset", "emoji", "--image-size", "16", "--init-log-scale", "-0.5", *small]
+    p = genlab("train", *args, "--device", "cpu", "--out", str(run))
+    assert p.returncode == 0, p.stderr
+    assert "model plugin 'missing' (no_such_module:Model) was not loaded: No module named 'no_such_module'" in p.stderr
+    assert "model plugin 'clash' (pixel_family:NotTheVAE) was not loaded: model type 'vae' is already" in p.stderr
+    assert "Traceback" not in p.stderr
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "finished" and info["config"]["model_config"] == {"init_log_scale": -0.5}
+    # another process, as the app's Resume starts it: it reads run.json, which names the family
+    p = genlab("train", "--resume", str(run), "--max-steps", "6")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["model_type"] == "pixel"
+    p = genlab("sample", str(run), "--n", "4", "--out", str(tmp_path / "grid.png"))
+    assert p.returncode == 0 and (tmp_path / "grid.png").is_file(), p.stderr
+    p = genlab("train", "vae", "--help")  # the clash did not replace the built-in VAE
+    assert p.returncode == 0 and "--latent-dim" in p.stdout
+    # without the plugin installed, the same run is refused in one sentence
+    del env["PYTHONPATH"]
+    p = genlab("sample", str(run), "--n", "4")
+    assert p.returncode != 0 and "unknown model type 'pixel'" in p.stderr and "Traceback" not in p.stderr

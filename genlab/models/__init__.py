@@ -1,9 +1,17 @@
-"""Model families by name. ``load_model`` rebuilds any of them from a directory."""
+"""Model families by name. ``load_model`` rebuilds any of them from a directory.
+
+A family outside genlab is registered with :func:`register_model`, or, so that every process genlab
+starts (a run launched from the app, torchrun's workers) knows it too, by an installed package's
+entry point in the group ``genlab.models`` (``pyproject.toml``:
+``[project.entry-points."genlab.models"] pixel = "my_package.pixel:PixelBaseline"``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import os
+import sys
 from pathlib import Path
 
 from .base import CheckpointError, GenerativeModel, read_config
@@ -24,6 +32,29 @@ def register_model(cls: type[GenerativeModel]) -> type[GenerativeModel]:
 
 register_model(VAE)
 register_model(RealNVP)
+
+PLUGIN_GROUP = "genlab.models"
+PLUGIN_ERRORS: dict[str, str] = {}  # entry point name -> why it was not registered
+
+
+def load_plugins() -> None:
+    """Register the families that installed packages declare under the ``genlab.models`` entry point.
+
+    A plugin that fails to import, is not a model class or would replace a family already known is
+    skipped with one line on stderr (and in ``PLUGIN_ERRORS``): genlab itself keeps working.
+    """
+    for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, GenerativeModel)):
+                raise TypeError(f"{ep.value} is not a GenerativeModel subclass")
+            known = MODELS.get(getattr(cls, "model_type", None))
+            if known is not None and known is not cls:
+                raise ValueError(f"model type {cls.model_type!r} is already {known.__module__}.{known.__name__}")
+            register_model(cls)
+        except Exception as e:  # a broken plugin must not take genlab down with it
+            PLUGIN_ERRORS[ep.name] = f"{type(e).__name__}: {e}"
+            print(f"genlab: model plugin {ep.name!r} ({ep.value}) was not loaded: {e}", file=sys.stderr)
 
 
 def model_class(model_type: str) -> type[GenerativeModel]:
@@ -60,9 +91,12 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
     return model_class(config["model_type"]).from_pretrained(directory, map_location, config)
 
 
+load_plugins()
+
 __all__ = [
     "MODELS",
     "register_model",
+    "load_plugins",
     "VAE",
     "VAEConfig",
     "RealNVP",
