@@ -263,6 +263,7 @@ def test_launch_a_flow_from_train_page(app_env):
     at.number_input(key="batch_size_realnvp").set_value(8)
     for name, v in (("num_blocks", 1), ("features", 4)):
         at.number_input(key=f"opt_realnvp_{name}").set_value(v)
+    at.selectbox(key="lr_schedule").set_value("cosine")
     at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception and not at.error
     _wait(at, lambda a: _status(a) == "finished")
@@ -274,6 +275,9 @@ def test_launch_a_flow_from_train_page(app_env):
         20,
         {"num_blocks": 1, "features": 4},
     )
+    assert cfg["lr_schedule"] == "cosine"
+    lrs = [r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+    assert lrs[-1] == pytest.approx(cfg["lr"] / 10)  # the last step is at the cosine's floor
     assert _chart_points(at) == 2
 
 
