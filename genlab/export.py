@@ -73,6 +73,7 @@ def _run_record(run: RunDir | None) -> dict:
         "wall_seconds": round(last_ts - info.created_at, 1) if info.created_at and last_ts else None,
         "images_per_s_median": speeds[len(speeds) // 2] if speeds else None,
         "device": info.device,
+        "threads": info.threads,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
         "command": "python -m genlab " + " ".join(cfg.argv()),
@@ -197,6 +198,10 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
         return "-" if v is None else format(v, spec)
 
     wall = tr.get("wall_seconds")
+    n_threads = tr.get("threads")
+    threads = (
+        f" with {n_threads} thread{'s' if n_threads != 1 else ''}" if n_threads and tr.get("device") == "cpu" else ""
+    )
     lines = [
         f"# {name}: a genlab {family} at {size}×{size} trained on {meta['pretty']}",
         "",
@@ -226,7 +231,7 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
             else []
         ),
         f"{tr.get('steps', '?')} steps ({tr.get('epochs', '?')} epochs), {fmt(tr.get('train_seconds'), '.0f')} s of "
-        f"training, {fmt(wall, '.0f')} s wall including evaluations, on `{tr.get('device', '?')}` "
+        f"training, {fmt(wall, '.0f')} s wall including evaluations, on `{tr.get('device', '?')}`{threads} "
         f"(median {fmt(tr.get('images_per_s_median'), '.0f')} images/s); torch {tr.get('torch', '?')}.",
         "",
         "## Figures",

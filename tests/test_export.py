@@ -114,6 +114,8 @@ def test_export_computes_its_figures_and_loads_back_identically(tiny_runs, tmp_p
     text = card_text(out)
     assert "# tiny: a genlab VAE at 8×8 trained on Twemoji" in text and "samples.png" not in text
     assert "python -m genlab train vae" in text and "FID@20" in text
+    n = torch.get_num_threads()  # the runs trained in this process: the card says how many CPU threads
+    assert m["train"]["threads"] == n and f"on `cpu` with {n} thread{'s' if n != 1 else ''} (median" in text
 
 
 def test_flow_export_without_evaluation_takes_the_runs_figures(tiny_runs, tmp_path):

@@ -58,6 +58,7 @@ class RunInfo:
     launch: list[str] | None = None  # the command line a launcher started
     dataset: dict | None = None  # name, train/test counts, credit, unreadable files skipped
     device: str | None = None
+    threads: int | None = None  # torch's CPU threads per process (the speed of a CPU run depends on it)
     seed: int | None = None
     total_steps: int | None = None
     steps_per_epoch: int | None = None

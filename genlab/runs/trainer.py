@@ -239,6 +239,7 @@ class Trainer:
             seed=cfg.seed,
             versions=package_versions(),
             device=str(self.device),
+            threads=torch.get_num_threads(),
             total_steps=self.total_steps,
             steps_per_epoch=self.steps_per_epoch,
             num_parameters=self.model.num_parameters(),
