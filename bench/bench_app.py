@@ -14,17 +14,17 @@ import argparse
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from appserver import free_port, start_app, stop_app, wait_healthy  # noqa: E402
 
 
 def as_shipped(run: Path, dest: Path) -> Path:
@@ -95,36 +95,11 @@ def cold_start(env: dict, repeats: int) -> list[dict]:
             ],
         )
         for _ in range(repeats):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = free_port()
             t0 = time.perf_counter()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "streamlit",
-                    "run",
-                    "app.py",
-                    "--server.headless",
-                    "true",
-                    "--server.port",
-                    str(port),
-                    "--browser.gatherUsageStats",
-                    "false",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            proc = start_app(env, port)
             url = f"http://127.0.0.1:{port}"
-            while True:
-                try:
-                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(proc, url, timeout=120, poll_s=0.05)
             t_health = time.perf_counter() - t0
             page = browser.new_page()
             page.goto(url)
@@ -134,8 +109,7 @@ def cold_start(env: dict, repeats: int) -> list[dict]:
             t_images = time.perf_counter() - t0
             out.append({"health_s": t_health, "first_page_s": t_heading, "home_with_samples_s": t_images})
             page.close()
-            proc.terminate()
-            proc.wait(10)
+            stop_app(proc)
         browser.close()
     return out
 

@@ -17,28 +17,23 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from appserver import free_port, start_app, stop_app, wait_healthy  # noqa: E402
 
 from genlab.runs.rundir import RunDir  # noqa: E402
 
 IMG = '[data-testid="stMain"] [data-testid="stImage"] img'
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mib(pid: int) -> float:
@@ -168,37 +163,12 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        port = _port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless",
-                "true",
-                "--server.address",
-                "127.0.0.1",
-                "--server.port",
-                str(port),
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        port = free_port()
+        server = start_app(env, port)
         url = f"http://127.0.0.1:{port}"
         memory, stop = [], threading.Event()
         try:
-            while True:
-                try:
-                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.1)
+            wait_healthy(server, url, timeout=120)
             while not any(r.kind == "train" for r in run.read_metrics()):
                 time.sleep(0.2)
             t0 = time.time()
@@ -215,10 +185,9 @@ def main() -> int:
             t2 = time.time()
             stop.set()
         finally:
-            server.terminate()
             run.stop_file.touch()
+            stop_app(server)
             train.wait(60)
-            server.wait(30)
         lat = sorted(latencies)
         q = lambda f: 1000 * lat[min(len(lat) - 1, int(f * len(lat)))] if lat else float("nan")  # noqa: E731
         result = {

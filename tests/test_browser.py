@@ -7,20 +7,15 @@ Set GENLAB_SCREENSHOTS=DIR to keep the screenshots (docs/img/app-*.png come from
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from appserver import free_port, start_app, stop_app, wait_healthy
 from test_app import _shipped
 
 from conftest import stop_all_runs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -37,61 +32,27 @@ pytestmark = [
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     ck, runs = tmp / "checkpoints", tmp / "runs"
     ck.mkdir()
     _shipped(ck)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GENLAB_CHECKPOINTS": str(ck), "GENLAB_RUNS": str(runs)}
-    log = tmp / "streamlit.log"  # a file, not a pipe: nobody reads a pipe, and a full one would block the server
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    log = tmp / "streamlit.log"
+    proc = start_app(env, port, log)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("streamlit did not start:\n" + log.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
+    try:
+        wait_healthy(proc, url, timeout=90)
+    except RuntimeError as e:
+        stop_app(proc)
+        pytest.fail(f"{e}:\n" + log.read_text(errors="replace")[-3000:])
     try:
         yield url, runs
     finally:
         stop_all_runs(runs)
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_app(proc)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,77 @@
+"""Start genlab's Streamlit app as a real server on 127.0.0.1 and wait until it answers its health check.
+
+Shared by the browser test (tests/test_browser.py) and the app benchmarks (bench/bench_app.py,
+bench/bench_load.py), which import it with tests/ on sys.path.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(env: dict, port: int, log: Path | None = None) -> subprocess.Popen:
+    """``streamlit run app.py`` on 127.0.0.1:port, headless. Its output goes to ``log`` (a file, not a pipe:
+    nobody reads a pipe, and a full one would block the server), or nowhere."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the child holds it; closed below)
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        if log:
+            out.close()
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 90.0, poll_s: float = 0.05) -> None:
+    """Return once ``url/_stcore/health`` says ok; raise RuntimeError if the server exits or the time runs out."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with status {proc.returncode} before it was healthy") from None
+            if time.time() > deadline:
+                raise RuntimeError(f"streamlit was not healthy within {timeout:g} s") from None
+            time.sleep(poll_s)
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
