@@ -161,7 +161,8 @@ def describe_environment() -> Environment:
     if torch.cuda.is_available():
         device = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
-        device = f"CPU ({torch.get_num_threads()} threads; no CUDA GPU)"
+        n = torch.get_num_threads()
+        device = f"CPU ({n} thread{'s' if n != 1 else ''}; no CUDA GPU)"
     return Environment(
         device=device, fid_weights=describe_weights(), runs=runs_dir(), checkpoints=checkpoints_dir(), cache=cache_dir()
     )

@@ -141,3 +141,12 @@ def test_figures_plot_the_rows_they_are_given():
     f = fid_figure(rows)
     assert "FID@500" in f.layout.title.text and "W" in f.layout.title.text and list(f.data[0].y) == [80.5]
     assert len(compare_figure({"a": rows, "b": rows}).data) == 4
+
+
+def test_the_sidebar_names_the_cpu_threads_in_good_english(monkeypatch):
+    from genlab.catalog import describe_environment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for n, text in ((1, "CPU (1 thread; no CUDA GPU)"), (2, "CPU (2 threads; no CUDA GPU)")):
+        monkeypatch.setattr(torch, "get_num_threads", lambda n=n: n)
+        assert describe_environment().device == text
