@@ -37,7 +37,7 @@ for start in range(0, len(picks), 3):
                 continue
             # shipped models at the temperature their card names (where they look best), runs at T=1
             img = grid(sample(model, 16, e.temperature, seed=0), nrow=4, scale=max(1, 256 // (4 * e.image_size)))
-            st.image(img, caption=f"{e.label} · T={e.temperature:g}", output_format="PNG")
+            st.image(img, caption=f"{e.label} · T={e.temperature:g}", output_format="PNG", width="stretch")
 if picks:
     st.page_link("app_pages/sample.py", label="Sample with sliders", icon=":material/casino:")
 
