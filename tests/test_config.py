@@ -58,6 +58,7 @@ def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
         "lr": 3e-4,
         "lr_schedule": "cosine",
         "warmup_steps": 10,
+        "decay_steps": 50,
         "device": "auto",
         "grad_clip": 0.0,
         "log_every": 2,
@@ -151,6 +152,12 @@ def test_learning_rate_schedules_have_their_closed_form():
     assert cos.lr_at(500, 110) == pytest.approx(1e-4)  # and it stays there if the run goes on
     lrs = [cos.lr_at(s, 110) for s in range(10, 110)]
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    # warm-up, stable, decay: the peak holds until the last 40 of 110 steps, then the same cosine over them
+    wsd = tiny(lr=1e-3, lr_schedule="cosine", warmup_steps=10, decay_steps=40)
+    assert [wsd.lr_at(s, 110) for s in (10, 50, 70)] == [1e-3] * 3
+    assert wsd.lr_at(70 + 39 / 2, 110) == pytest.approx(5.5e-4) and wsd.lr_at(109, 110) == pytest.approx(1e-4)
+    assert wsd.lr_at(109, 210) == 1e-3  # extended to 210 steps, it decays at its new end
+    assert tiny(lr_schedule="cosine", decay_steps=500).lr_at(0, 100) == pytest.approx(1e-3)  # longer than the run
     with pytest.raises(ConfigError, match="lr_schedule must be one of constant, cosine, got 'linear'"):
         tiny(lr_schedule="linear")
     with pytest.raises(ConfigError, match="warmup_steps must be at least 0"):

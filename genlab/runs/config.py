@@ -47,6 +47,12 @@ class TrainConfig:
     warmup_steps: int = setting(
         0, "steps of linear warm-up from 0 to --lr at the start of the run", min=0, resumable=True
     )
+    decay_steps: int | None = setting(
+        None,
+        "cosine only: hold --lr, then decay over the run's last N steps (default: every step after warm-up)",
+        min=1,
+        resumable=True,
+    )
     seed: int = setting(0, "seeds the weights, the batch order and the sample grids", min=0)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
     grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)
@@ -96,13 +102,19 @@ class TrainConfig:
         A pure function of the step, so a resumed run continues the schedule where it stopped, and a
         resume with a new ``--lr``, schedule or length recomputes it from that step on. Cosine decays
         to a tenth of the peak rather than to zero (as in nanoGPT), so a run extended later still learns.
+        With ``decay_steps`` the rate holds at the peak until the last ``decay_steps`` steps
+        (warm-up, stable, decay): a run far from converged keeps learning at full speed, and a run
+        extended by ``--resume --max-steps`` decays at its new end, not its old one.
         """
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
         if self.lr_schedule == "constant":
             return self.lr
-        span = max(1, total_steps - 1 - self.warmup_steps)  # the last step, total_steps - 1, is at the floor
-        progress = min(1.0, (step - self.warmup_steps) / span)
+        start = self.warmup_steps
+        if self.decay_steps is not None:
+            start = max(start, total_steps - self.decay_steps)
+        span = max(1, total_steps - 1 - start)  # the last step, total_steps - 1, is at the floor
+        progress = min(1.0, max(0.0, (step - start) / span))
         floor = self.lr * COSINE_FLOOR
         return floor + 0.5 * (self.lr - floor) * (1 + math.cos(math.pi * progress))
 
