@@ -58,7 +58,8 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV)
 
-# retrain the shipped checkpoints from scratch (CPU: about 2 hours), then export them with their figures
+# retrain the checkpoints from scratch, then export them with their figures (dev CPU: about 2 hours for the
+# shipped ones, plus about 3.5 for realnvp-mnist-32; `python -m genlab checkpoints NAME` does one)
 checkpoints: $(STAMP)
 	$(BIN)/python -m genlab checkpoints
 
