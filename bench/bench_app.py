@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from appserver import free_port, start_app, stop_app, wait_healthy  # noqa: E402
+from appserver import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_healthy  # noqa: E402
 
 
 def as_shipped(run: Path, dest: Path) -> Path:
@@ -84,15 +84,8 @@ def cold_start(env: dict, repeats: int) -> list[dict]:
     out = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
         )
         for _ in range(repeats):
             port = free_port()

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from appserver import free_port, start_app, stop_app, wait_healthy  # noqa: E402
+from appserver import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_healthy  # noqa: E402
 
 from genlab.runs.rundir import RunDir  # noqa: E402
 
@@ -88,15 +88,8 @@ async def drive(url: str, sessions: int, seconds: float, latencies: list, errors
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
         )
         clock, ready = {"go": asyncio.Event(), "until": 0.0}, []
 

@@ -1,4 +1,5 @@
-"""Start genlab's Streamlit app as a real server on 127.0.0.1 and wait until it answers its health check.
+"""Start genlab's Streamlit app as a real server on 127.0.0.1, wait until it answers its health check, and
+the chromium that drives it.
 
 Shared by the browser test (tests/test_browser.py) and the app benchmarks (bench/bench_app.py,
 bench/bench_load.py), which import it with tests/ on sys.path.
@@ -6,6 +7,7 @@ bench/bench_load.py), which import it with tests/ on sys.path.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +16,15 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, headless
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def free_port() -> int:

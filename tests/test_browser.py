@@ -6,24 +6,13 @@ Set GENLAB_SCREENSHOTS=DIR to keep the screenshots (docs/img/app-*.png come from
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from appserver import free_port, start_app, stop_app, wait_healthy
+from appserver import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_healthy
 from test_app import _shipped
 
 from conftest import stop_all_runs
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.slow,
@@ -58,7 +47,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
