@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .display import count
 from .models import MODELS, resolve_model_dir
 from .models.base import CheckpointError, GenerativeModel, read_config
 from .runs.records import RunStatus
@@ -161,8 +162,7 @@ def describe_environment() -> Environment:
     if torch.cuda.is_available():
         device = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
-        n = torch.get_num_threads()
-        device = f"CPU ({n} thread{'s' if n != 1 else ''}; no CUDA GPU)"
+        device = f"CPU ({count(torch.get_num_threads(), 'thread')}; no CUDA GPU)"
     return Environment(
         device=device, fid_weights=describe_weights(), runs=runs_dir(), checkpoints=checkpoints_dir(), cache=cache_dir()
     )

@@ -7,6 +7,11 @@ import time
 from .runs.rundir import RunSummary
 
 
+def count(n: int, noun: str) -> str:
+    """``count(1, "thread")`` -> "1 thread", ``count(2, "thread")`` -> "2 threads"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def duration(seconds: float | None) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds is not None else "-"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from .display import count
 from .models import MODELS, load_model, resolve_model_dir
 from .models.base import CONFIG_NAME, WEIGHTS_NAME
 from .runs.records import EvalRow, FidRow, RunInfo, TrainRow, rows_of
@@ -199,9 +200,7 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
 
     wall = tr.get("wall_seconds")
     n_threads = tr.get("threads")
-    threads = (
-        f" with {n_threads} thread{'s' if n_threads != 1 else ''}" if n_threads and tr.get("device") == "cpu" else ""
-    )
+    threads = f" with {count(n_threads, 'thread')}" if n_threads and tr.get("device") == "cpu" else ""
     lines = [
         f"# {name}: a genlab {family} at {size}×{size} trained on {meta['pretty']}",
         "",
