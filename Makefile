@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_flow.py
 	$(BIN)/python bench/bench_fid.py
+	$(BIN)/python bench/bench_precision.py --eval checkpoints/vae-mnist-32 checkpoints/realnvp-emoji-32
 
 clean:
 	rm -rf $(VENV)

@@ -81,6 +81,7 @@ def bench_genlab(args, device, cfg) -> dict:
             eval_every=args.steps,
             log_every=10,
             sample_n=16,
+            amp=False,  # the peer trains in float32; bench_precision.py measures bf16 autocast
         )
         t = time.perf_counter()
         status = Trainer(tc, Path(tmp) / "run").fit()

@@ -71,6 +71,7 @@ def bench_genlab(args, device, data, cfg_model) -> dict:
             lr=1e-3,
             device=str(device),
             sample_n=64,
+            amp=False,  # the peer trains in float32; bench_precision.py measures bf16 autocast
         )
         t = time.perf_counter()
         status = Trainer(tc, Path(tmp) / "run").fit()

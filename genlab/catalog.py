@@ -88,6 +88,11 @@ def _entry(path: Path, source: str, name: str | None = None) -> ModelEntry | Non
     )
 
 
+def model_entry(path: str | Path) -> ModelEntry | None:
+    """One model or run directory as the pickers describe it (family, size, data set); None if unloadable."""
+    return _entry(Path(path), "run" if RunDir(path).exists() else "shipped")
+
+
 def shipped_models(root: Path | None = None) -> list[ModelEntry]:
     root = root or checkpoints_dir()
     if not root.is_dir():
@@ -162,7 +167,10 @@ def describe_environment() -> Environment:
     if torch.cuda.is_available():
         device = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
-        device = f"CPU ({count(torch.get_num_threads(), 'thread')}; no CUDA GPU)"
+        from .device import has_fast_bf16
+
+        bf16 = ", trains in bf16" if has_fast_bf16(torch.device("cpu")) else ""
+        device = f"CPU ({count(torch.get_num_threads(), 'thread')}{bf16}; no CUDA GPU)"
     return Environment(
         device=device, fid_weights=describe_weights(), runs=runs_dir(), checkpoints=checkpoints_dir(), cache=cache_dir()
     )

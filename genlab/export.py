@@ -75,6 +75,7 @@ def _run_record(run: RunDir | None) -> dict:
         "images_per_s_median": speeds[len(speeds) // 2] if speeds else None,
         "device": info.device,
         "threads": info.threads,
+        "precision": info.precision,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
         "command": "python -m genlab " + " ".join(cfg.argv()),
@@ -201,6 +202,8 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
     wall = tr.get("wall_seconds")
     n_threads = tr.get("threads")
     threads = f" with {count(n_threads, 'thread')}" if n_threads and tr.get("device") == "cpu" else ""
+    if tr.get("precision"):  # the last (re)start's: absent from runs before it was recorded
+        threads += f" in {tr['precision']}"
     lines = [
         f"# {name}: a genlab {family} at {size}×{size} trained on {meta['pretty']}",
         "",

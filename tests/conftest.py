@@ -56,5 +56,6 @@ def tiny_train_config(**kw):
         eval_batches=2,
         sample_n=4,
         device="cpu",
+        amp=False,  # the same float32 numbers on every CPU, with native bf16 or without (test_precision covers amp)
     )
     return TrainConfig(**{**base, **kw})

@@ -8,6 +8,7 @@ import torch
 
 import genlab
 from genlab.cli import build_parser, main, train_config
+from genlab.device import precision
 from genlab.export import card_text, export_model, read_metrics
 from genlab.recipes import RECIPES, SHIPPED
 from genlab.runs.config import TrainConfig
@@ -115,7 +116,9 @@ def test_export_computes_its_figures_and_loads_back_identically(tiny_runs, tmp_p
     assert "# tiny: a genlab VAE at 8×8 trained on Twemoji" in text and "samples.png" not in text
     assert "python -m genlab train vae" in text and "FID@20" in text
     n = torch.get_num_threads()  # the runs trained in this process: the card says how many CPU threads
-    assert m["train"]["threads"] == n and f"on `cpu` with {n} thread{'s' if n != 1 else ''} (median" in text
+    prec = precision(torch.device("cpu"), RunDir(tiny_runs / "vae").config().amp)  # what its steps computed in
+    assert m["train"]["threads"] == n and m["train"]["precision"] == prec
+    assert f"on `cpu` with {n} thread{'s' if n != 1 else ''} in {prec} (median" in text
 
 
 def test_flow_export_without_evaluation_takes_the_runs_figures(tiny_runs, tmp_path):

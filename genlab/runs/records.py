@@ -59,6 +59,7 @@ class RunInfo:
     dataset: dict | None = None  # name, train/test counts, credit, unreadable files skipped
     device: str | None = None
     threads: int | None = None  # torch's CPU threads per process (the speed of a CPU run depends on it)
+    precision: str | None = None  # "bf16 autocast" or "float32": what the training steps computed in
     seed: int | None = None
     total_steps: int | None = None
     steps_per_epoch: int | None = None

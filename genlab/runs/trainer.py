@@ -26,7 +26,7 @@ import torch
 from torchvision.utils import save_image
 
 from ..data import load_dataset
-from ..device import resolve_device
+from ..device import autocast, precision, resolve_device
 from ..metrics.likelihood import average_metrics
 from ..models import CheckpointError, model_class
 from . import distributed
@@ -136,8 +136,7 @@ class Trainer:
         return x.contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
-        on = self.cfg.amp and self.device.type == "cuda"
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on)
+        return autocast(self.device, self.cfg.amp)
 
     # -- evaluation and samples ------------------------------------------------------------
     def evaluate(self) -> dict[str, float]:
@@ -240,6 +239,7 @@ class Trainer:
             versions=package_versions(),
             device=str(self.device),
             threads=torch.get_num_threads(),
+            precision=precision(self.device, cfg.amp),
             total_steps=self.total_steps,
             steps_per_epoch=self.steps_per_epoch,
             num_parameters=self.model.num_parameters(),
