@@ -7,7 +7,7 @@ from app_pages.launch import launch_form
 from genlab import public
 from genlab.catalog import runs_dir
 from genlab.display import duration, run_row
-from genlab.plots import fid_figure, loss_figure
+from genlab.plots import fid_figure, loss_figure, lr_figure
 from genlab.runs import jobs
 from genlab.runs.records import RunStatus
 from genlab.runs.rundir import RunDir, list_runs, summarize
@@ -76,9 +76,9 @@ def live():
     c1, c2 = st.columns([3, 2])
     with c1:
         st.plotly_chart(loss_figure(rows), key="loss_chart")
-        fig = fid_figure(rows)
-        if fig is not None:
-            st.plotly_chart(fig, key="fid_chart")
+        for fig, key in ((fid_figure(rows), "fid_chart"), (lr_figure(rows), "lr_chart")):
+            if fig is not None:
+                st.plotly_chart(fig, key=key)
     with c2:
         grid = run.latest_samples()
         if grid is not None:

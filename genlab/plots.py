@@ -59,6 +59,18 @@ def loss_figure(rows: list[MetricRow], name: str = "") -> go.Figure:
     return fig
 
 
+def lr_figure(rows: list[MetricRow]) -> go.Figure | None:
+    """The learning rate each logged step trained at; None when it never changed (a constant rate is
+    already in the run's settings, and a flat line says nothing)."""
+    pairs = [(x, y) for x, y in zip(*series(rows, TrainRow, "lr")) if y > 0]  # 0: a row from before lr was logged
+    xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len(set(ys)) < 2:
+        return None
+    fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines", name="learning rate"))
+    fig = _layout(fig, "learning rate (the schedule, warm-up and decay as trained)", "learning rate")
+    return fig.update_layout(height=220, yaxis=dict(exponentformat="e"))
+
+
 def fid_figure(rows: list[MetricRow], name: str = "") -> go.Figure | None:
     """FID@K against step, titled with K and the Inception weights' source; None without FID rows."""
     last = last_of(rows, FidRow)

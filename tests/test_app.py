@@ -181,6 +181,12 @@ def _chart_points(at: AppTest) -> int:
     return max((len(_decode(t["x"])) for t in json.loads(charts[0].proto.spec)["data"]), default=0)
 
 
+def _chart_titled(at: AppTest, title: str) -> dict | None:
+    """The spec of the page's Plotly chart whose title starts with ``title``, or None."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return next((s for s in specs if s["layout"].get("title", {}).get("text", "").startswith(title)), None)
+
+
 def test_launching_an_unavailable_dataset_says_why_and_creates_nothing(app_env):
     at = _open("app_pages/train.py")
     at.selectbox(key="dataset").set_value("cifar10")
@@ -251,6 +257,7 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
     n_train = sum(r["kind"] == "train" for r in rows)
     assert _chart_points(at) == n_train >= 2  # every logged step is on the chart
     assert at.get("download_button")
+    assert _chart_titled(at, "learning rate") is None  # a constant rate gets no chart
 
 
 @pytest.mark.slow
@@ -279,6 +286,8 @@ def test_launch_a_flow_from_train_page(app_env):
     lrs = [r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
     assert lrs[-1] == pytest.approx(cfg["lr"] / 10)  # the last step is at the cosine's floor
     assert _chart_points(at) == 2
+    lr_chart = _chart_titled(at, "learning rate")  # the schedule as trained, under the loss chart
+    assert list(_decode(lr_chart["data"][0]["y"])) == pytest.approx(lrs)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from genlab.explore import (
     temperature_strip,
 )
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig
-from genlab.plots import compare_figure, fid_figure, loss_figure
+from genlab.plots import compare_figure, fid_figure, loss_figure, lr_figure
 from genlab.runs.records import FidRow, parse_row
 
 
@@ -133,6 +133,13 @@ def test_figures_plot_the_rows_they_are_given():
     assert list(by_name["train bits/dim"].x) == [10, 20, 30]  # the NaN row is left out
     assert list(by_name["test bits/dim"].y) == [4.9]
     assert fid_figure(rows) is None
+    assert lr_figure(rows) is None  # no lr logged
+    for r, lr in zip(rows[:3], (1e-3, 1e-3, 5e-4)):
+        r.lr = lr
+    fig = lr_figure(rows)
+    assert list(fig.data[0].x) == [10, 20, 30] and list(fig.data[0].y) == [1e-3, 1e-3, 5e-4]
+    rows[2].lr = 1e-3
+    assert lr_figure(rows) is None  # a constant rate: no chart
     rows.append(
         FidRow(
             step=30, epoch=0.0, time=0.0, timestamp=0.0, fid=80.5, fid_samples=500, fid_weights="W", fid_ref_images=9
