@@ -39,6 +39,15 @@ def launch_form(root: str, max_runs: int) -> None:
             ),
         )
         folder = c1.text_input("Folder or .zip of images (for folder:…)", key="folder")
+        ema = c1.number_input(
+            "Weight EMA decay (0: off)",
+            0.0,
+            0.99999,
+            0.0,
+            format="%g",
+            key="ema",
+            help="e.g. 0.999: samples and evaluations use the moving average of the weights",
+        )
         # per-model keys: each family keeps its own defaults (genlab.models: its train_defaults and image size)
         sizes = sorted({16, 32, 64, family.default_image_size()})
         size = c2.selectbox(
@@ -91,6 +100,7 @@ def launch_form(root: str, max_runs: int) -> None:
                 model_config=changed,
                 fid_every=int(fid_every) or None,
                 fid_samples=int(fid_k),
+                ema=float(ema) or None,
                 **({"epochs": int(amount)} if length == "epochs" else {"max_steps": int(amount)}),
             )
             run = jobs.launch(cfg, root, name=name or None, max_concurrent=int(max_runs), processes=int(processes))

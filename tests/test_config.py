@@ -71,6 +71,7 @@ def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
         "fid_every": 5,
         "fid_samples": 50,
         "compile": True,
+        "ema": 0.99,
     }
     assert set(changed) == TrainConfig.resumable_fields()
     for name, value in changed.items():

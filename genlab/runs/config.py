@@ -53,6 +53,14 @@ class TrainConfig:
         min=1,
         resumable=True,
     )
+    ema: float | None = setting(
+        None,
+        "keep an exponential moving average of the weights with this decay (e.g. 0.999); evaluations, "
+        "sample grids, FID and the saved model use the average",
+        min=0,
+        max=0.99999,
+        resumable=True,
+    )
     seed: int = setting(0, "seeds the weights, the batch order and the sample grids", min=0)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
     grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)

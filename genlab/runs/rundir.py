@@ -36,6 +36,7 @@ from .records import EvalRow, FidRow, MetricRow, RunInfo, RunStatus, TrainRow, l
 CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
 STATE_NAME = "trainer_state.json"  # written last: its presence marks a complete checkpoint
 OPTIM_NAME = "optimizer.safetensors"
+TRAIN_PREFIX = "train."  # in OPTIM_NAME: the training weights, when model.safetensors holds their moving average
 LOG_NAME = "train.log"
 RESERVE_NAME, RESERVE_BYTES = ".reserve", 256 * 1024
 
@@ -225,18 +226,24 @@ class RunDir:
             if leftover.exists():
                 shutil.rmtree(leftover)
 
-    def save_checkpoint(self, model, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    def save_checkpoint(self, model, optimizer: torch.optim.Optimizer, state: dict, ema=None) -> None:
+        """The model (``ema``, the weights' moving average, when there is one) as ``model.safetensors``, which
+        is what loading the run gives; the training weights (under ``train.`` when they differ), the
+        optimizer and the RNG state beside it, in ``optimizer.safetensors``."""
         from safetensors.torch import save
 
-        for name, p in model.state_dict().items():
-            if p.is_floating_point() and not torch.isfinite(p).all():
-                raise FloatingPointError(f"refusing to checkpoint non-finite weights ('{name}')")
+        for m in (model, ema) if ema is not None else (model,):
+            for name, p in m.state_dict().items():
+                if p.is_floating_point() and not torch.isfinite(p).all():
+                    raise FloatingPointError(f"refusing to checkpoint non-finite weights ('{name}')")
         self.recover_checkpoint()
         new, ckpt, old = self.path / CKPT_NEW, self.path / CKPT, self.path / CKPT_OLD
         new.mkdir(parents=True)
         try:
-            model.save_pretrained(new)
+            (ema if ema is not None else model).save_pretrained(new)
             tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+            if ema is not None:
+                tensors.update({TRAIN_PREFIX + k: v.contiguous() for k, v in model.state_dict().items()})
             tensors["rng.cpu"] = torch.get_rng_state()
             if torch.cuda.is_available():
                 tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -252,8 +259,10 @@ class RunDir:
         fsync_dir(self.path)
         shutil.rmtree(old, ignore_errors=True)
 
-    def load_checkpoint(self, model, optimizer: torch.optim.Optimizer | None) -> dict:
-        """Load weights (and optimizer and RNG state) into ``model``; return the trainer state."""
+    def load_checkpoint(self, model, optimizer: torch.optim.Optimizer | None, ema=None) -> dict:
+        """Load weights (and optimizer and RNG state) into ``model``, and the moving average into ``ema``
+        when given (a run that starts averaging on resume starts from the weights); return the trainer
+        state. A run saved with an average and resumed without one trains on from its training weights."""
         from safetensors.torch import load_file
 
         from ..models.base import read_weights
@@ -272,11 +281,15 @@ class RunDir:
                 raise ValueError("no step count")
         except (ValueError, UnicodeDecodeError, OSError) as e:
             raise CheckpointError(f"{ckpt / STATE_NAME} is damaged ({e}){damaged}") from None
-        model.load_state_dict(read_weights(ckpt / "model.safetensors", model), strict=True)
+        saved = read_weights(ckpt / "model.safetensors", model)
         try:
             tensors = load_file(str(ckpt / OPTIM_NAME))
             rng = tensors.pop("rng.cpu")
             cuda_rng = tensors.pop("rng.cuda", None)
+            train = {k[len(TRAIN_PREFIX) :]: tensors.pop(k) for k in list(tensors) if k.startswith(TRAIN_PREFIX)}
+            model.load_state_dict(train or saved, strict=True)
+            if ema is not None:
+                ema.load_state_dict(saved, strict=True)
             opt_state = _unflatten_optimizer(tensors, state.pop("optimizer")) if optimizer is not None else None
             if optimizer is not None:
                 optimizer.load_state_dict(opt_state)

@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
 from ..data import load_dataset
@@ -87,6 +88,12 @@ class Trainer:
         self.model = mcls(mconf).to(self.device)
         self.memory_format = torch.channels_last if self.model.prefers_channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
+        # the moving average of the weights (Polyak averaging): evaluated, sampled and saved in their place (a copy
+        # taken before DDP wraps the model; its BatchNorm buffers are averaged like the weights)
+        self.ema = None
+        if cfg.ema:
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            self.ema.n_averaged.fill_(1)  # it starts as a copy: average from the first step on, never re-copy
         self.ddp = None
         if world.distributed:
             if self.device.type == "cuda":  # batch statistics over the global batch, as in one process
@@ -139,6 +146,11 @@ class Trainer:
         return autocast(self.device, self.cfg.amp)
 
     # -- evaluation and samples ------------------------------------------------------------
+    @property
+    def net(self):
+        """The model that is evaluated, sampled and saved: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     def evaluate(self) -> dict[str, float]:
         """Test metrics over the (capped) test split; under torchrun each process takes every N-th image
         and the image-weighted means are reduced over all of them."""
@@ -146,7 +158,7 @@ class Trainer:
         images = self.test_x[: self.cfg.eval_batches * bs] if self.cfg.eval_batches else self.test_x
         mine = images[world.rank :: world.size]
         m = average_metrics(
-            self.model, mine, self.local_batch, autocast=self._autocast(), memory_format=self.memory_format
+            self.net, mine, self.local_batch, autocast=self._autocast(), memory_format=self.memory_format
         )
         if world.distributed:
             keys = sorted(m)
@@ -160,7 +172,7 @@ class Trainer:
         from ..metrics.fid import fid_from_stats
 
         t = time.perf_counter()
-        st = self.fid.stats_of_model(self.model, self.cfg.fid_samples, seed=self.cfg.seed)
+        st = self.fid.stats_of_model(self.net, self.cfg.fid_samples, seed=self.cfg.seed)
         return {
             "fid": fid_from_stats(st, self.fid_ref),
             "fid_samples": self.cfg.fid_samples,
@@ -172,12 +184,12 @@ class Trainer:
     def save_samples(self, step: int) -> None:
         self.run.samples.mkdir(exist_ok=True)
         g = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
-        imgs = self.model.sample(self.cfg.sample_n, temperature=1.0, generator=g).float().cpu()
+        imgs = self.net.sample(self.cfg.sample_n, temperature=1.0, generator=g).float().cpu()
         nrow = int(math.ceil(math.sqrt(len(imgs))))
         save_image(imgs, self.run.sample_grid(step), nrow=nrow, padding=1)
-        if self.model.reconstructs:
+        if self.net.reconstructs:
             x = self.test_x[:32].float().div(255.0)
-            pairs = torch.stack([x, self.model.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
+            pairs = torch.stack([x, self.net.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
             save_image(pairs, self.run.recon_grid(step), nrow=16, padding=1)
 
     # -- the loop --------------------------------------------------------------------------
@@ -204,7 +216,7 @@ class Trainer:
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
         if self.resume:
             try:
-                state = run.load_checkpoint(self.model, self.opt)
+                state = run.load_checkpoint(self.model, self.opt, ema=self.ema.module if self.ema else None)
             except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
                 return self._fail(str(e))
         if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
@@ -321,7 +333,7 @@ class Trainer:
 
     def _checkpoint(self, state: dict) -> None:
         if self.world.main:
-            self.run.save_checkpoint(self.model, self.opt, state)
+            self.run.save_checkpoint(self.model, self.opt, state, ema=self.ema.module if self.ema else None)
         self._last_ckpt = f"step {state['step']}"
 
     def _loop(self, state: dict) -> RunStatus:
@@ -392,6 +404,8 @@ class Trainer:
             else:
                 consecutive_bad = 0
                 self.opt.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 # summed as tensors: no device sync until the row is written
                 for k, v in {**metrics, "grad_norm": grad_norm}.items():
                     sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else v)
