@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -271,6 +272,7 @@ def test_launch_a_flow_from_train_page(app_env):
     for name, v in (("num_blocks", 1), ("features", 4)):
         at.number_input(key=f"opt_realnvp_{name}").set_value(v)
     at.selectbox(key="lr_schedule").set_value("cosine")
+    at.number_input(key="ema").set_value(0.99)
     at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception and not at.error
     _wait(at, lambda a: _status(a) == "finished")
@@ -282,7 +284,8 @@ def test_launch_a_flow_from_train_page(app_env):
         20,
         {"num_blocks": 1, "features": 4},
     )
-    assert cfg["lr_schedule"] == "cosine"
+    assert cfg["lr_schedule"] == "cosine" and cfg["ema"] == 0.99
+    assert any(k.startswith("train.") for k in load_file(str(run / "checkpoint" / "optimizer.safetensors")))
     lrs = [r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
     assert lrs[-1] == pytest.approx(cfg["lr"] / 10)  # the last step is at the cosine's floor
     assert _chart_points(at) == 2
