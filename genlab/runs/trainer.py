@@ -216,7 +216,7 @@ class Trainer:
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
         if self.resume:
             try:
-                state = run.load_checkpoint(self.model, self.opt, ema=self.ema.module if self.ema else None)
+                state = run.load_checkpoint(self.model, self.opt, ema=self.ema.module if self.ema is not None else None)
             except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
                 return self._fail(str(e))
         if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
@@ -333,7 +333,7 @@ class Trainer:
 
     def _checkpoint(self, state: dict) -> None:
         if self.world.main:
-            self.run.save_checkpoint(self.model, self.opt, state, ema=self.ema.module if self.ema else None)
+            self.run.save_checkpoint(self.model, self.opt, state, ema=self.ema.module if self.ema is not None else None)
         self._last_ckpt = f"step {state['step']}"
 
     def _loop(self, state: dict) -> RunStatus:
