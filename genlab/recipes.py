@@ -43,12 +43,14 @@ RECIPES: tuple[Recipe, ...] = (
            " --eval-every 500 --eval-batches 20",
            temperature=1.0),
     # the run in runs/ship went through several sessions and learning rates: 1e-3 to step 5,380, a cosine
-    # to ~5.5e-4 by 6,540, 1e-3 again to 7,280 (worse: see docs/benchmarks.md), then this command's
-    # schedule, 6e-4 with a cosine over the last 4,100 steps. After ~12 epochs its samples are still
-    # stroke fragments, not digits: it ships once they read as digits (a GPU, or a bigger flow)
+    # to ~5.5e-4 by 6,540, 1e-3 again to 7,280 (worse: see docs/benchmarks.md), 6e-4 with a cosine to
+    # 8e-5 at 10,868 (session 5), then in session 6 a restart at 4e-4 with a cosine over the last 7,550
+    # steps of 19,000, bf16 autocast from step 11,250 and the weights' moving average from 13,270. This is
+    # that last command. It ships once its samples read as digits
     Recipe("realnvp-mnist-32",
-           "realnvp --dataset mnist --image-size 32 --batch-size 64 --lr 0.0006 --lr-schedule cosine"
-           " --decay-steps 4100 --max-steps 11400 --max-minutes 480 --eval-every 500 --eval-batches 20 --compile",
+           "realnvp --dataset mnist --image-size 32 --batch-size 64 --lr 0.0004 --lr-schedule cosine"
+           " --decay-steps 7550 --max-steps 19000 --max-minutes 600 --eval-every 500 --eval-batches 20 --compile"
+           " --ema 0.999",
            temperature=0.8, ships=False),
     # 98 training images: with beta=1 the VAEs memorise them (test bits/dim rise from ~500 steps on) and
     # the prior's samples fall between the memorised codes (blue and green faces); beta=4 keeps the
