@@ -60,7 +60,7 @@ clean:
 	rm -rf $(VENV)
 
 # retrain the checkpoints from scratch, then export them with their figures (dev CPU: about 2 hours for the
-# shipped ones, plus about 3.5 for realnvp-mnist-32; `python -m genlab checkpoints NAME` does one)
+# shipped ones and another hour for realnvp-mnist-32; `python -m genlab checkpoints NAME` does one)
 checkpoints: $(STAMP)
 	$(BIN)/python -m genlab checkpoints
 
