@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -18,8 +20,11 @@ def has_fast_bf16(device: torch.device) -> bool:
     Elsewhere bf16 is emulated on the CPU and autocast would slow training down."""
     if device.type == "cuda":
         return True
-    if device.type != "cpu":
-        return False
+    return device.type == "cpu" and _cpu_has_native_bf16()
+
+
+@functools.cache  # asked on every training step; the CPU does not change
+def _cpu_has_native_bf16() -> bool:
     # torch exposes these probes only under private names; a torch without them gets float32
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, p, lambda: False)() for p in probes)

@@ -5,13 +5,21 @@ import pytest
 import torch
 
 from conftest import tiny_train_config
-from genlab.device import autocast, has_fast_bf16, precision
+from genlab.device import _cpu_has_native_bf16, autocast, has_fast_bf16, precision
 from genlab.models import RealNVP, RealNVPConfig
 from genlab.runs.rundir import RunDir
 from genlab.runs.trainer import Trainer
 
 CPU = torch.device("cpu")
 FAST = has_fast_bf16(CPU)
+
+
+@pytest.fixture(autouse=True)
+def _probe_again():
+    """has_fast_bf16 probes the CPU once per process: these tests patch the probes, so forget the answer."""
+    _cpu_has_native_bf16.cache_clear()
+    yield
+    _cpu_has_native_bf16.cache_clear()
 
 
 def _no_bf16(monkeypatch):

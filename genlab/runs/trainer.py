@@ -147,9 +147,14 @@ class Trainer:
 
     # -- evaluation and samples ------------------------------------------------------------
     @property
+    def averaged(self):
+        """The moving average of the weights, as a model; None without ``--ema``."""
+        return self.ema.module if self.ema is not None else None
+
+    @property
     def net(self):
         """The model that is evaluated, sampled and saved: the moving average when there is one."""
-        return self.ema.module if self.ema is not None else self.model
+        return self.averaged if self.ema is not None else self.model
 
     def evaluate(self) -> dict[str, float]:
         """Test metrics over the (capped) test split; under torchrun each process takes every N-th image
@@ -216,7 +221,7 @@ class Trainer:
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
         if self.resume:
             try:
-                state = run.load_checkpoint(self.model, self.opt, ema=self.ema.module if self.ema is not None else None)
+                state = run.load_checkpoint(self.model, self.opt, ema=self.averaged)
             except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
                 return self._fail(str(e))
         if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
@@ -333,7 +338,7 @@ class Trainer:
 
     def _checkpoint(self, state: dict) -> None:
         if self.world.main:
-            self.run.save_checkpoint(self.model, self.opt, state, ema=self.ema.module if self.ema is not None else None)
+            self.run.save_checkpoint(self.model, self.opt, state, ema=self.averaged)
         self._last_ckpt = f"step {state['step']}"
 
     def _loop(self, state: dict) -> RunStatus:
