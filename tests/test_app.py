@@ -273,6 +273,7 @@ def test_launch_a_flow_from_train_page(app_env):
         at.number_input(key=f"opt_realnvp_{name}").set_value(v)
     at.selectbox(key="lr_schedule").set_value("cosine")
     at.number_input(key="ema").set_value(0.99)
+    at.checkbox(key="hflip").check()
     at.button(key="FormSubmitter:launch-Launch run").click().run()
     assert not at.exception and not at.error
     _wait(at, lambda a: _status(a) == "finished")
@@ -284,7 +285,7 @@ def test_launch_a_flow_from_train_page(app_env):
         20,
         {"num_blocks": 1, "features": 4},
     )
-    assert cfg["lr_schedule"] == "cosine" and cfg["ema"] == 0.99
+    assert cfg["lr_schedule"] == "cosine" and cfg["ema"] == 0.99 and cfg["hflip"] is True
     assert any(k.startswith("train.") for k in load_file(str(run / "checkpoint" / "optimizer.safetensors")))
     lrs = [r["lr"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
     assert lrs[-1] == pytest.approx(cfg["lr"] / 10)  # the last step is at the cosine's floor

@@ -82,6 +82,7 @@ def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
         "image_size": 32,
         "batch_size": 8,
         "seed": 1,
+        "hflip": True,
         "fid_ref_n": 50,
         "model": "realnvp",
         "model_config": {"latent_dim": 8},

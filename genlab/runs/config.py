@@ -61,7 +61,12 @@ class TrainConfig:
         max=0.99999,
         resumable=True,
     )
-    seed: int = setting(0, "seeds the weights, the batch order and the sample grids", min=0)
+    hflip: bool = setting(
+        False,
+        "mirror a random half of each training batch left-right (augmentation; RealNVP and Glow flip "
+        "CIFAR-10): doubles a small data set such as emoji-faces' 98 images. Test images are never flipped",
+    )
+    seed: int = setting(0, "seeds the weights, the batch order, the flips and the sample grids", min=0)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
     grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)
     log_every: int = setting(10, "steps between logged train rows", min=1, resumable=True)

@@ -138,8 +138,14 @@ class Trainer:
             self._perm = torch.randperm(len(self.train_x), generator=g).to(self.device)
             self._perm_epoch = epoch
         idx = self._perm[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]  # the global batch
-        idx = idx[self.world.rank * self.local_batch : (self.world.rank + 1) * self.local_batch]  # this process's slice
-        x = self.train_x[idx].float().div_(255.0)  # [B / processes, C, S, S] in [0, 1]
+        mine = slice(self.world.rank * self.local_batch, (self.world.rank + 1) * self.local_batch)
+        x = self.train_x[idx[mine]].float().div_(255.0)  # [B / processes, C, S, S] in [0, 1]
+        if self.cfg.hflip:
+            # drawn for the global batch from (seed, step) alone: a resumed run, and any number of
+            # processes, flip exactly the images an uninterrupted single process would have flipped
+            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step + (1 << 40))
+            flip = (torch.rand(len(idx), generator=g) < 0.5)[mine].to(self.device)  # [B / processes]
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         return x.contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
