@@ -25,7 +25,14 @@ SMALL = RealNVPConfig(image_size=8, channels=3, num_scales=2, num_blocks=1, feat
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize(
-    "cfg", [SMALL, RealNVPConfig(image_size=16, channels=1, num_scales=3, num_blocks=2, features=8)]
+    "cfg",
+    [
+        SMALL,
+        RealNVPConfig(image_size=16, channels=1, num_scales=3, num_blocks=2, features=8),
+        RealNVPConfig(image_size=16, channels=1, num_scales=3, num_blocks=1, features=8, first_split=1),
+        RealNVPConfig(image_size=8, channels=3, num_scales=3, num_blocks=1, features=8, first_split=2),  # no split
+    ],
+    ids=["2-scales", "3-scales", "split-from-1", "no-split"],
 )
 def test_inverse_of_forward_is_the_identity(cfg, mode):
     m = perturbed(cfg)
@@ -38,11 +45,14 @@ def test_inverse_of_forward_is_the_identity(cfg, mode):
         assert (m(m.inverse(z))[0] - z).abs().max() < 1e-3
 
 
-@pytest.mark.parametrize("shape,scales", [((1, 4, 4), 2), ((3, 4, 4), 2), ((2, 4, 4), 1)])
-def test_logdet_equals_autograd_jacobian(shape, scales):
+@pytest.mark.parametrize(
+    "shape,scales,first_split", [((1, 4, 4), 2, 0), ((3, 4, 4), 2, 0), ((2, 4, 4), 1, 0), ((1, 8, 8), 3, 1)]
+)
+def test_logdet_equals_autograd_jacobian(shape, scales, first_split):
     c, s, _ = shape
     m = perturbed(
-        RealNVPConfig(image_size=s, channels=c, num_scales=scales, num_blocks=1, features=4), dtype=torch.float64
+        RealNVPConfig(image_size=s, channels=c, num_scales=scales, num_blocks=1, features=4, first_split=first_split),
+        dtype=torch.float64,
     )
     x = torch.rand(2, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 0.9 + 0.05
     _, logdet = m(x)
@@ -142,6 +152,20 @@ def test_save_reload_identical_log_prob(tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="squeezed"):
         RealNVPConfig(image_size=12, num_scales=4)
+    with pytest.raises(ValueError, match="first_split 3 is past"):
+        RealNVPConfig(image_size=32, num_scales=3, first_split=3)
+
+
+def test_a_later_first_split_keeps_every_dimension_until_that_scale():
+    """first_split=k: scales before k squeeze without factoring out, so their channels all go on (and the
+    old checkpoints, written before the option existed, load as first_split=0, every scale splitting)."""
+    base = dict(image_size=16, channels=3, num_scales=3, num_blocks=1, features=4)
+    paper, late, none = (RealNVP(RealNVPConfig(**base, first_split=k)) for k in (0, 1, 2))
+    # channels into each scale's checkerboard couplings: 3, then 6 (half of 12) or 12 (all of them), ...
+    assert [s.checker[0].net.inp.parametrizations.weight.original1.shape[1] for s in paper.scales] == [3, 6, 12]
+    assert [s.checker[0].net.inp.parametrizations.weight.original1.shape[1] for s in late.scales] == [3, 12, 24]
+    assert [s.checker[0].net.inp.parametrizations.weight.original1.shape[1] for s in none.scales] == [3, 12, 48]
+    assert RealNVPConfig(**base) == RealNVPConfig(**base, first_split=0)
 
 
 def test_channels_last_computes_the_same_function():

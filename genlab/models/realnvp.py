@@ -46,6 +46,12 @@ class RealNVPConfig:
     num_blocks: int = setting(4, "residual blocks per s/t network (paper: 8 for CIFAR-10)", min=1)
     features: int = setting(32, "feature maps in the s/t networks (paper: 64)", min=1)
     alpha: float = setting(0.05, "logit preprocessing: y = logit(alpha + (1 - 2 alpha) x)", above=0, max=0.4999)
+    first_split: int = setting(
+        0,
+        "the first scale that factors out half of its channels (paper: 0, every scale); later splits send "
+        "fine detail through the coarse couplings instead of into independent latents",
+        min=0,
+    )
 
     def __post_init__(self):
         check(self)
@@ -58,6 +64,11 @@ class RealNVPConfig:
             )
         if not 0 < self.alpha < 0.5:
             raise ValueError("RealNVP alpha must lie in (0, 0.5)")
+        if self.first_split > max(0, self.num_scales - 1):
+            raise ValueError(
+                f"RealNVP first_split {self.first_split} is past its last scale that can split "
+                f"({self.num_scales - 2 if self.num_scales > 1 else 'none'}); {self.num_scales - 1} means no split"
+            )
 
 
 def _wn_conv(c_in: int, c_out: int, k: int) -> nn.Module:
@@ -150,9 +161,10 @@ class ChannelCoupling(nn.Module):
 class Scale(nn.Module):
     """One scale: checkerboard couplings, then (unless last) squeeze, channel-wise couplings, split."""
 
-    def __init__(self, channels: int, last: bool, cfg: RealNVPConfig):
+    def __init__(self, channels: int, last: bool, cfg: RealNVPConfig, split: bool = True):
         super().__init__()
         self.last = last
+        self.split = split and not last  # factor out half of the channels after the squeeze
         n_cb = 4 if last else 3
         self.checker = nn.ModuleList([CheckerboardCoupling(channels, i % 2, cfg) for i in range(n_cb)])
         self.channel = nn.ModuleList([] if last else [ChannelCoupling(4 * channels, i % 2, cfg) for i in range(3)])
@@ -173,8 +185,8 @@ class RealNVP(GenerativeModel):
         c, scales = self.config.channels, []
         for i in range(self.config.num_scales):
             last = i == self.config.num_scales - 1
-            scales.append(Scale(c, last, self.config))
-            c = 2 * c  # squeeze gives 4c channels, half are factored out
+            scales.append(Scale(c, last, self.config, split=i >= self.config.first_split))
+            c = 2 * c if scales[-1].split else 4 * c  # squeeze gives 4c channels; a split factors out half
         self.scales = nn.ModuleList(scales)
 
     @property
@@ -233,6 +245,9 @@ class RealNVP(GenerativeModel):
         for layer in sc.channel:
             h, ld = layer(h)
             logdet = logdet + ld
+        if not sc.split:  # everything goes on to the next scale
+            z, ld = self._flow(h, i + 1)
+            return F.pixel_shuffle(z, 2), logdet + ld
         z_out, h_rest = h.chunk(2, dim=1)  # factor out half of the channels
         z_rest, ld = self._flow(h_rest, i + 1)
         return F.pixel_shuffle(torch.cat([z_out, z_rest], dim=1), 2), logdet + ld
@@ -240,8 +255,11 @@ class RealNVP(GenerativeModel):
     def _flow_inverse(self, z, i: int):
         sc = self.scales[i]
         if not sc.last:
-            z_out, z_rest = F.pixel_unshuffle(z, 2).chunk(2, dim=1)
-            h = torch.cat([z_out, self._flow_inverse(z_rest, i + 1)], dim=1)
+            if sc.split:
+                z_out, z_rest = F.pixel_unshuffle(z, 2).chunk(2, dim=1)
+                h = torch.cat([z_out, self._flow_inverse(z_rest, i + 1)], dim=1)
+            else:
+                h = self._flow_inverse(F.pixel_unshuffle(z, 2), i + 1)
             for layer in reversed(sc.channel):
                 h = layer.inverse(h)
             z = F.pixel_shuffle(h, 2)
