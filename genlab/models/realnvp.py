@@ -12,6 +12,12 @@
 - Ho et al., "Flow++", arXiv 1902.00275, §3.1: ``nll_bpd(x, k)`` averages k dequantization
   samples inside the log (an importance-weighted bound; k=1 is the usual bits/dim).
 
+``first_split`` is an ablation of §3.6's factor-out, measured here (docs/benchmarks.md, "RealNVP on
+emoji-faces"): on 98 emoji faces the half factored out at 16×16 held every eye and mouth, as
+independent Gaussian latents, so samples scattered brown blobs over the disk; with the first split
+at the second scale the same features pass through the 8×8 and 4×4 couplings and samples have two
+eyes and a mouth.
+
 The s/t networks are weight-normalised ResNets with no batch statistics, so a sample's
 log-determinant never depends on the rest of its batch and train and eval modes compute the
 same function.
