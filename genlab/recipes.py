@@ -63,7 +63,8 @@ RECIPES: tuple[Recipe, ...] = (
            temperature=0.8),
     # four scales, the first split at the second: with the split at 16×16 every eye and mouth was factored
     # out there as independent noise and samples were blobs (docs/benchmarks.md, "RealNVP on emoji-faces");
-    # flips double the 98 faces; 1,000 steps, near the test optimum (it overfits from ~700 steps on)
+    # flips double the 98 faces; 1,000 steps, where the grid is faces (test bits/dim are best near step
+    # 500, and it overfits after; at 600 steps the faces were fainter and smudged)
     Recipe("realnvp-emoji-32",
            "realnvp --dataset emoji-faces --image-size 32 --batch-size 32 --num-scales 4 --first-split 1 --hflip"
            " --lr-schedule cosine --max-steps 1000 --eval-every 250 --compile",

@@ -63,8 +63,9 @@ class TrainConfig:
     )
     hflip: bool = setting(
         False,
-        "mirror a random half of each training batch left-right (augmentation; RealNVP and Glow flip "
-        "CIFAR-10): doubles a small data set such as emoji-faces' 98 images. Test images are never flipped",
+        "mirror a random half of each training batch left-right (the usual augmentation for pictures whose "
+        "mirror image is as likely): doubles a small data set such as emoji-faces' 98 images. Test images "
+        "are never flipped",
     )
     seed: int = setting(0, "seeds the weights, the batch order, the flips and the sample grids", min=0)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
