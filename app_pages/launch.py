@@ -1,118 +1,182 @@
-"""Train's launch form: a new run's settings, checked by ``TrainConfig`` and started by ``genlab.runs.jobs``."""
+"""Train's launch form: a preset (a shipped checkpoint's recipe) or Custom fills every field; the run's
+``TrainConfig`` is the preset's with the form's values on top, checked there and started by ``genlab.runs.jobs``."""
+
+import dataclasses
 
 import streamlit as st
 import torch
 
 from genlab import public
-from genlab.data import list_datasets
+from genlab.config import ConfigError
+from genlab.data import DatasetUnavailable, list_datasets
+from genlab.display import duration
 from genlab.models import MODELS, model_options
+from genlab.recipes import SHIPPED, fastest, recipe
 from genlab.runs import jobs
 from genlab.runs.config import LR_SCHEDULES, TrainConfig
-from genlab.runs.rundir import list_runs
+from genlab.runs.rundir import RunLocked, list_runs
+
+CUSTOM = "custom"
+FOLDER = "folder:…"
+
+
+def _family_defaults(model: str) -> TrainConfig:
+    d = MODELS[model].train_defaults
+    return TrainConfig(model=model, batch_size=d.batch_size, epochs=d.epochs, max_steps=d.max_steps)
+
+
+def _fill(cfg: TrainConfig) -> None:
+    """Set every field of the form to ``cfg`` (the widgets read these keys on the next render)."""
+    ss = st.session_state
+    ss.update(
+        train_model=cfg.model,
+        dataset=cfg.dataset,
+        image_size=cfg.image_size,
+        length="steps" if cfg.max_steps else "epochs",
+        amount=cfg.max_steps or cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        lr_schedule=cfg.lr_schedule,
+        ema=cfg.ema or 0.0,
+        hflip=cfg.hflip,
+        fid_every=cfg.fid_every or 0,
+        fid_k=cfg.fid_samples,
+    )
+    for name, f in model_options(cfg.model).items():
+        ss[f"opt_{cfg.model}_{name}"] = cfg.model_config.get(name, f.default)
+
+
+def _on_preset() -> None:
+    name = st.session_state["_preset"] = st.session_state["preset"]  # "_preset" outlives a visit to another page
+    if name != CUSTOM:
+        _fill(recipe(name).config())
+
+
+def _on_model() -> None:
+    st.session_state["preset"] = st.session_state["_preset"] = CUSTOM
+    _fill(_family_defaults(st.session_state.get("train_model", "vae")))
+
+
+def _preset_label(name: str) -> str:
+    if name == CUSTOM:
+        return "Custom: set every field yourself"
+    r = recipe(name)
+    t = r.expected_seconds()
+    return f"{r.title} · ~{duration(t)} on {r.where_measured()}" if t else r.title
 
 
 def launch_form(root: str, max_runs: int) -> None:
     datasets = {d.name: d for d in list_datasets()}
+    if "preset" not in st.session_state:  # a first visit (or back from another page): every field filled
+        st.session_state["preset"] = st.session_state.get("_preset", fastest().name)
+        _on_preset() if st.session_state["preset"] != CUSTOM else _on_model()
     new_run = st.expander("New run", expanded=not list_runs(root))
+    preset = new_run.selectbox(
+        "Start from",
+        [r.name for r in SHIPPED] + [CUSTOM],
+        key="preset",
+        on_change=_on_preset,
+        format_func=_preset_label,
+        help="Each preset is the recipe of a shipped checkpoint: launch it unchanged and you get that kind of "
+        "picture. Change any field below to experiment from there.",
+    )
     model = new_run.radio(
         "Model",
         sorted(MODELS, reverse=True),
         horizontal=True,
         key="train_model",
-        format_func=lambda m: (
-            f"{MODELS[m].display_name} ({MODELS[m].default_image_size()}×{MODELS[m].default_image_size()})"
-        ),
+        on_change=_on_model,
+        format_func=lambda m: MODELS[m].display_name,
     )
-    family, defaults = MODELS[model], MODELS[model].train_defaults
+
+    def dataset_label(n: str) -> str:
+        if n not in datasets:
+            return n
+        d = datasets[n]
+        if not d.available:
+            return f"{n} (unavailable here)"
+        return f"{n} (needs internet)" if d.needs_network else f"{n} ({d.count or '?'} images)"
+
     with new_run, st.form("launch"):
         c1, c2, c3 = st.columns(3)
-        dataset = c1.selectbox(
-            "Dataset",
-            list(datasets) + ["folder:…"],
-            key="dataset",
-            format_func=lambda n: (
-                n
-                if n not in datasets
-                else f"{n} ({datasets[n].count or '?'} images)"
-                if datasets[n].available
-                else f"{n} (unavailable here)"
-            ),
-        )
+        dataset = c1.selectbox("Dataset", list(datasets) + [FOLDER], key="dataset", format_func=dataset_label)
         folder = c1.text_input("Folder or .zip of images (for folder:…)", key="folder")
         ema = c1.number_input(
-            "Weight EMA decay (0: off)",
-            0.0,
-            0.99999,
-            0.0,
-            format="%g",
-            key="ema",
+            "Weight EMA decay (0: off)", 0.0, 0.99999, format="%g", key="ema",
             help="e.g. 0.999: samples and evaluations use the moving average of the weights",
-        )
+        )  # fmt: skip
         hflip = c1.checkbox(
             "Mirror half of each batch",
             key="hflip",
             help="left-right flips of training images: doubles a small data set (emoji-faces has 98 images)",
         )
-        # per-model keys: each family keeps its own defaults (genlab.models: its train_defaults and image size)
-        sizes = sorted({16, 32, 64, family.default_image_size()})
-        size = c2.selectbox(
-            "Image size", sizes, index=sizes.index(family.default_image_size()), key=f"image_size_{model}"
-        )
-        by_epochs = defaults.epochs is not None
-        length = c3.radio(
-            "Length in", ["epochs", "steps"], index=0 if by_epochs else 1, horizontal=True, key=f"length_{model}"
-        )
-        amount = c3.number_input(
-            "Epochs or steps", 1, 1_000_000, defaults.epochs if by_epochs else defaults.max_steps, key=f"amount_{model}"
-        )
-        batch = c2.number_input("Batch size", 1, 4096, defaults.batch_size, key=f"batch_size_{model}")
-        lr = c3.number_input("Learning rate", 1e-6, 1.0, 1e-3, step=1e-4, format="%.0e", key="lr")
+        sizes = sorted({16, 32, 64, st.session_state.get("image_size") or MODELS[model].default_image_size()})
+        size = c2.selectbox("Image size", sizes, key="image_size")
+        length = c3.radio("Length in", ["steps", "epochs"], horizontal=True, key="length")
+        amount = c3.number_input("Steps or epochs", 1, 1_000_000, key="amount")
+        batch = c2.number_input("Batch size", 1, 4096, key="batch_size")
+        lr = c3.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.0e", key="lr")
         schedule = c2.selectbox(
             "Learning-rate schedule", LR_SCHEDULES, key="lr_schedule", help="cosine: down to a tenth at the last step"
         )
         st.markdown("**Model size**")
         opts, kcols = {}, st.columns(4)
         for i, (name, f) in enumerate(model_options(model).items()):
-            widget = kcols[i % 4].number_input
-            opts[name] = widget(
+            opts[name] = kcols[i % 4].number_input(
                 name.replace("_", " "),
-                value=f.default,
                 key=f"opt_{model}_{name}",
+                help=f.metadata.get("help") or None,
                 **({"step": 1} if isinstance(f.default, int) else {"format": "%g"}),
             )
         f1, f2, f3, f4 = st.columns(4)
-        fid_every = f1.number_input("FID every N steps (0: off)", 0, 1_000_000, 0, key="fid_every")
-        fid_k = f2.number_input("FID samples K", 50, 50_000, 1000, key="fid_k")
+        fid_every = f1.number_input("FID every N steps (0: off)", 0, 1_000_000, key="fid_every")
+        fid_k = f2.number_input("FID samples K", 50, 50_000, key="fid_k")
         device = f3.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []), key="device")
         name = f4.text_input("Run name (optional)", key="run_name")
         gpus = 0 if public.enabled() else torch.cuda.device_count()
         # more than one GPU: train with one process per GPU (torchrun + DDP); the batch size stays the global batch
         processes = f3.number_input("GPUs", 1, gpus, gpus, key="gpus") if gpus > 1 else 1
         launched = st.form_submit_button("Launch run", type="primary")
+    if preset != CUSTOM:
+        new_run.caption(
+            f"Unchanged, this trains `python -m genlab train --preset {preset}`. Evaluations, sample grids and "
+            "checkpoints come about 20 to 50 times per run, whatever its length."
+        )
 
-    if launched:
-        ds = f"folder:{folder}" if dataset == "folder:…" else dataset
-        changed = {k: v for k, v in opts.items() if v != model_options(model)[k].default}
-        try:
-            cfg = TrainConfig(
-                model=model,
-                dataset=ds,
-                image_size=int(size),
-                batch_size=int(batch),
-                lr=float(lr),
-                lr_schedule=schedule,
-                device=device,
-                model_config=changed,
-                fid_every=int(fid_every) or None,
-                fid_samples=int(fid_k),
-                ema=float(ema) or None,
-                hflip=bool(hflip),
-                **({"epochs": int(amount)} if length == "epochs" else {"max_steps": int(amount)}),
-            )
-            run = jobs.launch(cfg, root, name=name or None, max_concurrent=int(max_runs), processes=int(processes))
-            st.session_state["train_run"] = run.path.name
-            st.toast(f"Launched {run.path.name}")
-        except (
-            Exception
-        ) as e:  # a bad setting (ConfigError), unknown data set, name taken, unwritable folder: say which
-            st.error(f"Could not launch: {e}")
+    if not launched:
+        return
+    if dataset == FOLDER and not folder.strip():
+        st.error("Give the folder or .zip of images to train on (the field under Dataset), or pick a data set.")
+        return
+    base = recipe(preset).config() if preset != CUSTOM else TrainConfig(model=model)
+    changed = {k: v for k, v in opts.items() if v != model_options(model)[k].default}
+    try:
+        cfg = dataclasses.replace(
+            base,
+            dataset=f"folder:{folder.strip()}" if dataset == FOLDER else dataset,
+            image_size=int(size),
+            batch_size=int(batch),
+            lr=float(lr),
+            lr_schedule=schedule,
+            device=device,
+            model_config=changed,
+            fid_every=int(fid_every) or None,
+            fid_samples=int(fid_k),
+            ema=float(ema) or None,
+            hflip=bool(hflip),
+            eval_every=None,  # the cadence follows the run's length (genlab.runs.config.cadence)
+            epochs=int(amount) if length == "epochs" else None,
+            max_steps=int(amount) if length == "steps" else None,
+        )
+        run = jobs.launch(
+            cfg,
+            root,
+            name=name or None,
+            max_concurrent=int(max_runs),
+            processes=int(processes),
+            preset=None if preset == CUSTOM else preset,  # what it started from, changed or not
+        )
+        st.session_state["train_run"] = run.path.name
+        st.toast(f"Launched {run.path.name}")
+    except (ConfigError, DatasetUnavailable, FileExistsError, PermissionError, RunLocked, OSError, ValueError) as e:
+        st.error(f"Could not launch: {e}")

@@ -1,4 +1,4 @@
-"""Train: launch runs as background processes, watch them live, stop and resume them."""
+"""Train: launch runs as background processes, watch them live, stop, resume and delete them."""
 
 import streamlit as st
 
@@ -6,31 +6,38 @@ from app_pages.common import checkpoint_zip
 from app_pages.launch import launch_form
 from genlab import public
 from genlab.catalog import runs_dir
-from genlab.display import duration, run_row
-from genlab.plots import fid_figure, loss_figure, lr_figure
+from genlab.display import duration, megabytes, run_row
+from genlab.plots import fid_figure, loss_figure, lr_figure, terms_figure
 from genlab.runs import jobs
+from genlab.runs.grids import newest_readable
 from genlab.runs.records import RunStatus
-from genlab.runs.rundir import RunDir, list_runs, summarize
+from genlab.runs.rundir import RunDir, RunLocked, list_runs, summarize
 
 st.title("Train")
-with st.expander("Settings"):
-    if public.enabled():  # a hosted app: the runs folder and the caps are the server's, not the visitor's
-        lim = public.limits()
-        root, max_runs = str(runs_dir()), lim.max_runs
-        st.caption(
-            f"Public app: runs go to `{root}`; at most {lim.max_runs} train at once, each capped at "
-            f"{lim.max_steps} steps and {lim.max_minutes:g} minutes."
-        )
-    else:
-        root = st.text_input("Runs folder", str(runs_dir()), key="runs_root")
-        max_runs = st.number_input(
-            "Runs at once (more are queued)", 1, 8, jobs.default_max_concurrent(), key="max_runs"
-        )
+root = str(runs_dir())
+if public.enabled():  # a hosted app: the caps are the server's, not the visitor's
+    lim = public.limits()
+    max_runs = lim.max_runs
+    st.caption(
+        f"Public app: at most {lim.max_runs} runs train at once, each capped at {lim.max_steps} steps "
+        f"and {lim.max_minutes:g} minutes."
+    )
+else:
+    max_runs = jobs.default_max_concurrent()
+st.caption(
+    f"Runs are saved in `{root}` (set `GENLAB_RUNS` before starting the app to use another folder); "
+    f"{max_runs} train{'s' if max_runs == 1 else ''} at once (`GENLAB_MAX_RUNS`), more wait in a queue."
+)
 
 launch_form(root, int(max_runs))
 
 
-# -- runs -------------------------------------------------------------------------------------
+def _status_line(s) -> str:
+    speed = f"{s.images_per_s:.0f} images/s" + ("" if s.status.active else " (mean)") if s.images_per_s else "—"
+    eta = f" · ETA {duration(s.eta_s)}" if s.eta_s is not None else ""
+    return f"**{s.status}** · step {s.step}/{s.total_steps or '?'} · {speed}{eta} · {megabytes(s.disk_bytes)} on disk"
+
+
 @st.fragment(run_every=2.0)
 def live():
     runs = list_runs(root)
@@ -47,20 +54,16 @@ def live():
     pick = st.selectbox("Run", names, key="train_run")
     run = RunDir(runs[names.index(pick)].path)
     s, rows = summarize(run), run.read_metrics()
-    st.progress(
-        min(1.0, s.progress or 0.0),
-        text=f"**{s.status}** · step {s.step}/{s.total_steps or '?'} · "
-        f"{s.images_per_s or 0:.0f} images/s · ETA {duration(s.eta_s)}",
-    )
+    st.progress(min(1.0, s.progress or 0.0), text=_status_line(s))
     if s.error:
-        st.error(s.error)
-    if s.warning:
-        st.warning(s.warning)
-    b1, b2, b3 = st.columns(3)
+        st.error(s.error + ("" if s.can_resume or not s.status.resumable else " A resume cannot fix this."))
+    for w in s.warnings:
+        st.warning(w)
+    b1, b2, b3, b4 = st.columns(4)
     if b1.button("Stop run", disabled=not s.status.active, key="stop"):
         jobs.stop(run)
         st.toast(f"Stopping {pick}: it checkpoints and exits")
-    if b2.button("Resume run", disabled=not s.status.resumable, key="resume"):
+    if b2.button("Resume run", disabled=not s.can_resume, key="resume"):
         try:
             jobs.resume(run, int(max_runs))
         except (RuntimeError, ValueError) as e:  # another session resumed it a moment ago; an unreadable run.json
@@ -73,16 +76,29 @@ def live():
             file_name=f"{pick}.zip",
             key="dl",
         )
+    with b4.popover("Delete run", disabled=s.status.active, help="stop it first" if s.status.active else None):
+        st.write(f"Delete **{pick}** and everything in it ({megabytes(s.disk_bytes)}) for good?")
+        if st.button(f"Delete {pick}", type="primary", key="delete"):
+            try:
+                jobs.delete(run)
+                st.session_state.pop("train_run", None)
+                st.rerun(scope="fragment")
+            except (RuntimeError, RunLocked, OSError) as e:  # it was resumed a moment ago
+                st.error(str(e))
     c1, c2 = st.columns([3, 2])
     with c1:
         st.plotly_chart(loss_figure(rows), key="loss_chart")
-        for fig, key in ((fid_figure(rows), "fid_chart"), (lr_figure(rows), "lr_chart")):
+        extra = {"terms_chart": terms_figure(rows), "fid_chart": fid_figure(rows), "lr_chart": lr_figure(rows)}
+        for key, fig in extra.items():
             if fig is not None:
                 st.plotly_chart(fig, key=key)
     with c2:
-        grid = run.latest_samples()
-        if grid is not None:
-            st.image(str(grid), caption=f"samples at {grid.stem}", output_format="PNG")
+        newest = newest_readable(run.samples)  # a grid being replaced right now falls back to the one before
+        if newest is not None:
+            path, png = newest
+            st.image(png, caption=f"samples at step {int(path.stem.split('-')[1])} (T=1)", output_format="PNG")
+        if s.best is not None:
+            st.caption(f"Best test bits/dim so far: {s.best[1]:.3f} at step {s.best[0]} (kept as the run's best).")
     log = run.log_path
     if s.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) and log.is_file():
         with st.expander("Process log (last lines)"):

@@ -16,8 +16,16 @@ def load_model(spec: str | os.PathLike, revision: str | None = None, map_locatio
     Hub repos are downloaded into huggingface_hub's standard cache and loaded strictly, like a local
     folder; a local folder of the same name wins. Raises ``CheckpointError`` or ``genlab.hub.HubError``.
     """
+    from pathlib import Path
+
     from .hub import HubError, is_repo_id, pull
 
+    # 'checkpoints/nope' has a repo id's shape, but its first part is a folder here: a mistyped local path
+    if is_repo_id(str(spec)) and not Path(spec).exists() and Path(spec).parent.is_dir():
+        raise CheckpointError(
+            f"{spec} does not exist: {Path(spec).parent}/ has no folder '{Path(spec).name}' "
+            f"(a Hub repo id would be read as org/name only where no local folder '{Path(spec).parent}' exists)"
+        )
     if is_repo_id(str(spec)):
         try:
             path = pull(str(spec), revision, token).path

@@ -16,7 +16,7 @@ from .display import count
 from .models import MODELS, resolve_model_dir
 from .models.base import CheckpointError, GenerativeModel, read_config
 from .runs.records import RunStatus
-from .runs.rundir import RunDir, list_runs
+from .runs.rundir import RunDir, list_runs, summarize
 from .settings import settings
 
 
@@ -39,6 +39,7 @@ class ModelEntry:
     dataset: str | None  # what it was trained on, when known
     status: RunStatus | None  # a run's status; None for shipped models
     temperature: float = 1.0  # where its samples look best (an exported model's metrics.json, else its family)
+    best_step: int | None = None  # a run's best weights by test bits/dim (RUN/best/), kept at this step
 
     @property
     def family(self) -> type[GenerativeModel]:
@@ -59,21 +60,24 @@ class ModelEntry:
         return run if run.exists() else None
 
 
-def _entry(path: Path, source: str, name: str | None = None) -> ModelEntry | None:
+def _entry(path: Path, source: str, name: str | None = None, best_step: int | None = None) -> ModelEntry | None:
     from .export import read_metrics
 
     try:
         cfg = read_config(resolve_model_dir(path))
         family = MODELS[cfg["model_type"]]
-        run = RunDir(path)
+        run = RunDir(path if best_step is None else path.parent)
         train_cfg = run.config() if run.exists() else None
+        status = run.status() if source == "run" else None
     except (CheckpointError, KeyError, ValueError, OSError):  # not a model this genlab can load: not offered
         return None
     metrics = read_metrics(path)
     dataset = (train_cfg.dataset if train_cfg else None) or metrics.get("dataset")
-    status = run.status() if source == "run" else None
+    dataset = dataset if isinstance(dataset, str) else None
     size = int(cfg.get("image_size", 0))
     what = f"{family.model_type} {size}×{size}" + (f" · {dataset}" if dataset else "")
+    if best_step is not None:
+        name = f"{run.path.name} · best (step {best_step})"
     label = f"{name or path.name}  ({what}{', ' + status if status and status != RunStatus.FINISHED else ''})"
     return ModelEntry(
         label=label,
@@ -84,8 +88,17 @@ def _entry(path: Path, source: str, name: str | None = None) -> ModelEntry | Non
         channels=int(cfg.get("channels", 3)),
         dataset=dataset,
         status=status,
-        temperature=float(metrics.get("samples", {}).get("temperature", family.default_temperature)),
+        temperature=_temperature(metrics, family.default_temperature),
+        best_step=best_step,
     )
+
+
+def _temperature(metrics: dict, default: float) -> float:
+    """The card's temperature (metrics.json ``samples.temperature``) when it is a number in [0, 2]."""
+    samples = metrics.get("samples")
+    t = samples.get("temperature") if isinstance(samples, dict) else None
+    ok = isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 2
+    return float(t) if ok else default
 
 
 def model_entry(path: str | Path) -> ModelEntry | None:
@@ -101,8 +114,30 @@ def shipped_models(root: Path | None = None) -> list[ModelEntry]:
 
 
 def run_models(root: Path | None = None) -> list[ModelEntry]:
-    """Runs that have a checkpoint to sample from (a live run's latest one included), newest first."""
-    return [e for r in list_runs(root or runs_dir()) if r.has_checkpoint() and (e := _entry(r.path, "run"))]
+    """Runs that have a checkpoint to sample from (a live run's latest one included), newest first; after
+    each, its best weights by test bits/dim when they are not the latest checkpoint's."""
+    out = []
+    for r in list_runs(root or runs_dir()):
+        if not r.has_checkpoint() or (e := _entry(r.path, "run")) is None:
+            continue
+        out.append(e)
+        best = r.best()
+        if best is not None and best[0] != r.checkpoint_step() and (b := _entry(r.best_dir, "run", best_step=best[0])):
+            out.append(b)
+    return out
+
+
+def worth_showing(entry: ModelEntry) -> bool:
+    """Home shows a user's run beside the shipped models only when it finished, was launched from a preset,
+    and reached test bits/dim within ``recipes.BPD_FACTOR`` of that recipe's shipped checkpoint."""
+    from .recipes import RECIPES
+
+    run = entry.run
+    if entry.source != "run" or entry.status != RunStatus.FINISHED or run is None or entry.best_step is not None:
+        return False
+    s = summarize(run)
+    ceiling = next((r.bpd_ceiling() for r in RECIPES if r.name == s.preset), None)
+    return ceiling is not None and s.test_bpd is not None and s.test_bpd <= ceiling
 
 
 def _hub_registry() -> Path:

@@ -18,7 +18,6 @@ genlab publish [NAME ...]                    # push the shipped checkpoints to t
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -26,16 +25,15 @@ from pathlib import Path
 from .data import DatasetUnavailable, require_dataset
 from .hub import HubError
 from .metrics.fid import FIDWeightsUnavailable
-from .models import MODELS, model_options
+from .models import MODELS
 from .models.base import CheckpointError
-from .paths import safe_name
 from .runs.records import RunStatus
 from .runs.rundir import RunDir, RunLocked
 
 
 def _add_train(sub) -> None:
-    from .config import add_arguments
-    from .runs.config import TrainConfig
+    from .recipes import RECIPES
+    from .runs.config import add_train_arguments
 
     p = sub.add_parser(
         "train",
@@ -43,7 +41,12 @@ def _add_train(sub) -> None:
         description="Every option below is a field of genlab.runs.config.TrainConfig "
         "(or of the model's config); --batch-size is the batch of one optimizer step.",
     )
-    p.add_argument("model", nargs="?", choices=sorted(MODELS), help="model family (omit with --resume)")
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="start from a shipped checkpoint's recipe (" + ", ".join(r.name for r in RECIPES) + "); options "
+        "given with it override the recipe's",
+    )
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
@@ -66,33 +69,18 @@ def _add_train(sub) -> None:
         help="train with N processes on this machine (torchrun + DDP; one per GPU on CUDA): the same as "
         "torchrun --standalone --nproc_per_node=N -m genlab train ...",
     )
-    add_arguments(p.add_argument_group("training"), TrainConfig)
-    seen: set[str] = set()
-    for name, cls in sorted(MODELS.items()):
-        g = p.add_argument_group(f"{name} options")
-        add_arguments(g, cls.config_class, skip=tuple(seen), dest_prefix="model__")
-        seen |= set(model_options(name))
-
-
-def _model_options(args) -> dict:
-    return {k[len("model__") :]: v for k, v in vars(args).items() if k.startswith("model__") and v is not None}
-
-
-def train_config(args):
-    """The ``TrainConfig`` that ``genlab train MODEL ...`` trains (not for --resume)."""
-    from .config import given
-    from .runs.config import TrainConfig
-
-    return TrainConfig(model=args.model, model_config=_model_options(args), **given(args, TrainConfig))
+    add_train_arguments(p)
 
 
 def _train(args) -> int:
     from .config import given
-    from .runs.config import TrainConfig
+    from .runs.config import TrainConfig, config_from_args, model_options_given
     from .runs.distributed import world_from_env
+    from .runs.jobs import new_run_name
     from .runs.trainer import Trainer
+    from .settings import settings
 
-    options, model_opts = given(args, TrainConfig), _model_options(args)
+    options, model_opts = given(args, TrainConfig), model_options_given(args)
     world = world_from_env()
     if world.distributed and not (args.resume or args.out):
         print(
@@ -106,7 +94,7 @@ def _train(args) -> int:
         if not run.exists():
             print(f"error: {args.resume} is not a run directory (no run.json)", file=sys.stderr)
             return 2
-        if args.model or model_opts or args.out:
+        if args.model or model_opts or args.out or args.preset:
             print(
                 "error: a resumed run keeps its model, model options and folder; give only --resume RUN_DIR "
                 "and the settings to change",
@@ -126,9 +114,9 @@ def _train(args) -> int:
                 file=sys.stderr,
             )
             return 2
-        cfg = train_config(args)
+        cfg = config_from_args(args)
         require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before a run directory exists
-        out = Path(args.out or f"runs/{args.model}-{safe_name(cfg.dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = Path(args.out or settings().runs / new_run_name(cfg))
         if world.main and RunDir(out).exists() and not _never_started(RunDir(out)):
             print(
                 f"error: {out} already holds a run; resume it with --resume {out}, or choose another --out",
@@ -137,7 +125,7 @@ def _train(args) -> int:
             return 2
         trainer = Trainer(cfg, out)
         if world.main:
-            trainer.run.create(cfg)
+            trainer.run.create(cfg, preset=args.preset)
     slot = None
     if args.queue and not world.distributed:
         from .runs.jobs import wait_for_slot
@@ -199,19 +187,23 @@ def _never_started(run: RunDir) -> bool:
 
 
 def _sample(args) -> int:
-    import torch
-    from torchvision.utils import save_image
-
     from . import load_model
+    from .catalog import model_entry
     from .device import resolve_device
+    from .explore import grid, sample
 
+    if args.n < 1 or args.n > 1024 or args.scale < 0 or args.scale > 16:
+        raise ValueError(f"--n must be 1 to 1024 and --scale 0 to 16; got --n {args.n}, --scale {args.scale}")
     model = load_model(args.path, map_location=resolve_device(args.device))
-    g = torch.Generator().manual_seed(args.seed)
-    imgs = model.sample(args.n, temperature=args.temperature, generator=g).float().cpu()
+    temperature = args.temperature
+    if temperature is None:  # where the model card says its samples look best
+        entry = model_entry(args.path) if Path(args.path).exists() else None
+        temperature = entry.temperature if entry else model.default_temperature
+    scale = args.scale or max(1, 64 // model.config.image_size)  # 0: each image at least 64 pixels wide
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(imgs, out, nrow=args.nrow or int(math.ceil(math.sqrt(args.n))), padding=1)
-    print(f"wrote {args.n} samples (T={args.temperature}, seed={args.seed}) to {out}")
+    grid(sample(model, args.n, temperature, args.seed), nrow=args.nrow, scale=scale).save(out)
+    print(f"wrote {args.n} samples (T={temperature:g}, seed={args.seed}, {scale}x) to {out}")
     return 0
 
 
@@ -298,10 +290,12 @@ def _fid_stats(args) -> int:
 def _runs(args) -> int:
     from .display import run_row, text_table
     from .runs.rundir import list_runs, summarize
+    from .settings import settings
 
-    runs = list_runs(Path(args.root))
+    root = Path(args.root) if args.root else settings().runs
+    runs = list_runs(root)
     if not runs:
-        print(f"no runs under {args.root}")
+        print(f"no runs under {root}")
         return 0
     print(text_table([run_row(summarize(r)) for r in runs]))
     return 0
@@ -309,20 +303,23 @@ def _runs(args) -> int:
 
 def _datasets(args) -> int:
     from .data import list_datasets
+    from .display import text_table
 
-    rows = [("dataset", "available", "images", "source / what to do")]
-    for i in list_datasets():
-        rows.append(
-            (
-                i.name,
-                "yes" if i.available else "no",
-                str(i.count) if i.count else "?",
-                i.source if i.available else i.reason,
-            )
-        )
-    widths = [max(len(r[c]) for r in rows) for c in range(3)]
-    for r in rows:
-        print("  ".join(r[c].ljust(widths[c]) for c in range(3)) + "  " + r[3])
+    def where(i) -> str:
+        if not i.available:
+            return "no"
+        return "needs internet" if i.needs_network else "yes"
+
+    rows = [
+        {
+            "dataset": i.name,
+            "here": where(i),
+            "images": str(i.count) if i.count else "?",
+            "source / what to do": i.source if i.available else i.reason,
+        }
+        for i in list_datasets()
+    ]
+    print(text_table(rows))
     print("\nfolder:PATH reads any folder or .zip of images. Emoji: Twemoji graphics, CC-BY 4.0 (Twitter).")
     return 0
 
@@ -404,13 +401,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_train(sub)
     s = sub.add_parser("sample", help="write a grid of samples from a model or run directory")
-    s.add_argument("path", help="a run directory or a saved model directory")
-    s.add_argument("--n", type=int, default=64)
-    s.add_argument("--temperature", type=float, default=1.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--nrow", type=int, default=None)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--out", default="samples.png")
+    s.add_argument("path", help="a run directory, a saved model directory or a Hub repo id (org/name)")
+    s.add_argument("--n", type=int, default=64, help="number of samples (1 to 1024; default 64)")
+    s.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="standard deviation of the latent noise (default: the model card's temperature, else the family's)",
+    )
+    s.add_argument("--seed", type=int, default=0, help="the same seed gives the same grid as the app's Sample page")
+    s.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
+    s.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="enlarge each pixel this many times, nearest-neighbour (default 0: each image at least 64 pixels wide)",
+    )
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    s.add_argument("--out", default="samples.png", help="the PNG to write (default samples.png)")
     e = sub.add_parser("eval", help="held-out bits/dim: the loss's, and a k-sample bound (IWAE for a VAE)")
     e.add_argument("path", help="a run directory or a saved model directory")
     e.add_argument("--dataset", default=None, help="default: the run's own data set")
@@ -449,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         f.add_argument("--seed", type=int, default=0, help="for model inputs")
         f.add_argument("--device", default="auto")
     r = sub.add_parser("runs", help="list run directories with status, progress, ETA, bits/dim and FID")
-    r.add_argument("root", nargs="?", default="runs")
+    r.add_argument("root", nargs="?", default=None, help="the runs folder (default: GENLAB_RUNS, else ./runs)")
     sub.add_parser("datasets", help="list datasets and whether they are available here")
     x = sub.add_parser("export", help="write a model folder: weights, metrics.json, samples.png, model card")
     x.add_argument("source", help="a run directory or a model folder")
@@ -484,7 +492,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def with_preset(argv: list[str]) -> list[str]:
+    """``train --preset NAME [options]`` -> ``train <the recipe's arguments> --preset NAME [options]``:
+    argparse keeps the last value of a flag, so options given after the preset override it."""
+    from .recipes import recipe
+
+    if not argv or argv[0] != "train":
+        return argv
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            name, rest = argv[i + 1], argv[1:i] + argv[i + 2 :]
+        elif a.startswith("--preset="):
+            name, rest = a.split("=", 1)[1], argv[1:i] + argv[i + 1 :]
+        else:
+            continue
+        return ["train", *recipe(name).train, "--preset", name, *rest]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = with_preset(argv)
+    except ValueError as e:  # an unknown preset
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return {

@@ -67,6 +67,7 @@ class DatasetInfo:
     source: str
     credit: str = ""
     reason: str = ""  # why it is unavailable
+    needs_network: bool = False  # not on this machine yet: a run downloads it first, and fails offline
 
 
 @dataclass
@@ -269,6 +270,7 @@ def _rgb_download_source(
             "torchvision download" + (" (cached)" if cached else ""),
             credit,
             "" if ok else f"offline; {hint}",
+            needs_network=not cached,
         )
 
     def load(size: int):
@@ -425,7 +427,10 @@ FIXED_SOURCES: dict[str, _Source] = {
 
 def _source(name: str) -> _Source:
     if name.startswith("folder:"):
-        return _folder_source(Path(name[len("folder:") :]).expanduser())
+        where = name[len("folder:") :].strip()
+        if not where:  # Path("") is the working directory: never read it by accident
+            raise DatasetUnavailable("folder: needs the path of a folder or .zip of images, e.g. folder:~/pictures")
+        return _folder_source(Path(where).expanduser())
     try:
         return FIXED_SOURCES[name]
     except KeyError:

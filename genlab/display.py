@@ -16,6 +16,10 @@ def duration(seconds: float | None) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds is not None else "-"
 
 
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
+
+
 def run_row(s: RunSummary) -> dict[str, str]:
     """The run list's columns as text (``genlab runs`` and the Train page's table)."""
     return {
@@ -25,10 +29,12 @@ def run_row(s: RunSummary) -> dict[str, str]:
         "status": str(s.status),
         "step": f"{s.step}/{s.total_steps}" if s.total_steps else str(s.step),
         "processes": str(s.processes),
-        "images/s": f"{s.images_per_s:.0f}" if s.images_per_s else "-",
+        "images/s": f"{s.images_per_s:.0f}" if s.images_per_s else "-",  # smoothed; a finished run's mean
         "ETA": duration(s.eta_s),
         "test bpd": f"{s.test_bpd:.3f}" if s.test_bpd is not None else "-",
         "FID@K": f"{s.fid:.1f}@{s.fid_samples}" if s.fid is not None else "-",
+        "disk": megabytes(s.disk_bytes),
+        "warnings": str(len(s.warnings)) if s.warnings else "",
     }
 
 

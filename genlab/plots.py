@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from .runs.records import EvalRow, FidRow, MetricRow, TrainRow, last_of
 
-# train-row metrics worth a curve, with their legend names; anything else stays in the table
-TRAIN_CURVES = {"bpd": "train bits/dim", "recon_bpd": "train recon bits/dim", "kl_bpd": "train KL bits/dim"}
-EVAL_CURVES = {"test_bpd": "test bits/dim", "test_recon_bpd": "test recon bits/dim", "test_kl_bpd": "test KL bits/dim"}
+# the model's loss terms, each drawn on its own small axis under the bits/dim chart (train line, test markers)
+TERMS = {"recon_bpd": "reconstruction bits/dim", "kl_bpd": "KL bits/dim", "grad_norm": "gradient norm"}
 
 
 def _layout(fig: go.Figure, title: str, y: str) -> go.Figure:
+    # the legend sits under the plot, where it cannot run into the title
     fig.update_layout(
-        title=title,
+        title=dict(text=title, font=dict(size=14)),
         xaxis_title="step",
         yaxis_title=y,
         height=340,
         margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, xanchor="left"),
     )
     return fig
 
@@ -35,27 +36,37 @@ def series(rows: list[MetricRow], kind: type[MetricRow], key: str) -> tuple[list
 
 
 def loss_figure(rows: list[MetricRow], name: str = "") -> go.Figure:
-    """Loss terms (train rows) and held-out bits/dim (eval rows) against step."""
+    """Train and test bits/dim on one axis: the curve to watch (lower is better; a test curve that turns
+    up while the train curve goes down is over-fitting)."""
     fig = go.Figure()
     prefix = f"{name}: " if name else ""
-    for kind, curves, dash in ((TrainRow, TRAIN_CURVES, None), (EvalRow, EVAL_CURVES, "dot")):
-        for key, label in curves.items():
-            xs, ys = series(rows, kind, key)
+    for kind, key, label, mode in ((TrainRow, "bpd", "train", "lines"), (EvalRow, "test_bpd", "test", "lines+markers")):
+        xs, ys = series(rows, kind, key)
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode=mode, name=f"{prefix}{label} bits/dim"))
+    return _layout(fig, "bits/dim (lower is better)", "bits/dim")
+
+
+def terms_figure(rows: list[MetricRow]) -> go.Figure | None:
+    """The loss terms the model logs, as small multiples side by side, each on its own y-axis (a KL of
+    0.03 bits/dim and a reconstruction of 5 share no scale); None when it logs none."""
+    present = [k for k in TERMS if series(rows, TrainRow, k)[0]]
+    if not present:
+        return None
+    fig = make_subplots(rows=1, cols=len(present), subplot_titles=[TERMS[k] for k in present])
+    for col, key in enumerate(present, start=1):
+        for kind, k, label, mode in ((TrainRow, key, "train", "lines"), (EvalRow, f"test_{key}", "test", "markers")):
+            xs, ys = series(rows, kind, k)
             if xs:
-                # the KL term is ~100× smaller than the others: its own axis keeps both readable
-                fig.add_trace(
-                    go.Scatter(
-                        x=xs,
-                        y=ys,
-                        mode="lines+markers" if kind is EvalRow else "lines",
-                        name=prefix + label,
-                        line=dict(dash=dash),
-                        yaxis="y2" if "kl" in key else "y",
-                    )
-                )
-    fig = _layout(fig, "bits/dim (lower is better)", "bits/dim")
-    if any(t.yaxis == "y2" for t in fig.data):
-        fig.update_layout(yaxis2=dict(title="KL bits/dim", overlaying="y", side="right", showgrid=False))
+                color = "#636efa" if label == "train" else "#ef553b"
+                trace = go.Scatter(x=xs, y=ys, mode=mode, name=label, line=dict(color=color), showlegend=col == 1)
+                fig.add_trace(trace, row=1, col=col)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(
+        height=220,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0, xanchor="left"),
+    )
     return fig
 
 

@@ -11,16 +11,22 @@ docs/img/vae-emoji-samples.png), while on one homogeneous kind of picture it dra
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from .runs.config import TrainConfig, config_from_argv
 from .settings import settings
 
 HUB_ORG = settings().hub_org
 
 
+BPD_FACTOR = 1.1  # a run from a preset "worked" when its test bits/dim are within this factor of the recipe's
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str  # folder under checkpoints/ and repo name on the Hub
+    title: str  # what the Train form's preset list says: model, data, size, and what its samples show
     train: tuple[str, ...] | str  # `python -m genlab train` arguments, from scratch (a string is split on spaces)
     temperature: float  # the temperature of its grid: Home and the model card show it there
     fid_ref_n: int = 2000  # training images in the FID reference statistics (emoji-faces has 98)
@@ -34,11 +40,47 @@ class Recipe:
     def repo_id(self) -> str:
         return f"{HUB_ORG}/{self.name}"
 
+    def config(self) -> TrainConfig:
+        """The TrainConfig its command line trains (the Train form's preset, ``genlab train --preset``)."""
+        return config_from_argv(self.train)
+
+    def measured(self) -> dict:
+        """What training the shipped checkpoint measured (its metrics.json): ``test_bpd``, ``fid``,
+        ``fid_samples``, ``wall_seconds``, ``device``, ``threads``; {} when it is not here."""
+        try:
+            m = json.loads((settings().checkpoints / self.name / "metrics.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(m, dict):
+            return {}
+        train = m.get("train") if isinstance(m.get("train"), dict) else {}
+        out = {k: m.get(k) for k in ("test_bpd", "fid", "fid_samples")}
+        out.update({k: train.get(k) for k in ("wall_seconds", "device", "threads")})
+        good = {k: v for k, v in out.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        return good
+
+    def expected_seconds(self, steps: int | None = None) -> float | None:
+        """Wall-clock seconds its run took when the shipped checkpoint was trained, scaled to ``steps``."""
+        wall, planned = self.measured().get("wall_seconds"), self.config().max_steps
+        if not isinstance(wall, (int, float)) or not planned:
+            return None
+        return wall * (steps or planned) / planned
+
+    def where_measured(self) -> str:
+        m = self.measured()
+        threads = m.get("threads") or 2
+        return "a GPU" if str(m.get("device", "cpu")).startswith("cuda") else f"a {threads}-core CPU"
+
+    def bpd_ceiling(self) -> float | None:
+        """The test bits/dim a run of this recipe should reach: the shipped checkpoint's, plus 10%."""
+        bpd = self.measured().get("test_bpd")
+        return BPD_FACTOR * bpd if isinstance(bpd, (int, float)) else None
+
 
 # each recipe is the command line it trains, kept readable
 # fmt: off
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("vae-mnist-32",
+    Recipe("vae-mnist-32", "VAE on MNIST, 32×32: digits",
            "vae --dataset mnist --image-size 32 --batch-size 128 --latent-dim 16 --max-steps 5000"
            " --eval-every 500 --eval-batches 20",
            temperature=1.0),
@@ -46,18 +88,18 @@ RECIPES: tuple[Recipe, ...] = (
     # drew stroke fragments after 14,000 (docs/benchmarks.md). Trained 1,500 steps at a constant 1e-3,
     # then resumed with this command's cosine (held at 1e-3 until step 2,500, so the same rates) and
     # --ema, whose average therefore starts at step 1,500 rather than 0
-    Recipe("realnvp-mnist-32",
+    Recipe("realnvp-mnist-32", "RealNVP on MNIST, 32×32: digits",
            "realnvp --dataset mnist --image-size 32 --batch-size 64 --num-scales 4 --lr-schedule cosine"
            " --decay-steps 1500 --max-steps 4000 --eval-every 500 --eval-batches 20 --compile --ema 0.999",
            temperature=0.8),
     # 98 training images: with beta=1 the VAEs memorise them (test bits/dim rise from ~500 steps on) and
     # the prior's samples fall between the memorised codes (blue and green faces); beta=4 keeps the
     # codes where the prior samples, and a log-scale ceiling keeps the shown mean on the data
-    Recipe("vae-emoji-32",
+    Recipe("vae-emoji-32", "VAE on emoji faces, 32×32: smiley faces",
            "vae --dataset emoji-faces --image-size 32 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
            " --beta 4 --max-steps 1500 --eval-every 500",
            temperature=0.5),
-    Recipe("vae-emoji-64",
+    Recipe("vae-emoji-64", "VAE on emoji faces, 64×64: smiley faces",
            "vae --dataset emoji-faces --image-size 64 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
            " --beta 4 --max-steps 1500 --eval-every 500",
            temperature=0.8),
@@ -65,7 +107,7 @@ RECIPES: tuple[Recipe, ...] = (
     # out there as independent noise and samples were blobs (docs/benchmarks.md, "RealNVP on emoji-faces");
     # flips double the 98 faces; 1,000 steps, where the grid is faces (test bits/dim are best near step
     # 500, and it overfits after; at 600 steps the faces were fainter and smudged)
-    Recipe("realnvp-emoji-32",
+    Recipe("realnvp-emoji-32", "RealNVP on emoji faces, 32×32: smiley faces",
            "realnvp --dataset emoji-faces --image-size 32 --batch-size 32 --num-scales 4 --first-split 1 --hflip"
            " --lr-schedule cosine --max-steps 1000 --eval-every 250 --compile",
            temperature=0.6),
@@ -76,8 +118,14 @@ RECIPES: tuple[Recipe, ...] = (
 SHIPPED: tuple[Recipe, ...] = tuple(r for r in RECIPES if r.ships)
 
 
+def fastest() -> Recipe:
+    """The shipped recipe that trains in the least wall-clock time (the Train form's first preset)."""
+    timed = [(r.expected_seconds(), i) for i, r in enumerate(SHIPPED)]
+    return SHIPPED[min(timed, key=lambda t: (t[0] is None, t[0] or 0, t[1]))[1]]
+
+
 def recipe(name: str) -> Recipe:
     for r in RECIPES:
         if r.name == name:
             return r
-    raise ValueError(f"no shipped checkpoint is called {name!r}; they are {[r.name for r in RECIPES]}")
+    raise ValueError(f"there is no recipe (preset) called {name!r}; there are {', '.join(r.name for r in RECIPES)}")

@@ -113,7 +113,7 @@ class VAE(GenerativeModel):
     model_type = "vae"
     config_class = VAEConfig
     display_name = "VAE"
-    train_defaults = TrainDefaults(batch_size=128, epochs=10)
+    train_defaults = TrainDefaults(batch_size=64, epochs=None, max_steps=1000)
     default_temperature = 0.8
     # NHWC lets oneDNN (CPU) and cuDNN (bf16 tensor cores) pick faster convolution kernels: ~10% per step here
     prefers_channels_last = True

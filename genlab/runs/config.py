@@ -9,15 +9,31 @@ others fix what the run *is* (model, data, batch order) and are refused on resum
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from dataclasses import dataclass
 
-from ..config import ConfigError, as_flags, check, from_dict, setting
+from ..config import ConfigError, add_arguments, as_flags, check, from_dict, given, setting
 from ..models import MODELS, model_class, model_options
 
 LR_SCHEDULES = ("constant", "cosine")  # cosine: Loshchilov & Hutter, "SGDR", arXiv 1608.03983, without restarts
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the peak learning rate
+DEFAULT_STEPS = 1000  # a run's length when neither --epochs nor --max-steps is given
+EVALS_PER_RUN = 20  # the default cadence gives at least this many evaluations (and at most 2.5 times as many)
+
+
+def cadence(total_steps: int) -> int:
+    """Steps between evaluations, grids and checkpoints when the run does not say: the largest round
+    number (1, 2 or 5 times a power of ten) that still gives ``EVALS_PER_RUN`` of them, so a run of any
+    length on a data set of any size evaluates 20 to 50 times (98 emoji faces: not at every step)."""
+    target = max(1.0, total_steps / EVALS_PER_RUN)
+    best = 1
+    for exp in range(0, 10):
+        for m in (1, 2, 5):
+            if m * 10**exp <= target:
+                best = m * 10**exp
+    return best
 
 
 @dataclass
@@ -26,8 +42,10 @@ class TrainConfig:
     model_config: dict = setting(factory=dict, flag=False)  # fields of the model's config dataclass
     dataset: str = setting("emoji", "emoji, emoji-faces, mnist, fashion-mnist, cifar10, celeba or folder:PATH")
     image_size: int | None = setting(None, "pixels per side; default: the model's own", min=8, max=512)
-    epochs: int | None = setting(10, "passes over the training split", min=1, resumable=True)
-    max_steps: int | None = setting(None, "train for this many steps instead of epochs", min=1, resumable=True)
+    epochs: int | None = setting(None, "passes over the training split, instead of --max-steps", min=1, resumable=True)
+    max_steps: int | None = setting(
+        None, f"optimizer steps to train (default {DEFAULT_STEPS} when --epochs is not given)", min=1, resumable=True
+    )
     max_minutes: float | None = setting(
         None, "also end (finished, with a final evaluation) after this much training time", above=0, resumable=True
     )
@@ -71,7 +89,12 @@ class TrainConfig:
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
     grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)
     log_every: int = setting(10, "steps between logged train rows", min=1, resumable=True)
-    eval_every: int | None = setting(None, "steps between evaluations (default: one epoch)", min=1, resumable=True)
+    eval_every: int | None = setting(
+        None,
+        "steps between evaluations and sample grids (default: a round number giving 20 to 50 per run)",
+        min=1,
+        resumable=True,
+    )
     checkpoint_every: int | None = setting(
         None, "steps between checkpoints (default: at every evaluation)", min=1, resumable=True
     )
@@ -102,6 +125,8 @@ class TrainConfig:
         mcls = model_class(self.model)
         if self.image_size is None:
             self.image_size = mcls.default_image_size()
+        if self.epochs is None and self.max_steps is None:  # length is in steps unless epochs are asked for
+            self.max_steps = DEFAULT_STEPS
         if self.grad_clip is None:  # written by genlab 0.2 for "off"
             self.grad_clip = 0.0
         check(self)
@@ -114,6 +139,11 @@ class TrainConfig:
             mcls.config_class(**{**self.model_config, "image_size": self.image_size})
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps this run trains: ``max_steps``, else ``epochs`` passes, under ``step_limit``."""
+        total = self.max_steps or (self.epochs or 1) * steps_per_epoch
+        return min(total, self.step_limit) if self.step_limit else total
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """The learning rate of optimizer step ``step`` (0-based) of a run planned for ``total_steps``.
@@ -175,4 +205,34 @@ class TrainConfig:
         return ["train", self.model] + as_flags(options) + as_flags(self.model_config)
 
 
-__all__ = ["TrainConfig", "ConfigError"]
+MODEL_PREFIX = "model__"  # argparse dests of the model's own options
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """``MODEL`` and one flag per field of TrainConfig and of every model's config (``genlab train``)."""
+    p.add_argument("model", nargs="?", choices=sorted(MODELS), help="model family (omit with --resume or --preset)")
+    add_arguments(p.add_argument_group("training"), TrainConfig)
+    seen: set[str] = set()
+    for name, cls in sorted(MODELS.items()):
+        group = p.add_argument_group(f"{name} options")
+        add_arguments(group, cls.config_class, skip=tuple(seen), dest_prefix=MODEL_PREFIX)
+        seen |= set(model_options(name))
+
+
+def model_options_given(args: argparse.Namespace) -> dict:
+    return {k[len(MODEL_PREFIX) :]: v for k, v in vars(args).items() if k.startswith(MODEL_PREFIX) and v is not None}
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig that parsed ``genlab train MODEL ...`` arguments describe."""
+    return TrainConfig(model=args.model, model_config=model_options_given(args), **given(args, TrainConfig))
+
+
+def config_from_argv(argv: list[str] | tuple[str, ...]) -> TrainConfig:
+    """``["vae", "--dataset", "mnist", ...]`` (what follows ``genlab train``) as a TrainConfig."""
+    p = argparse.ArgumentParser(prog="genlab train", add_help=False)
+    add_train_arguments(p)
+    return config_from_args(p.parse_args(list(argv)))
+
+
+__all__ = ["TrainConfig", "ConfigError", "cadence", "config_from_argv"]

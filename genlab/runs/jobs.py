@@ -18,6 +18,7 @@ one that died while queued shows as ``interrupted`` rather than ``queued`` forev
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -66,8 +67,10 @@ def _spawn(args: list[str], run: RunDir) -> subprocess.Popen:
     return proc
 
 
-def new_run_name(cfg: TrainConfig) -> str:
-    return safe_name(f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+def new_run_name(cfg: TrainConfig, preset: str | None = None) -> str:
+    """``vae-emoji-faces-20261201-213000``, or the preset's name and the time for a preset's run."""
+    what = preset or f"{cfg.model}-{cfg.dataset}"
+    return safe_name(f"{what}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def _start(run: RunDir, max_concurrent: int, processes: int = 1) -> None:
@@ -85,6 +88,7 @@ def launch(
     name: str | None = None,
     max_concurrent: int | None = None,
     processes: int = 1,
+    preset: str | None = None,
 ) -> RunDir:
     """Create the run directory (status ``queued``, the whole config in run.json) and start its training
     process. In public mode (``genlab.public``) the paths are checked and the run is capped first."""
@@ -95,10 +99,10 @@ def launch(
     public.check_dataset(cfg.dataset)
     cfg, max_concurrent = public.cap_config(cfg), public.cap_runs(max_concurrent)
     require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
-    run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg)))
+    run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg, preset)))
     if run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
-    run.create(cfg, queued_at=time.time())
+    run.create(cfg, queued_at=time.time(), preset=preset)
     _start(run, max_concurrent or default_max_concurrent(), public.cap_processes(processes))
     return run
 
@@ -111,6 +115,8 @@ def resume(run: RunDir, max_concurrent: int | None = None, processes: int | None
     status = run.status()
     if status.active:
         raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
+    if run.info().resumable is False:
+        raise RuntimeError(f"{run.path.name} failed for a reason a resume cannot fix; launch a new run instead")
     public.check_path(run.path, "run")
     cfg = run.config().resumed_with(overrides)
     if public.enabled():  # the caps travel with the resumed run, whatever it was launched with
@@ -125,6 +131,26 @@ def resume(run: RunDir, max_concurrent: int | None = None, processes: int | None
 def stop(run: RunDir) -> None:
     """Ask a run to stop: a training run checkpoints and exits, a queued one leaves the queue."""
     run.stop_file.touch()
+
+
+def delete(run: RunDir) -> None:
+    """Delete a run's folder for good; refused while a process trains it or waits to."""
+    from .. import public
+
+    public.check_path(run.path, "run")
+    if not run.exists():
+        raise FileNotFoundError(f"{run.path} is not a run directory (no run.json)")
+    try:
+        status = run.status()
+    except (OSError, ValueError):  # an unreadable run.json: still deletable unless a process holds the run
+        status = RunStatus.UNKNOWN
+    if status.active or run.is_locked():
+        raise RuntimeError(f"{run.path.name} is {status}; stop it before deleting it")
+    lock = run.acquire_lock()  # RunLocked if a process took it a moment ago; nothing trains it while we delete
+    try:
+        shutil.rmtree(run.path)
+    finally:
+        lock.release()
 
 
 # -- the queue (runs in the training process, via ``genlab train --queue N``) ------------------

@@ -66,6 +66,8 @@ class RunInfo:
     num_parameters: int | None = None
     versions: dict | None = None
     processes: int | None = None  # training processes (torchrun); 1 without
+    preset: str | None = None  # the recipe (genlab.recipes) it was launched from, if any
+    resumable: bool | None = None  # False: it failed for a reason a resume cannot fix (data set, option)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "run.json") -> RunInfo:

@@ -3,7 +3,9 @@
     RUN/run.json        config, dataset, seed, versions, status, error
     RUN/metrics.jsonl   one JSON object per logged step ("kind": "train") and evaluation ("kind": "eval")
     RUN/checkpoint/     config.json + model.safetensors + optimizer.safetensors + trainer_state.json
-    RUN/samples/        step-0000500.png (samples), recon-0000500.png (reconstructions, when the model has them)
+    RUN/best/           config.json + model.safetensors + metrics.json: the weights with the lowest test bits/dim
+    RUN/samples/        step-0000500.png (samples), recon-0000500.png (reconstructions, when the model has them),
+                        at most 16 of each (genlab.runs.grids)
     RUN/STOP            created by anyone who wants the run to stop; the trainer checkpoints and exits
     RUN/.lock           held (flock) by the process training this run, released by the kernel if it dies
     RUN/train.log       the output of a process started by genlab.runs.jobs
@@ -30,10 +32,12 @@ import torch
 
 from ..models.base import CheckpointError
 from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
+from . import advice, progress
 from .config import TrainConfig
-from .records import EvalRow, FidRow, MetricRow, RunInfo, RunStatus, TrainRow, last_of, parse_row
+from .records import EvalRow, FidRow, MetricRow, RunInfo, RunStatus, last_of, parse_row
 
 CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
+BEST, BEST_NEW = "best", "best.new"
 STATE_NAME = "trainer_state.json"  # written last: its presence marks a complete checkpoint
 OPTIM_NAME = "optimizer.safetensors"
 TRAIN_PREFIX = "train."  # in OPTIM_NAME: the training weights, when model.safetensors holds their moving average
@@ -112,6 +116,10 @@ class RunDir:
     def weights_file(self) -> Path:
         return self.path / CKPT / "model.safetensors"
 
+    @property
+    def best_dir(self) -> Path:
+        return self.path / BEST
+
     def sample_grid(self, step: int) -> Path:
         return self.samples / f"step-{step:07d}.png"
 
@@ -121,6 +129,16 @@ class RunDir:
     def latest_samples(self) -> Path | None:
         grids = sorted(self.samples.glob("step-*.png")) if self.samples.is_dir() else []
         return grids[-1] if grids else None
+
+    def disk_bytes(self) -> int:
+        """What the run takes on disk (its files, one level of folders deep)."""
+        total = 0
+        for p in self.path.rglob("*"):
+            try:
+                total += p.stat().st_size if p.is_file() else 0
+            except OSError:  # deleted while we looked (a checkpoint swap, a thinned grid)
+                pass
+        return total
 
     def exists(self) -> bool:
         return self.run_json.is_file()
@@ -174,6 +192,14 @@ class RunDir:
 
     def release_reserve(self) -> None:
         (self.path / RESERVE_NAME).unlink(missing_ok=True)
+
+    def checkpoint_step(self) -> int | None:
+        """The step of the complete checkpoint, or None."""
+        try:
+            step = json.loads((self.path / CKPT / STATE_NAME).read_text()).get("step")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return step if isinstance(step, int) else None
 
     def has_checkpoint(self) -> bool:
         return any((self.path / d / STATE_NAME).is_file() for d in (CKPT, CKPT_NEW, CKPT_OLD))
@@ -303,6 +329,41 @@ class RunDir:
             torch.cuda.set_rng_state(cuda_rng)
         return state
 
+    # -- the best weights by test bits/dim ---------------------------------------------------------------
+    def save_best(self, model, step: int, test_bpd: float, dataset: str) -> None:
+        """Keep ``model``'s weights as the run's best (a model folder that ``load_model`` reads), swapped
+        in whole like the checkpoint, with the evaluation that chose them in ``metrics.json``."""
+        new, best = self.path / BEST_NEW, self.path / BEST
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir(parents=True)
+        try:
+            model.save_pretrained(new)
+            atomic_write_json(new / "metrics.json", {"step": step, "test_bpd": test_bpd, "dataset": dataset})
+            fsync_dir(new)
+        except BaseException:
+            shutil.rmtree(new, ignore_errors=True)
+            raise
+        shutil.rmtree(best, ignore_errors=True)
+        os.rename(new, best)
+
+    def best(self) -> tuple[int, float] | None:
+        """(step, test bits/dim) of the kept best weights; None if there are none (or they are unreadable)."""
+        try:
+            d = json.loads((self.path / BEST / "metrics.json").read_text())
+            step, bpd = d["step"], d["test_bpd"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not (self.path / BEST / "model.safetensors").is_file():
+            return None
+        ok = isinstance(step, int) and isinstance(bpd, (int, float)) and not isinstance(bpd, bool)
+        return (step, float(bpd)) if ok else None
+
+    def drop_best_after(self, step: int) -> None:
+        """A resumed run replays the steps after ``step``: best weights from those steps are dropped."""
+        best = self.best()
+        if best is not None and best[0] > step:
+            shutil.rmtree(self.path / BEST, ignore_errors=True)
+
 
 def _flatten_optimizer(sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """torch optimizer state_dict -> (flat tensors for safetensors, JSON-able rest)."""
@@ -337,18 +398,26 @@ class RunSummary:
     status: RunStatus
     step: int
     total_steps: int | None
-    images_per_s: float | None
-    eta_s: float | None  # training time left at the last logged speed (evaluations not counted)
+    images_per_s: float | None  # smoothed while it trains; the mean over the run once it has ended
+    eta_s: float | None  # wall-clock seconds left, evaluations included (genlab.runs.progress)
     test_bpd: float | None
     fid: float | None
     fid_samples: int | None
     error: str | None
     processes: int = 1  # training processes (torchrun)
-    warning: str | None = None
+    warnings: tuple[str, ...] = ()  # divergence, over-fitting, a short run, a batch larger than the data
+    best: tuple[int, float] | None = None  # (step, test bits/dim) of the kept best weights
+    disk_bytes: int = 0
+    can_resume: bool = False  # stopped, interrupted, or failed for a reason a resume can fix
+    preset: str | None = None
 
     @property
     def progress(self) -> float | None:
         return self.step / self.total_steps if self.total_steps else None
+
+    @property
+    def warning(self) -> str | None:
+        return self.warnings[0] if self.warnings else None
 
 
 def summarize(run: RunDir) -> RunSummary:
@@ -358,13 +427,16 @@ def summarize(run: RunDir) -> RunSummary:
         return RunSummary(run.path.name, "?", "?", RunStatus.UNKNOWN, 0, None, None, None, None, None, None, str(e))
     cfg = info.config
     rows = run.read_metrics()
-    train, ev, fid = last_of(rows, TrainRow), last_of(rows, EvalRow), last_of(rows, FidRow)
+    ev, fid = last_of(rows, EvalRow), last_of(rows, FidRow)
     step = max((r.step for r in rows), default=0)
-    speed = train.images_per_s if train else None
     status = run.status(info)
-    eta = None
-    if status == RunStatus.RUNNING and speed and info.total_steps and cfg:
-        eta = (info.total_steps - step) * cfg.batch_size / speed
+    train_n = (info.dataset or {}).get("train") if isinstance(info.dataset, dict) else None
+    train_n = train_n if isinstance(train_n, int) and train_n > 0 else None
+    batch = min(cfg.batch_size, train_n or cfg.batch_size) if cfg else 0  # a batch never holds more than the data
+    live = status in (RunStatus.RUNNING, RunStatus.QUEUED)
+    speed = progress.smoothed_speed(rows) if live else progress.mean_speed(rows, batch)
+    found = [info.warning] if info.warning else []
+    found += advice.run_warnings(info.total_steps, cfg.batch_size if cfg else None, train_n, rows)
     return RunSummary(
         name=run.path.name,
         model=cfg.model if cfg else "?",
@@ -373,13 +445,17 @@ def summarize(run: RunDir) -> RunSummary:
         step=step,
         total_steps=info.total_steps,
         images_per_s=speed,
-        eta_s=eta,
+        eta_s=progress.eta_seconds(rows, info.total_steps, batch) if status == RunStatus.RUNNING else None,
         test_bpd=ev.value("test_bpd") if ev else None,
         fid=fid.fid if fid else None,
         fid_samples=fid.fid_samples if fid else None,
         error=info.error,
         processes=info.processes or 1,
-        warning=info.warning,
+        warnings=tuple(found),
+        best=run.best(),
+        disk_bytes=run.disk_bytes(),
+        can_resume=status.resumable and info.resumable is not False,
+        preset=info.preset,
     )
 
 

@@ -24,14 +24,15 @@ from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torchvision.utils import save_image
 
-from ..data import load_dataset
+from ..config import ConfigError
+from ..data import DatasetUnavailable, load_dataset
 from ..device import autocast, precision, resolve_device
 from ..metrics.likelihood import average_metrics
 from ..models import CheckpointError, model_class
 from . import distributed
-from .config import TrainConfig
+from .config import TrainConfig, cadence
+from .grids import write_grid
 from .records import EvalRow, FidRow, RunStatus, TrainRow
 from .rundir import RunDir, package_versions
 
@@ -115,10 +116,9 @@ class Trainer:
             self.fid = FID(device=str(self.device))
             self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
         self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
-        self.total_steps = cfg.max_steps or (cfg.epochs or 1) * self.steps_per_epoch
-        if cfg.step_limit:
-            self.total_steps = min(self.total_steps, cfg.step_limit)
-        self.eval_every = cfg.eval_every or self.steps_per_epoch
+        self.images_per_step = min(cfg.batch_size, len(self.train_x))  # a batch never holds more than the data
+        self.total_steps = cfg.total_steps(self.steps_per_epoch)
+        self.eval_every = cfg.eval_every or cadence(self.total_steps)
         self.ckpt_every = cfg.checkpoint_every or self.eval_every
 
     def _install_signal_handlers(self):
@@ -193,15 +193,21 @@ class Trainer:
         }
 
     def save_samples(self, step: int) -> None:
-        self.run.samples.mkdir(exist_ok=True)
         g = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
         imgs = self.net.sample(self.cfg.sample_n, temperature=1.0, generator=g).float().cpu()
-        nrow = int(math.ceil(math.sqrt(len(imgs))))
-        save_image(imgs, self.run.sample_grid(step), nrow=nrow, padding=1)
+        write_grid(self.run.sample_grid(step), imgs, nrow=int(math.ceil(math.sqrt(len(imgs)))))
         if self.net.reconstructs:
             x = self.test_x[:32].float().div(255.0)
             pairs = torch.stack([x, self.net.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
-            save_image(pairs, self.run.recon_grid(step), nrow=16, padding=1)
+            write_grid(self.run.recon_grid(step), pairs, nrow=16)
+
+    def keep_if_best(self, step: int, test: dict[str, float]) -> None:
+        """Save the evaluated weights as the run's best when their test bits/dim are the lowest so far."""
+        bpd = test.get("test_bpd")
+        if bpd is None or not math.isfinite(bpd) or (self.best_bpd is not None and bpd >= self.best_bpd):
+            return
+        self.run.save_best(self.net, step, bpd, self.cfg.dataset)
+        self.best_bpd = bpd
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> RunStatus:
@@ -221,7 +227,10 @@ class Trainer:
         except Exception as e:
             if self.world.main:
                 run.path.mkdir(parents=True, exist_ok=True)
-                run.update_info(status=RunStatus.FAILED, error=f"{type(e).__name__}: {e}", config=cfg)
+                # a missing data set or a bad option fails the same way on every resume
+                fixable = not isinstance(e, (DatasetUnavailable, ConfigError))
+                error = str(e) if not fixable else f"{type(e).__name__}: {e}"
+                run.update_info(status=RunStatus.FAILED, error=error, config=cfg, resumable=fixable)
             print(f"error: {e}", file=sys.stderr)
             return RunStatus.FAILED
         state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
@@ -234,12 +243,15 @@ class Trainer:
             torch.manual_seed(cfg.seed * 1_000_003 + 7919 * self.world.rank + state["step"])
         distributed.record_pid(run.path, self.world)
         self._perm_epoch = -1
+        self.best_bpd = None
         self._last_ckpt = f"step {state['step']}" if self.resume else None
         self._install_signal_handlers()
         if not self.world.main:
             return self._train(state)
         run.ensure_reserve()
         if self.resume:
+            run.drop_best_after(state["step"])
+            self.best_bpd = best[1] if (best := run.best()) else None
             run.truncate_metrics(state["step"])
             run.stop_file.unlink(missing_ok=True)
         else:
@@ -247,6 +259,7 @@ class Trainer:
         run.update_info(
             status=RunStatus.RUNNING,
             error=None,
+            resumable=None,
             warning=None,
             pid=os.getpid(),
             config=cfg,
@@ -436,7 +449,7 @@ class Trainer:
                     epoch=step / self.steps_per_epoch,
                     time=round(state["elapsed"], 3),
                     timestamp=time.time(),
-                    images_per_s=round((count + skipped) * cfg.batch_size / max(dt, 1e-9), 2),
+                    images_per_s=round((count + skipped) * self.images_per_step / max(dt, 1e-9), 2),
                     lr=self.opt.param_groups[0]["lr"],
                     skipped_steps=skipped,
                     metrics=means,
@@ -461,6 +474,7 @@ class Trainer:
                         )
                     )
                     self.save_samples(step)
+                    self.keep_if_best(step, test)
             # FID on the whole K samples, by rank 0 (the others wait at the next step's reduction)
             if self.fid is not None and world.main and (step % cfg.fid_every == 0 or step == self.total_steps):
                 run.append_metrics(

@@ -1,0 +1,70 @@
+"""A run's sample and reconstruction grids: written whole, thinned as the run goes, read safely.
+
+A page that polls a live run may open the newest grid at any instant, so every grid is written to a
+temporary file and renamed into place (``genlab.storage``): a reader sees the old file or the new one,
+never half of one. A run keeps at most ``MAX_GRIDS`` grids of each kind: when a new one would pass the
+cap, every second older grid is deleted (the first and the newest stay), so the history stays evenly
+spread over the run and a run of any length writes a bounded number of PNGs.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.utils import save_image
+
+from ..storage import atomic_write_bytes
+
+MAX_GRIDS = 16  # per kind (samples, reconstructions): at most 32 PNGs per run
+
+
+def png_of_grid(images: torch.Tensor, nrow: int) -> bytes:
+    """Images [N, C, H, W] in [0, 1] as one PNG grid (1-pixel padding)."""
+    buf = io.BytesIO()
+    save_image(images, buf, format="PNG", nrow=nrow, padding=1)
+    return buf.getvalue()
+
+
+def write_grid(path: Path, images: torch.Tensor, nrow: int) -> None:
+    """Write a grid atomically, then thin the older grids of the same kind (same name prefix)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, png_of_grid(images, nrow))
+    thin(path.parent, path.name.split("-")[0])
+
+
+def thin(folder: Path, prefix: str, keep: int = MAX_GRIDS) -> list[Path]:
+    """Delete every second grid ``prefix-*.png`` between the first and the newest while more than ``keep``
+    remain; return what was deleted."""
+    grids = sorted(folder.glob(f"{prefix}-*.png"))
+    deleted = []
+    while len(grids) > keep:
+        drop = grids[1:-1:2]
+        for p in drop:
+            p.unlink(missing_ok=True)
+        deleted += drop
+        grids = [g for g in grids if g not in drop]
+    return deleted
+
+
+def readable(path: Path) -> bytes | None:
+    """The file's bytes if they decode as a complete image, else None (missing, cut short, not an image)."""
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        return data
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None
+
+
+def newest_readable(folder: Path, prefix: str = "step") -> tuple[Path, bytes] | None:
+    """The newest grid that reads as an image, falling back to older ones; None if there is none."""
+    grids = sorted(folder.glob(f"{prefix}-*.png"), reverse=True) if folder.is_dir() else []
+    for p in grids:
+        data = readable(p)
+        if data is not None:
+            return p, data
+    return None
