@@ -17,7 +17,9 @@ from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
 from genlab.explore import (
+    STRIP_OFFSETS,
     decode,
+    direction_strips,
     edit_latent,
     grid,
     informative_dims,
@@ -88,6 +90,15 @@ def edited_png(
     return png_bytes(grid(decode(model, edit_latent(z, list(dims), list(offsets))[None]), scale=scale))
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def direction_strips_png(
+    path: str, mtime: float, n: int, temperature: float, seed: int, which: int, dims: tuple, scale: int
+) -> bytes:
+    model = model_at(path, mtime)
+    z = seeded_latents(model, n, seed, temperature)[which]
+    return png_bytes(grid(direction_strips(model, z, list(dims)), nrow=len(STRIP_OFFSETS), scale=scale))
+
+
 @st.cache_data(max_entries=512, show_spinner=False)
 def interpolation_png(
     path: str, mtime: float, seed_a: int, seed_b: int, method: str, temperature: float, scale: int
@@ -108,9 +119,10 @@ def checkpoint_zip(path: str, mtime: float) -> bytes:
     return export_zip(Path(path))
 
 
-def model_picker(label: str, key: str, model_type: str | None = None, prefer=None) -> ModelEntry | None:
+def model_picker(label: str, key: str, model_type: str | None = None, prefer=None, on_change=None) -> ModelEntry | None:
     """A selectbox over shipped checkpoints and runs with a checkpoint; None (with a note) if there are none.
-    ``prefer(entry)`` picks the initial choice (default: the first, shipped before runs, newest run first)."""
+    ``prefer(entry)`` picks the initial choice (default: the first, shipped before runs, newest run first);
+    ``on_change(entry)`` is called when the user picks another model."""
     entries = [e for e in available_models() if model_type is None or e.model_type == model_type]
     if not entries:
         what = MODELS[model_type].display_name if model_type else "model"
@@ -123,6 +135,11 @@ def model_picker(label: str, key: str, model_type: str | None = None, prefer=Non
     by_path = {str(e.path): e for e in entries}  # paths are stable across reruns; labels change with status
     index = next((i for i, e in enumerate(entries) if prefer(e)), 0) if prefer else 0
     path = st.selectbox(
-        label, list(by_path), index=index, key=key, format_func=lambda p: f"{by_path[p].source}: {by_path[p].label}"
+        label,
+        list(by_path),
+        index=index,
+        key=key,
+        format_func=lambda p: f"{by_path[p].source}: {by_path[p].label}",
+        on_change=(lambda: on_change(by_path[st.session_state[key]])) if on_change else None,
     )
     return by_path[path]

@@ -14,7 +14,7 @@ from genlab.models import MODELS, model_options
 from genlab.recipes import SHIPPED, fastest, recipe
 from genlab.runs import jobs
 from genlab.runs.config import LR_SCHEDULES, TrainConfig
-from genlab.runs.rundir import RunLocked, list_runs
+from genlab.runs.rundir import list_runs
 
 CUSTOM = "custom"
 FOLDER = "folder:…"
@@ -178,5 +178,6 @@ def launch_form(root: str, max_runs: int) -> None:
         )
         st.session_state["train_run"] = run.path.name
         st.toast(f"Launched {run.path.name}")
-    except (ConfigError, DatasetUnavailable, FileExistsError, PermissionError, RunLocked, OSError, ValueError) as e:
+    # a bad setting, an unavailable data set, a name taken, an unwritable folder, a public-mode refusal
+    except (ConfigError, DatasetUnavailable, FileExistsError, PermissionError, OSError, RuntimeError) as e:
         st.error(f"Could not launch: {e}")

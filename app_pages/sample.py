@@ -4,6 +4,7 @@ latent sliders ranked by KL, interpolation, reconstructions, temperature strips.
 import streamlit as st
 
 from app_pages.common import (
+    direction_strips_png,
     edited_png,
     get_model,
     interpolation_png,
@@ -15,9 +16,18 @@ from app_pages.common import (
 )
 
 st.title("Sample")
-entry = model_picker("Model", key="sample_model")
+
+
+def _card_temperature(e) -> None:
+    """Each model starts at the temperature its card names (where its samples look best)."""
+    st.session_state["temperature"] = e.temperature
+
+
+entry = model_picker("Model", key="sample_model", on_change=_card_temperature)
 if entry is None:
     st.stop()
+if "temperature" not in st.session_state:
+    _card_temperature(entry)
 model = get_model(entry)
 if model is None:
     st.stop()
@@ -28,10 +38,10 @@ temperature = c1.slider(
     "Temperature",
     0.0,
     1.5,
-    entry.temperature,
-    0.05,
+    step=0.05,
     key="temperature",
-    help="Standard deviation of the latent noise; 0 gives the mode-like image of z = 0.",
+    help=f"Standard deviation of the latent noise; 0 gives the mode-like image of z = 0. This model's card "
+    f"shows it at T={entry.temperature:g}.",
 )
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
 n = c3.select_slider("Samples", [4, 9, 16, 25, 36, 64], 16, key="n")
@@ -56,9 +66,21 @@ if model.ranked_latents:
             cols[i % 4].slider(f"z[{d}]  (KL {kl[d]:.2f} nats)", -3.0, 3.0, 0.0, 0.25, key=f"dim_{i}")
             for i, d in enumerate(dims)
         ]
-        st.image(
+        before, after = st.columns(2)
+        before.image(
+            edited_png(*where, n, temperature, int(seed), which, tuple(dims), (0.0,) * len(dims), 2 * scale),
+            caption=f"sample #{which + 1} as drawn",
+            output_format="PNG",
+        )
+        after.image(
             edited_png(*where, n, temperature, int(seed), which, tuple(dims), tuple(offsets), 2 * scale),
-            caption=f"sample #{which + 1} moved along {len(dims)} directions",
+            caption=f"sample #{which + 1} moved by the sliders",
+            output_format="PNG",
+        )
+        st.image(
+            direction_strips_png(*where, n, temperature, int(seed), which, tuple(dims), scale),
+            caption=f"one row per direction (z[{'], z['.join(map(str, dims))}]): sample #{which + 1} moved "
+            "from −3 to +3 prior standard deviations along it, the others held",
             output_format="PNG",
         )
 

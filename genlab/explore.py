@@ -86,6 +86,16 @@ def edit_latent(z: torch.Tensor, dims: list[int], offsets: list[float]) -> torch
     return z
 
 
+STRIP_OFFSETS = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # prior standard deviations along one direction
+
+
+def direction_strips(model, z: torch.Tensor, dims: list[int], offsets=STRIP_OFFSETS) -> torch.Tensor:
+    """One row per latent dimension in ``dims``: z [Z] moved along it by each offset, the others held.
+    Returns [len(dims) * len(offsets), C, H, W]."""
+    rows = [edit_latent(z, [d], [o]) for d in dims for o in offsets]
+    return decode(model, torch.stack(rows))
+
+
 # -- strips and paths --------------------------------------------------------------------------
 def temperature_strip(model, temperatures: list[float], n: int, seed: int) -> torch.Tensor:
     """Rows at each temperature from the same unit noise: [len(T) * n, C, H, W]."""

@@ -110,7 +110,8 @@ def test_temperature_and_latent_sliders_change_the_image(app_env):
     assert after[0] != before[0]  # the sample grid
     at.slider(key="dim_0").set_value(2.5).run()
     edited = _image_urls(at)
-    assert edited[0] == after[0] and edited[1] != after[1]  # only the edited sample moved
+    # the grid and the sample as drawn stay; the edited one moves; the strips (-3 to +3) do not depend on sliders
+    assert edited[0] == after[0] and edited[1] == after[1] and edited[2] != after[2] and edited[3] == after[3]
     assert at.get("download_button")
 
 
@@ -136,10 +137,10 @@ def test_compare_table_has_both_models_and_bpd(app_env):
 
 
 def _launch(at: AppTest, steps: int) -> None:
-    at.selectbox(key="image_size_vae").set_value(16)
-    at.radio(key="length_vae").set_value("steps")
-    at.number_input(key="amount_vae").set_value(steps)
-    at.number_input(key="batch_size_vae").set_value(16)
+    at.selectbox(key="image_size").set_value(16)
+    at.radio(key="length").set_value("steps")
+    at.number_input(key="amount").set_value(steps)
+    at.number_input(key="batch_size").set_value(16)
     for name, v in (("latent_dim", 4), ("width", 4), ("max_width", 8)):
         at.number_input(key=f"opt_vae_{name}").set_value(v)
     at.button(key="FormSubmitter:launch-Launch run").click().run()
@@ -174,12 +175,14 @@ def _last_step(run: Path) -> int:
     return max((r["step"] for r in rows), default=0)
 
 
-def _chart_points(at: AppTest) -> int:
-    """Points in the longest trace of the page's first Plotly chart."""
+def _chart_points(at: AppTest, trace: str = "train bits/dim") -> int:
+    """Points in the named trace of the page's first Plotly chart (the bits/dim chart)."""
     charts = at.get("plotly_chart")
     if not charts:
         return 0
-    return max((len(_decode(t["x"])) for t in json.loads(charts[0].proto.spec)["data"]), default=0)
+    return max(
+        (len(_decode(t["x"])) for t in json.loads(charts[0].proto.spec)["data"] if t["name"] == trace), default=0
+    )
 
 
 def _chart_titled(at: AppTest, title: str) -> dict | None:
@@ -256,7 +259,13 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
     _wait(at, lambda a: _status(a) == "finished")
     rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
     n_train = sum(r["kind"] == "train" for r in rows)
+    n_eval = sum(r["kind"] == "eval" for r in rows)
     assert _chart_points(at) == n_train >= 2  # every logged step is on the chart
+    assert _chart_points(at, "test bits/dim") == n_eval == 30  # 30 steps: an evaluation at every step (cadence 1)
+    assert len(list(runs[0].glob("samples/step-*.png"))) <= 16  # older grids thinned
+    terms = [json.loads(c.proto.spec) for c in at.get("plotly_chart")][1]  # the loss terms, each on its own axis
+    assert {a["text"] for a in terms["layout"]["annotations"]} >= {"reconstruction bits/dim", "KL bits/dim"}
+    assert any("only 30 steps" in w.value for w in at.warning)  # the short-run warning
     assert at.get("download_button")
     assert _chart_titled(at, "learning rate") is None  # a constant rate gets no chart
 
@@ -265,10 +274,11 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
 def test_launch_a_flow_from_train_page(app_env):
     at = _open("app_pages/train.py")
     at.radio(key="train_model").set_value("realnvp").run()
-    assert at.radio(key="length_realnvp").value == "steps"  # the flow's own defaults
-    at.selectbox(key="image_size_realnvp").set_value(16)
-    at.number_input(key="amount_realnvp").set_value(20)
-    at.number_input(key="batch_size_realnvp").set_value(8)
+    assert at.selectbox(key="preset").value == "custom"  # a model picked by hand: Custom, the flow's own defaults
+    assert at.radio(key="length").value == "steps" and at.number_input(key="amount").value == 1000
+    at.selectbox(key="image_size").set_value(16)
+    at.number_input(key="amount").set_value(20)
+    at.number_input(key="batch_size").set_value(8)
     for name, v in (("num_blocks", 1), ("features", 4)):
         at.number_input(key=f"opt_realnvp_{name}").set_value(v)
     at.selectbox(key="lr_schedule").set_value("cosine")
@@ -321,7 +331,7 @@ def test_with_several_gpus_the_train_page_launches_one_process_per_gpu(app_env, 
 
     launched = {}
 
-    def fake_launch(cfg, root, name=None, max_concurrent=None, processes=1):
+    def fake_launch(cfg, root, name=None, max_concurrent=None, processes=1, preset=None):
         launched.update(cfg=cfg, processes=processes)
         raise RuntimeError("not started in this test")
 
@@ -331,7 +341,9 @@ def test_with_several_gpus_the_train_page_launches_one_process_per_gpu(app_env, 
     assert at.number_input(key="gpus").value == 4  # all visible GPUs by default
     at.number_input(key="gpus").set_value(2)
     at.button(key="FormSubmitter:launch-Launch run").click().run()
-    assert launched["processes"] == 2 and launched["cfg"].batch_size == 128  # the global batch
+    from genlab.recipes import fastest
+
+    assert launched["processes"] == 2 and launched["cfg"].batch_size == fastest().config().batch_size  # global batch
     assert any("not started in this test" in e.value for e in at.error)
 
 

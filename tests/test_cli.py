@@ -62,9 +62,13 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
     assert "already holds a run" in capsys.readouterr().err
     for src in (out, out / "checkpoint"):
         png = tmp_path / "grid.png"
-        assert main(["sample", str(src), "--n", "6", "--nrow", "3", "--temperature", "0.7", "--out", str(png)]) == 0
+        cmd = ["sample", str(src), "--n", "6", "--nrow", "3", "--temperature", "0.7", "--out", str(png)]
+        assert main([*cmd, "--scale", "1"]) == 0
         with Image.open(png) as im:
             assert im.size == (3 * 33 + 1, 2 * 33 + 1)
+        assert main(cmd) == 0  # by default each 32-pixel image is drawn at 64 pixels
+        with Image.open(png) as im:
+            assert im.size == (2 * (3 * 33 + 1), 2 * (2 * 33 + 1))
     capsys.readouterr()
     assert main(["eval", str(out), "--k", "5", "--n", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
