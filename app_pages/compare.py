@@ -1,18 +1,16 @@
 """Compare: two models side by side at the same seed and temperature (by default a VAE and a flow
-trained on the same data at the same size, when there are such)."""
+trained on the same data at the same size, when there are such), with what their figures mean."""
 
 import streamlit as st
 
-from app_pages.common import DEVICE, get_model, model_at, model_picker
-from genlab.catalog import available_models
-from genlab.explore import grid, sample, time_sampling
-from genlab.export import read_metrics
+from app_pages.common import DEVICE, get_model, model_at, model_picker, sample_png
+from genlab.catalog import available_models, figures
+from genlab.explore import time_sampling
 from genlab.metrics.likelihood import held_out_bpd
 from genlab.plots import compare_figure
-from genlab.runs.records import FidRow, rows_of
-from genlab.runs.rundir import summarize
 
 st.title("Compare")
+GRID_WIDTH = 384  # both grids at one display width, whatever their image size
 
 
 def partners(a, b) -> bool:
@@ -36,11 +34,12 @@ if any(m is None for m in models.values()):
 c1, c2 = st.columns(2)
 temperature = c1.slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="cmp_temperature")
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed")
-for col, (name, m) in zip(st.columns(2), models.items()):
+for col, (name, e) in zip(st.columns(2), entries.items()):
     col.image(
-        grid(sample(m, 16, temperature, int(seed)), nrow=4, scale=max(1, 96 // m.config.image_size)),
-        caption=f"{m.display_name}: {entries[name].path.name}, T={temperature:.2f}, seed {seed}",
+        sample_png(str(e.path), e.mtime, 16, temperature, int(seed), max(1, 96 // e.image_size)),
+        caption=f"{models[name].display_name}: {e.path.name}, {e.image_size}×{e.image_size}, T={temperature:.2f}",
         output_format="PNG",
+        width=GRID_WIDTH,
     )
 
 
@@ -49,63 +48,71 @@ def _seconds_per_image(path: str, mtime: float, device: str) -> float:
     return time_sampling(model_at(path, mtime), 16).seconds_per_image
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing test bits/dim (IWAE for the VAE)…")
-def _bpd(path: str, mtime: float, dataset: str, k: int | None, n: int):
-    r = held_out_bpd(model_at(path, mtime), dataset, k, n)
+@st.cache_data(max_entries=16, show_spinner="Computing the tighter bound (IWAE k=100 for a VAE)…")
+def _tight_bpd(path: str, mtime: float, dataset: str, n: int):
+    r = held_out_bpd(model_at(path, mtime), dataset, None, n)
     return r.bpd, r.kind, r.images
 
 
-same_size = a_entry.image_size == b_entry.image_size
-same_data = a_entry.dataset == b_entry.dataset and a_entry.dataset is not None
-if not same_size:
-    st.warning(
-        f"Bits/dim are only compared at equal image size: A is {a_entry.image_size}×{a_entry.image_size}, "
-        f"B {b_entry.image_size}×{b_entry.image_size}. The values below describe different tasks; train "
-        "one at the other's size (Train page, image size) for a like-for-like comparison."
-    )
-n_test = st.number_input("Test images for bits/dim", 16, 10_000, 128, key="cmp_n")
-want_bpd = st.toggle(
-    "Compute held-out bits/dim (each model's tightest bound: IWAE k=100 for a VAE, ~10 s per 100 images on a CPU)",
+tight = st.toggle(
+    "Also compute each model's tightest bound here (IWAE k=100 for a VAE; about 10 s per 100 images on a CPU)",
     key="cmp_bpd",
 )
-
-rows, cards = [], []
+n_test = st.number_input("Test images for that bound", 16, 2000, 128, key="cmp_n")
+figs = {name: figures(e) for name, e in entries.items()}
+rows = []
 for name, e in entries.items():
-    s = summarize(e.run) if e.run else None
-    bpd = "—"
-    if want_bpd and e.dataset:
-        v, kind, n = _bpd(str(e.path), e.mtime, e.dataset, None, int(n_test))
-        bpd = f"{v:.3f} ({kind}, {n} {e.dataset} test images)"
-    elif not e.dataset:
-        bpd = "— (training data unknown)"
-    card = read_metrics(e.path)  # an exported model's figures (shipped or pulled)
-    cards.append(card)
-    fid = (
-        f"{card['fid']:.1f} @ K={card['fid_samples']}"
-        if card.get("fid") is not None
-        else f"{s.fid:.1f} @ K={s.fid_samples}"
-        if s and s.fid is not None
-        else "— (no FID rows: train with FID every N)"
+    f, m = figs[name], models[name]
+    row = {
+        "model": m.display_name,
+        "checkpoint": e.path.name,
+        "data": f"{e.dataset or '?'}, {e.image_size}×{e.image_size}",
+        "test bits/dim ↓": f"{f.bpd:.3f}" if f.bpd is not None else "—",
+        "bits/dim is": f.bpd_kind,
+        "evaluated on": f.bpd_source,
+        "FID ↓": f"{f.fid:.1f}" if f.fid is not None else "—",
+        "FID@K, reference": f"K={f.fid_k} vs {f.fid_reference}" if f.fid is not None else "no FID recorded",
+        "parameters": f"{m.num_parameters():,}",
+        "ms/image": f"{1000 * _seconds_per_image(str(e.path), e.mtime, DEVICE):.2f} ({DEVICE})",
+    }
+    if tight and e.dataset:
+        v, kind, n = _tight_bpd(str(e.path), e.mtime, e.dataset, int(n_test))
+        row["tighter bound ↓"] = f"{v:.3f} ({kind}, {n} images)"
+    rows.append(row)
+st.dataframe(rows, hide_index=True, width="stretch")
+
+notes = []
+if a_entry.image_size != b_entry.image_size:
+    notes.append(
+        f"**Not comparable: image sizes differ** ({a_entry.image_size}² vs {b_entry.image_size}²). Bits/dim and "
+        "FID describe different tasks at different sizes; train one at the other's size for a fair comparison."
     )
-    rows.append(
-        {
-            "model": models[name].display_name,
-            "checkpoint": e.path.name,
-            "data": e.dataset or "?",
-            "size": f"{e.image_size}×{e.image_size}",
-            "test bits/dim": bpd,
-            "FID@K": fid,
-            "parameters": f"{models[name].num_parameters():,}",
-            "sampling ms/image": f"{1000 * _seconds_per_image(str(e.path), e.mtime, DEVICE):.2f} ({DEVICE})",
-        }
+if a_entry.dataset != b_entry.dataset or a_entry.dataset is None:
+    notes.append("**Not comparable: the training data differ**, so each number describes a different task.")
+refs = {f.fid_reference for f in figs.values() if f.fid is not None}
+ks = {f.fid_k for f in figs.values() if f.fid is not None}
+if len(refs) > 1 or len(ks) > 1:
+    notes.append(
+        "**FIDs not comparable**: they were measured at different K or against different reference sets "
+        f"({'; '.join(sorted(refs))}). FID@K is biased upwards at small K and small reference sets."
     )
-st.dataframe(rows, hide_index=True)
-fid_sources = {r.fid_weights for e in entries.values() if e.run for r in rows_of(e.run.read_metrics(), FidRow)}
-fid_sources |= {w for card in cards if (w := card.get("fid_weights"))}
-if fid_sources:
-    st.caption("FID weights: " + "; ".join(sorted(fid_sources)))
-if not same_data:
-    st.caption("The two models were not trained on the same data set, so their numbers describe different tasks.")
+for n in notes:
+    st.warning(n)
+with st.expander("How to read this", expanded=not notes):
+    st.markdown(
+        "- **Lower is better** for both bits/dim and FID (↓).\n"
+        "- **Test bits/dim** is the negative log-likelihood of held-out images per subpixel, in bits, over 8-bit "
+        "pixels: 8 is a uniform guess. A flow's is *exact*; a VAE's is its loss, the *−ELBO*, an upper bound: "
+        "its true value is lower, and the IWAE bound (the toggle above) is a tighter one. This is the same "
+        "figure the Models page and the model card show, and the table says which evaluation produced it.\n"
+        "- **FID@K** compares K generated images at T=1 with a reference set of training images through "
+        "Inception features. With a small reference set (emoji faces have 98 training images) it is biased "
+        "upwards and only comparable at the same K and reference.\n"
+        "- **ms/image** is the time to sample one image in a batch of 16 on this machine."
+    )
+weights = {f.fid_weights for f in figs.values() if f.fid_weights}
+if weights:
+    st.caption("FID weights: " + "; ".join(sorted(weights)))
 
 curves = {e.path.name: e.run.read_metrics() for e in entries.values() if e.run}
 if curves:

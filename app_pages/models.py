@@ -1,4 +1,5 @@
-"""Models: shipped checkpoints, models pulled from the Hub and runs with a checkpoint; pull and push."""
+"""Models: each model's card (figures, samples, training command, data and licence) for shipped checkpoints,
+models pulled from the Hub and runs with a checkpoint; pull and push."""
 
 import json
 from pathlib import Path
@@ -7,10 +8,11 @@ import streamlit as st
 
 from app_pages.common import checkpoint_zip
 from genlab import hub
-from genlab.catalog import available_models, checkpoints_dir
+from genlab.catalog import available_models, checkpoints_dir, figures
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
+from genlab.runs.grids import newest_readable
 from genlab.runs.rundir import summarize
 
 st.title("Models")
@@ -20,31 +22,46 @@ pulled = [e for e in entries if e.source == "hub"]
 runs = [e for e in entries if e.source == "run"]
 
 
+def _figures_line(e) -> str:
+    f = figures(e)
+    bpd = f"test bits/dim **{f.bpd:.3f}** ({f.bpd_kind}; {f.bpd_source})" if f.bpd is not None else "no evaluation"
+    fid = f" · FID@{f.fid_k} **{f.fid:.1f}** vs {f.fid_reference}" if f.fid is not None else ""
+    return bpd + fid
+
+
 def show(e):
     with st.expander(e.label):
-        cfg = read_config(resolve_model_dir(e.path))
-        cols = st.columns(4)
-        cols[0].metric("model", e.family.display_name)
-        cols[1].metric("image size", f"{e.image_size}×{e.image_size}")
-        cols[2].metric("data", e.dataset or "?")
-        if e.run:
-            s = summarize(e.run)
-            cols[3].metric(
-                "test bits/dim",
-                f"{s.test_bpd:.3f}" if s.test_bpd is not None else "—",
-                help="the training loss's held-out value: -ELBO for a VAE, exact for a flow",
+        card = card_text(e.path) if e.source != "run" else ""
+        left, right = st.columns([3, 2])
+        left.markdown(_figures_line(e) + "  \n(lower is better; the same figures as on Compare)")
+        grid = e.path / "samples.png" if (e.path / "samples.png").is_file() else None
+        if e.run is not None and grid is None:
+            newest = newest_readable(e.run.samples)
+            grid = newest[1] if newest else None
+        if grid is not None:
+            right.image(grid if isinstance(grid, bytes) else str(grid), caption="samples", output_format="PNG")
+        if card:  # the model card as markdown: no HTML from a card is rendered
+            left.markdown(card)
+        elif e.run is not None:
+            s, cfg = summarize(e.run), e.run.config()
+            left.markdown(
+                f"**{e.family.display_name}, {e.image_size}×{e.image_size}, trained on `{e.dataset}`** · status "
+                f"{s.status} · step {s.step}/{s.total_steps or '?'}"
+                + (f" · from the preset `{s.preset}`" if s.preset else "")
             )
-            st.caption(
-                f"status {s.status} · step {s.step}/{s.total_steps or '?'}"
-                + (f" · FID@{s.fid_samples} {s.fid:.1f}" if s.fid is not None else "")
-            )
-        st.code(json.dumps(cfg, indent=2), language="json")
+            left.markdown("Training command:")
+            left.code("python -m genlab " + " ".join(cfg.argv()), language="bash")
+            credit = (e.run.info().dataset or {}).get("credit") if isinstance(e.run.info().dataset, dict) else None
+            if credit:
+                left.caption(f"Data: {credit}")
+        with st.popover("Config (JSON)"):
+            st.code(json.dumps(read_config(resolve_model_dir(e.path)), indent=2), language="json")
         weights = e.weights_file
         st.download_button(
             "Download (.zip)",
             checkpoint_zip(str(e.path), weights.stat().st_mtime),
             file_name=f"{e.path.name}.zip",
-            key=f"dl_{e.source}_{e.path.name}",
+            key=f"dl_{e.source}_{e.path.name}_{e.best_step}",
         )
 
 

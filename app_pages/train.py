@@ -18,15 +18,12 @@ root = str(runs_dir())
 if public.enabled():  # a hosted app: the caps are the server's, not the visitor's
     lim = public.limits()
     max_runs = lim.max_runs
-    st.caption(
-        f"Public app: at most {lim.max_runs} runs train at once, each capped at {lim.max_steps} steps "
-        f"and {lim.max_minutes:g} minutes."
-    )
+    st.caption(f"Public app: each run is capped at {lim.max_steps} steps and {lim.max_minutes:g} minutes.")
 else:
     max_runs = jobs.default_max_concurrent()
 st.caption(
     f"Runs are saved in `{root}` (set `GENLAB_RUNS` before starting the app to use another folder); "
-    f"{max_runs} train{'s' if max_runs == 1 else ''} at once (`GENLAB_MAX_RUNS`), more wait in a queue."
+    f"{max_runs} train{'s' if max_runs == 1 else ''} at once, more wait in a queue."
 )
 
 launch_form(root, int(max_runs))
@@ -82,7 +79,7 @@ def live():
             try:
                 jobs.delete(run)
                 st.session_state.pop("train_run", None)
-                st.rerun(scope="fragment")
+                st.rerun()
             except (RuntimeError, RunLocked, OSError) as e:  # it was resumed a moment ago
                 st.error(str(e))
     c1, c2 = st.columns([3, 2])

@@ -9,13 +9,14 @@ curves. Runs live under ``runs/`` (``GENLAB_RUNS``). Models pulled from the Hub 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from .display import count
 from .models import MODELS, resolve_model_dir
 from .models.base import CheckpointError, GenerativeModel, read_config
-from .runs.records import RunStatus
+from .runs.records import EvalRow, FidRow, RunStatus, last_of
 from .runs.rundir import RunDir, list_runs, summarize
 from .settings import settings
 
@@ -182,6 +183,67 @@ def hub_models() -> list[ModelEntry]:
 
 def available_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[ModelEntry]:
     return shipped_models(checkpoints) + hub_models() + run_models(runs)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The one test bits/dim and FID the app shows for a model, on every page, and what produced them."""
+
+    bpd: float | None
+    bpd_kind: str  # "-ELBO, 1 sample" (a VAE's bound: its true bits/dim are lower) or "exact"
+    bpd_source: str  # "model card, 10000 mnist test images" or "last evaluation (step 1500), 11 test images"
+    fid: float | None = None
+    fid_k: int | None = None
+    fid_reference: str = ""  # "emoji-faces train split, 98 images"
+    fid_weights: str = ""
+
+
+def _number(v) -> float | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
+
+
+def figures(entry: ModelEntry) -> Figures:
+    """An exported model's figures come from its card (metrics.json: what its README and the Hub show); a
+    run's from its last evaluation and FID rows. The Compare page's optional tighter bound is a separate,
+    labelled number."""
+    from .export import read_metrics
+
+    m = read_metrics(entry.path)
+    if _number(m.get("test_bpd")) is not None:
+        n, ref = m.get("test_images"), m.get("fid_reference")
+        k = m.get("fid_samples")
+        return Figures(
+            bpd=_number(m["test_bpd"]),
+            bpd_kind=str(m.get("test_bpd_kind") or entry.family.loss_bpd_kind),
+            bpd_source="model card" + (f", {n} {entry.dataset or ''} test images" if isinstance(n, int) else ""),
+            fid=_number(m.get("fid")),
+            fid_k=k if isinstance(k, int) else None,
+            fid_reference=ref if isinstance(ref, str) else "",
+            fid_weights=str(m.get("fid_weights") or ""),
+        )
+    run = entry.run if entry.best_step is None else RunDir(entry.path.parent)
+    if run is None:
+        return Figures(None, entry.family.loss_bpd_kind, "no evaluation recorded")
+    rows, info = run.read_metrics(), run.info()
+    evals = [r for r in rows if isinstance(r, EvalRow) and r.value("test_bpd") is not None]
+    if entry.best_step is not None:
+        evals = [r for r in evals if r.step == entry.best_step]
+    ev, fid = (evals[-1] if evals else None), last_of(rows, FidRow)
+    cfg = info.config
+    tests = (info.dataset or {}).get("test") if isinstance(info.dataset, dict) else None
+    if isinstance(tests, int) and cfg and cfg.eval_batches:
+        tests = min(tests, cfg.eval_batches * cfg.batch_size)
+    where = f"evaluation at step {ev.step}" if ev else "no evaluation yet"
+    return Figures(
+        bpd=ev.value("test_bpd") if ev else None,
+        bpd_kind=entry.family.loss_bpd_kind,
+        bpd_source=where + (f", {tests} test images" if isinstance(tests, int) else ""),
+        fid=fid.fid if fid else None,
+        fid_k=fid.fid_samples if fid else None,
+        fid_reference=f"{entry.dataset} train split, {fid.fid_ref_images} images" if fid else "",
+        fid_weights=fid.fid_weights if fid else "",
+    )
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ BPD_FACTOR = 1.1  # a run from a preset "worked" when its test bits/dim are with
 @dataclass(frozen=True)
 class Recipe:
     name: str  # folder under checkpoints/ and repo name on the Hub
-    title: str  # what the Train form's preset list says: model, data, size, and what its samples show
     train: tuple[str, ...] | str  # `python -m genlab train` arguments, from scratch (a string is split on spaces)
     temperature: float  # the temperature of its grid: Home and the model card show it there
+    title: str = ""  # what the Train form's preset list says: model, data, size, and what its samples show
     fid_ref_n: int = 2000  # training images in the FID reference statistics (emoji-faces has 98)
     ships: bool = True  # False: trained by `genlab checkpoints`, but its samples are not yet good enough
 
@@ -55,8 +55,10 @@ class Recipe:
             return {}
         train = m.get("train") if isinstance(m.get("train"), dict) else {}
         out = {k: m.get(k) for k in ("test_bpd", "fid", "fid_samples")}
-        out.update({k: train.get(k) for k in ("wall_seconds", "device", "threads")})
-        good = {k: v for k, v in out.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+        out.update({k: train.get(k) for k in ("wall_seconds", "threads")})
+        good = {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0}
+        if isinstance(train.get("device"), str):
+            good["device"] = train["device"]
         return good
 
     def expected_seconds(self, steps: int | None = None) -> float | None:
@@ -80,37 +82,37 @@ class Recipe:
 # each recipe is the command line it trains, kept readable
 # fmt: off
 RECIPES: tuple[Recipe, ...] = (
-    Recipe("vae-mnist-32", "VAE on MNIST, 32×32: digits",
+    Recipe("vae-mnist-32",
            "vae --dataset mnist --image-size 32 --batch-size 128 --latent-dim 16 --max-steps 5000"
            " --eval-every 500 --eval-batches 20",
-           temperature=1.0),
+           temperature=1.0, title="VAE on MNIST, 32×32: digits"),
     # four scales (coarse levels at 8×8 and 4×4): digits after ~2,500 steps, where the default two scales
     # drew stroke fragments after 14,000 (docs/benchmarks.md). Trained 1,500 steps at a constant 1e-3,
     # then resumed with this command's cosine (held at 1e-3 until step 2,500, so the same rates) and
     # --ema, whose average therefore starts at step 1,500 rather than 0
-    Recipe("realnvp-mnist-32", "RealNVP on MNIST, 32×32: digits",
+    Recipe("realnvp-mnist-32",
            "realnvp --dataset mnist --image-size 32 --batch-size 64 --num-scales 4 --lr-schedule cosine"
            " --decay-steps 1500 --max-steps 4000 --eval-every 500 --eval-batches 20 --compile --ema 0.999",
-           temperature=0.8),
+           temperature=0.8, title="RealNVP on MNIST, 32×32: digits"),
     # 98 training images: with beta=1 the VAEs memorise them (test bits/dim rise from ~500 steps on) and
     # the prior's samples fall between the memorised codes (blue and green faces); beta=4 keeps the
     # codes where the prior samples, and a log-scale ceiling keeps the shown mean on the data
-    Recipe("vae-emoji-32", "VAE on emoji faces, 32×32: smiley faces",
+    Recipe("vae-emoji-32",
            "vae --dataset emoji-faces --image-size 32 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
            " --beta 4 --max-steps 1500 --eval-every 500",
-           temperature=0.5),
-    Recipe("vae-emoji-64", "VAE on emoji faces, 64×64: smiley faces",
+           temperature=0.5, title="VAE on emoji faces, 32×32: smiley faces"),
+    Recipe("vae-emoji-64",
            "vae --dataset emoji-faces --image-size 64 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
            " --beta 4 --max-steps 1500 --eval-every 500",
-           temperature=0.8),
+           temperature=0.8, title="VAE on emoji faces, 64×64: smiley faces"),
     # four scales, the first split at the second: with the split at 16×16 every eye and mouth was factored
     # out there as independent noise and samples were blobs (docs/benchmarks.md, "RealNVP on emoji-faces");
     # flips double the 98 faces; 1,000 steps, where the grid is faces (test bits/dim are best near step
     # 500, and it overfits after; at 600 steps the faces were fainter and smudged)
-    Recipe("realnvp-emoji-32", "RealNVP on emoji faces, 32×32: smiley faces",
+    Recipe("realnvp-emoji-32",
            "realnvp --dataset emoji-faces --image-size 32 --batch-size 32 --num-scales 4 --first-split 1 --hflip"
            " --lr-schedule cosine --max-steps 1000 --eval-every 250 --compile",
-           temperature=0.6),
+           temperature=0.6, title="RealNVP on emoji faces, 32×32: smiley faces"),
 )
 # fmt: on
 

@@ -131,9 +131,10 @@ def test_compare_table_has_both_models_and_bpd(app_env):
     at.toggle(key="cmp_bpd").set_value(True).run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
-    bpd = dict(zip(table["model"], table["test bits/dim"]))  # a VAE and a flow on the same data, by default
-    assert sorted(bpd) == ["RealNVP flow", "VAE"]
-    assert "IWAE bound, k=100" in bpd["VAE"] and "exact" in bpd["RealNVP flow"]
+    kind = dict(zip(table["model"], table["bits/dim is"]))  # a VAE and a flow on the same data, by default
+    assert kind == {"VAE": "-ELBO, 1 sample", "RealNVP flow": "exact, 1 dequantization"}
+    tight = dict(zip(table["model"], table["tighter bound ↓"]))
+    assert "IWAE bound, k=100" in tight["VAE"] and "exact" in tight["RealNVP flow"]
 
 
 def _launch(at: AppTest, steps: int) -> None:
@@ -358,3 +359,168 @@ def test_the_run_list_shows_how_many_processes_a_run_uses(app_env):
     at = _open("app_pages/train.py")
     table = at.dataframe[0].value
     assert list(table["processes"]) == ["2"]
+
+
+# -- a newcomer's first run (issue: presets, safe defaults, pages that explain themselves) -------------
+def _finished_run(root: Path, name: str, status: str = "finished", **info) -> Path:
+    """A run folder with a tiny VAE checkpoint, written as the trainer would."""
+    from genlab.runs.records import EvalRow, TrainRow
+    from genlab.runs.rundir import RunDir
+
+    run = RunDir(root / name)
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(image_size=16, latent_dim=8, width=8, max_width=16))
+    cfg = {"model": "vae", "dataset": "emoji", "image_size": 16, "max_steps": 20, "batch_size": 8}
+    cfg["model_config"] = {"latent_dim": 8, "width": 8, "max_width": 16}
+    run.path.mkdir(parents=True)
+    (run.path / "run.json").write_text(json.dumps({"status": status, "total_steps": 20, "config": cfg, **info}))
+    opt = torch.optim.Adam(model.parameters())
+    run.save_checkpoint(model, opt, {"step": 20, "elapsed": 1.0})
+    for r in (TrainRow(step=20, epoch=1.0, time=1.0, timestamp=1.0, images_per_s=9.0, metrics={"bpd": 5.0}),
+              EvalRow(step=20, epoch=1.0, time=1.0, timestamp=1.0, metrics={"test_bpd": 5.1})):  # fmt: skip
+        run.append_metrics(r)
+    return run.path
+
+
+def test_the_form_starts_from_the_fastest_preset_with_every_field_filled(app_env):
+    from genlab.recipes import fastest
+
+    at = _open("app_pages/train.py")
+    cfg = fastest().config()
+    assert at.selectbox(key="preset").value == fastest().name
+    assert at.selectbox(key="dataset").value == cfg.dataset and at.radio(key="length").value == "steps"
+    assert at.number_input(key="amount").value == cfg.max_steps
+    assert at.number_input(key="batch_size").value == cfg.batch_size
+    for k, v in cfg.model_config.items():
+        assert at.number_input(key=f"opt_{cfg.model}_{k}").value == v
+    at.selectbox(key="preset").set_value("realnvp-emoji-32").run()  # another preset refills every field
+    flow = __import__("genlab.recipes", fromlist=["recipe"]).recipe("realnvp-emoji-32").config()
+    assert at.radio(key="train_model").value == "realnvp" and at.number_input(key="amount").value == flow.max_steps
+    assert at.number_input(key="opt_realnvp_num_scales").value == flow.model_config["num_scales"]
+    assert at.checkbox(key="hflip").value is True
+
+
+def test_an_empty_folder_field_is_refused_with_a_sentence(app_env):
+    at = _open("app_pages/train.py")
+    at.selectbox(key="dataset").set_value("folder:…")
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Give the folder or .zip of images to train on (the field under Dataset), or pick a data set."
+    ]
+    assert not app_env.exists() or not list(app_env.iterdir())
+
+
+def test_a_dataset_that_needs_the_internet_says_so_and_its_failure_offers_no_resume(app_env, monkeypatch):
+    from genlab import data
+
+    monkeypatch.delenv("GENLAB_OFFLINE")  # online as far as genlab knows, but nothing cached
+    info = data.dataset_info("cifar10")
+    assert info.available and info.needs_network
+    at = _open("app_pages/train.py")
+    labels = at.selectbox(key="dataset").options
+    assert "cifar10 (needs internet)" in labels and "celeba (needs internet)" in labels
+    # a run whose data set cannot be had fails with the sentence, and a resume would not fix it
+    _finished_run(
+        app_env, "no-data", status="failed", error="Dataset 'cifar10' could not be downloaded", resumable=False
+    )
+    at = _open("app_pages/train.py")
+    assert at.button(key="resume").disabled is True
+    assert any("A resume cannot fix this" in e.value for e in at.error)
+
+
+def test_delete_run_asks_first_and_is_refused_while_it_trains(app_env):
+    _finished_run(app_env, "old")
+    at = _open("app_pages/train.py")
+    at.button(key="delete").click().run()
+    assert not at.exception and not (app_env / "old").exists()
+    _finished_run(app_env, "busy", status="running", pid=1)
+    from genlab.runs import jobs
+    from genlab.runs.rundir import RunDir
+
+    run = RunDir(app_env / "busy")
+    lock = run.acquire_lock()  # a live training process holds it
+    try:
+        at = _open("app_pages/train.py")
+        assert at.get("popover")[0].proto.popover.disabled is True
+        with pytest.raises(RuntimeError, match="stop it before deleting it"):
+            jobs.delete(run)
+    finally:
+        lock.release()
+    assert (app_env / "busy").is_dir()
+
+
+def test_the_runs_folder_is_genlab_runs_everywhere(app_env):
+    """No per-session folder field: the Train page, the pickers and the sidebar all read GENLAB_RUNS."""
+    _finished_run(app_env, "mine")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert str(app_env) in " ".join(c.value for c in at.caption)  # the sidebar
+    at.switch_page("app_pages/train.py").run()
+    assert not at.get("text_input") or all(t.key != "runs_root" for t in at.text_input)
+    assert any(str(app_env) in c.value for c in at.caption) and at.selectbox(key="train_run").value == "mine"
+    at.switch_page("app_pages/sample.py").run()
+    assert "run: mine  (vae 16×16 · emoji)" in at.selectbox(key="sample_model").options
+    at.switch_page("app_pages/models.py").run()
+    assert any("mine" in e.label for e in at.expander)
+
+
+def test_the_train_page_shows_the_grid_before_a_half_written_one(app_env):
+    run = _finished_run(app_env, "grids")
+    from genlab.runs.grids import write_grid
+
+    write_grid(run / "samples" / "step-0000010.png", torch.rand(4, 3, 8, 8), nrow=2)
+    (run / "samples" / "step-0000020.png").write_bytes(b"\x89PNG\r\n\x1a\n half")
+    at = _open("app_pages/train.py")
+    assert not at.exception
+    assert [im.proto.imgs[0].caption for im in at.get("image")] == ["samples at step 10 (T=1)"]
+
+
+def test_switching_models_sets_the_temperature_to_the_models_card(app_env):
+    ck = Path(app_env).parent / "checkpoints"
+    (ck / "tiny-vae" / "metrics.json").write_text(json.dumps({"samples": {"temperature": 0.6}}))
+    (ck / "tiny-flow" / "metrics.json").write_text(json.dumps({"samples": {"temperature": 0.9}}))
+    at = _open("app_pages/sample.py")
+    at.selectbox(key="sample_model").set_value(str(ck / "tiny-vae")).run()
+    assert at.slider(key="temperature").value == 0.6
+    at.slider(key="temperature").set_value(1.2).run()
+    at.selectbox(key="sample_model").set_value(str(ck / "tiny-flow")).run()
+    assert at.slider(key="temperature").value == 0.9
+    at.selectbox(key="sample_model").set_value(str(ck / "tiny-vae")).run()
+    assert at.slider(key="temperature").value == 0.6
+
+
+def test_home_shows_a_users_run_only_if_it_finished_and_reached_its_presets_figure(app_env, monkeypatch):
+    from genlab import recipes
+
+    monkeypatch.setattr(recipes.Recipe, "bpd_ceiling", lambda self: 5.5)
+    _finished_run(app_env, "good", preset="vae-emoji-32")
+    _finished_run(app_env, "custom")  # no preset: no floor to beat
+    at = _open("app_pages/home.py")
+    captions = [im.proto.imgs[0].caption for im in at.get("image")]
+    assert sum(c.startswith("your run · good") for c in captions) == 1
+    assert not any("custom" in c for c in captions)
+    monkeypatch.setattr(recipes.Recipe, "bpd_ceiling", lambda self: 5.0)  # its 5.1 is no longer good enough
+    at = _open("app_pages/home.py")
+    assert not any(im.proto.imgs[0].caption.startswith("your run") for im in at.get("image"))
+
+
+def test_compare_says_how_to_read_it_and_when_figures_are_not_comparable(app_env):
+    at = _open("app_pages/compare.py")
+    assert not at.exception
+    text = " ".join(e.proto.body for e in at.markdown)
+    assert "Lower is better" in text and "−ELBO" in text and "FID@K" in text
+    table = at.dataframe[0].value
+    assert {"test bits/dim ↓", "bits/dim is", "evaluated on", "FID ↓", "FID@K, reference"} <= set(table.columns)
+
+
+def test_models_shows_each_model_card_with_its_grid(app_env):
+    from genlab.export import export_model
+
+    ck = Path(app_env).parent / "checkpoints"
+    export_model(ck / "tiny-vae", ck / "carded", evaluate=False, dataset="emoji")
+    at = _open("app_pages/models.py")
+    assert not at.exception
+    body = " ".join(m.value for m in at.markdown)
+    assert "a genlab VAE at 16×16" in body and "## Data" in body
+    assert any(im.proto.imgs[0].caption == "samples" for im in at.get("image"))

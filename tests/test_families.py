@@ -134,10 +134,11 @@ def test_the_pages_open_with_a_family_they_have_never_heard_of(pixel_run, monkey
             assert not at.exception, at.exception
             table = at.dataframe[0].value
             assert list(table["model"]) == ["Pixel baseline", "Pixel baseline"]
-            assert "exact (independent pixels)" in table["test bits/dim"][0]
+            assert table["bits/dim is"][0] == "exact (independent pixels)"
+            assert "exact (independent pixels)" in table["tighter bound ↓"][0]
         if page == "app_pages/train.py":
             at.radio(key="train_model").set_value("pixel").run()
-            assert at.radio(key="length_pixel").value == "steps" and at.number_input(key="amount_pixel").value == 20
+            assert at.radio(key="length").value == "steps" and at.number_input(key="amount").value == 20
             assert at.number_input(key="opt_pixel_init_log_scale").value == -1.0
             assert "pixel-emoji" in list(at.dataframe[0].value["run"])
 
