@@ -122,11 +122,12 @@ def launch_form(root: str, max_runs: int) -> None:
         st.markdown("**Model size**")
         opts, kcols = {}, st.columns(4)
         for i, (name, f) in enumerate(model_options(model).items()):
+            label, key, tip = name.replace("_", " "), f"opt_{model}_{name}", f.metadata.get("help") or None
+            if isinstance(f.default, bool):  # a switch, e.g. the VAE's coupled colour channels
+                opts[name] = kcols[i % 4].checkbox(label, key=key, help=tip)
+                continue
             opts[name] = kcols[i % 4].number_input(
-                name.replace("_", " "),
-                key=f"opt_{model}_{name}",
-                help=f.metadata.get("help") or None,
-                **({"step": 1} if isinstance(f.default, int) else {"format": "%g"}),
+                label, key=key, help=tip, **({"step": 1} if isinstance(f.default, int) else {"format": "%g"})
             )
         f1, f2, f3, f4 = st.columns(4)
         fid_every = f1.number_input("FID every N steps (0: off)", 0, 1_000_000, key="fid_every")

@@ -14,6 +14,7 @@ from app_pages.common import (
     sample_png,
     temperature_strip_image,
 )
+from genlab.catalog import figures
 
 st.title("Sample")
 
@@ -32,6 +33,10 @@ model = get_model(entry)
 if model is None:
     st.stop()
 scale = max(1, 96 // entry.image_size)
+f = figures(entry)
+if f.bpd is not None:
+    fid = f" · FID@{f.fid_k} {f.fid:.1f} vs {f.fid_reference}" if f.fid is not None else ""
+    st.caption(f"Test bits/dim {f.bpd:.3f} ({f.bpd_kind}; {f.bpd_source}){fid} · lower is better")
 
 c1, c2, c3 = st.columns(3)
 temperature = c1.slider(

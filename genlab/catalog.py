@@ -16,6 +16,7 @@ from pathlib import Path
 from .display import count
 from .models import MODELS, resolve_model_dir
 from .models.base import CheckpointError, GenerativeModel, read_config
+from .recipes import RECIPES
 from .runs.records import EvalRow, FidRow, RunStatus, last_of
 from .runs.rundir import RunDir, list_runs, summarize
 from .settings import settings
@@ -131,8 +132,6 @@ def run_models(root: Path | None = None) -> list[ModelEntry]:
 def worth_showing(entry: ModelEntry) -> bool:
     """Home shows a user's run beside the shipped models only when it finished, was launched from a preset,
     and reached test bits/dim within ``recipes.BPD_FACTOR`` of that recipe's shipped checkpoint."""
-    from .recipes import RECIPES
-
     run = entry.run
     if entry.source != "run" or entry.status != RunStatus.FINISHED or run is None or entry.best_step is not None:
         return False

@@ -52,6 +52,21 @@ def discretized_logistic_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale
     )
 
 
+def coupled_channel_means(x: torch.Tensor, mean: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """PixelCNN++'s coupled colour channels (Salimans et al., §2.2), for an RGB pixel's discretized logistics:
+    green's mean moves with red's deviation from its own mean, blue's with red's and green's,
+
+        mu_g' = mu_g + alpha * (x_r - mu_r),   mu_b' = mu_b + beta * (x_r - mu_r) + gamma * (x_g - mu_g),
+
+    so p(r) p(g | r) p(b | r, g) is a normalised distribution over the 256^3 colours of a pixel. Taken
+    about the means rather than about x alone (as in the paper), the image of the means is unchanged: it
+    is still what the decoder shows. x, mean: [B, 3, H, W]; coeffs [B, 3, H, W] = (alpha, beta, gamma)."""
+    r, g, b = mean.unbind(1)
+    alpha, beta, gamma = coeffs.unbind(1)
+    dr, dg = x[:, 0] - r, x[:, 1] - g
+    return torch.stack([r, g + alpha * dr, b + beta * dr + gamma * dg], dim=1)
+
+
 @dataclass
 class DiagonalGaussian:
     """q(z|x) = N(mean, diag(exp(logvar))); shapes [B, D]."""

@@ -94,16 +94,22 @@ RECIPES: tuple[Recipe, ...] = (
            "realnvp --dataset mnist --image-size 32 --batch-size 64 --num-scales 4 --lr-schedule cosine"
            " --decay-steps 1500 --max-steps 4000 --eval-every 500 --eval-batches 20 --compile --ema 0.999",
            temperature=0.8, title="RealNVP on MNIST, 32×32: digits"),
-    # 98 training images: with beta=1 the VAEs memorise them (test bits/dim rise from ~500 steps on) and
-    # the prior's samples fall between the memorised codes (blue and green faces); beta=4 keeps the
-    # codes where the prior samples, and a log-scale ceiling keeps the shown mean on the data
+    # 98 training images. With independent logistics per colour channel, a pixel the decoder is unsure of
+    # (an eye or the face around it) let each channel settle on a different colour: red on the brown
+    # eye, green on the yellow face, and the shown mean was a green dot (the smears of the first emoji
+    # VAEs). Coupled channels (PixelCNN++ §2.2) make a pixel's colour one decision; beta=16 keeps the
+    # 98 codes where the prior samples (beta 4 and 8 still drew speckled faces), and 64 at 64×64, whose
+    # loss per dimension divides the KL by four times the pixels (16 left purple blotches there; FID@1000
+    # 256 against 219); flips double the faces;
+    # the log-scale ceiling keeps the mean on the data (without it the faces went blank on teal).
+    # docs/benchmarks.md, "The emoji VAEs' colours"
     Recipe("vae-emoji-32",
            "vae --dataset emoji-faces --image-size 32 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
-           " --beta 4 --max-steps 1500 --eval-every 500",
+           " --beta 16 --coupled-channels --hflip --max-steps 1500 --eval-every 500",
            temperature=0.5, title="VAE on emoji faces, 32×32: smiley faces"),
     Recipe("vae-emoji-64",
            "vae --dataset emoji-faces --image-size 64 --batch-size 32 --latent-dim 16 --max-log-scale -2.5"
-           " --beta 4 --max-steps 1500 --eval-every 500",
+           " --beta 64 --coupled-channels --hflip --max-steps 1500 --eval-every 500",
            temperature=0.8, title="VAE on emoji faces, 64×64: smiley faces"),
     # four scales, the first split at the second: with the split at 16×16 every eye and mouth was factored
     # out there as independent noise and samples were blobs (docs/benchmarks.md, "RealNVP on emoji-faces");

@@ -524,3 +524,31 @@ def test_models_shows_each_model_card_with_its_grid(app_env):
     body = " ".join(m.value for m in at.markdown)
     assert "a genlab VAE at 16×16" in body and "## Data" in body
     assert any(im.proto.imgs[0].caption == "samples" for im in at.get("image"))
+
+
+@pytest.mark.slow
+def test_the_preset_at_300_steps_writes_a_bounded_number_of_grids_and_warns_when_it_should(app_env):
+    """emoji-faces has 98 training images: at the old cadence (an evaluation every epoch) a 300-step run
+    wrote 600 PNGs. From the form, with the fastest preset shortened to 300 steps: at most 60, and the
+    over-fitting warning exactly when the test bits/dim rose; a 10-step run gets the short-run warning."""
+    from genlab.runs import advice
+    from genlab.runs.rundir import RunDir
+
+    at = _open("app_pages/train.py")
+    at.number_input(key="amount").set_value(10)
+    at.text_input(key="run_name").set_value("ten")
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
+    _wait(at, lambda a: _status(a) == "finished")
+    assert any("only 10 steps" in w.value for w in at.warning)
+
+    at.number_input(key="amount").set_value(300)
+    at.text_input(key="run_name").set_value("three-hundred")
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
+    at.selectbox(key="train_run").set_value("three-hundred").run()
+    _wait(at, lambda a: _status(a) == "finished", timeout=600)
+    run = RunDir(app_env / "three-hundred")
+    assert run.info().preset == "vae-emoji-32" and run.config().dataset == "emoji-faces"
+    assert len(list(run.samples.glob("*.png"))) <= 60
+    said = [w.value for w in at.warning]
+    overfit = advice.overfitting(run.read_metrics(), 98)
+    assert (overfit in said) if overfit else not any(w.startswith("Over-fitting") for w in said)

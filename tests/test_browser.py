@@ -125,11 +125,11 @@ def _launch_tiny_run(page, steps: int):
     body = main.locator('[data-testid="stExpander"]').filter(has=header).locator('[data-testid="stExpanderDetails"]')
     if body.get_attribute("inert") is not None:
         main.get_by_text("New run", exact=True).click()
-    main.get_by_label("Epochs or steps", exact=True).wait_for()
+    main.get_by_label("Steps or epochs", exact=True).wait_for()
     main.get_by_label("Image size").click()
     page.get_by_role("option", name="16", exact=True).click()  # the dropdown is a portal outside stMain
     main.get_by_text("steps", exact=True).click()
-    for label, v in (("Epochs or steps", steps), ("Batch size", 16), ("latent dim", 4), ("width", 4), ("max width", 8)):
+    for label, v in (("Steps or epochs", steps), ("Batch size", 16), ("latent dim", 4), ("width", 4), ("max width", 8)):
         box = main.get_by_label(label, exact=True)
         box.fill(str(v))
     main.get_by_role("button", name="Launch run", exact=True).click()

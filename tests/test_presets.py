@@ -54,7 +54,8 @@ def test_train_with_a_preset_records_it_and_trains_its_config(tmp_path, capsys):
     info = RunDir(out).info()
     assert info.preset == "vae-emoji-32" and info.status == "finished"
     cfg, preset = info.config, recipe("vae-emoji-32").config()
-    assert (cfg.dataset, cfg.batch_size, cfg.model_config["beta"]) == (preset.dataset, preset.batch_size, 4.0)
+    assert (cfg.dataset, cfg.batch_size, cfg.hflip) == (preset.dataset, preset.batch_size, preset.hflip)
+    assert cfg.model_config["beta"] == preset.model_config["beta"] > 1  # the recipe's model options too
     assert (cfg.max_steps, cfg.model_config["latent_dim"]) == (3, 2)  # overridden
     assert main(["train", "--resume", str(out), "--preset", "vae-emoji-32"]) == 2
     assert "keeps its model" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genlab import CheckpointError, load_model
-from genlab.distributions import discretized_logistic_log_prob
+from genlab.distributions import coupled_channel_means, discretized_logistic_log_prob
 from genlab.models import VAE, VAEConfig
 
 mpmath.mp.dps = 60  # enough digits that the far tails do not cancel
@@ -43,6 +43,45 @@ def test_discretized_logistic_is_a_distribution_over_256_values(mean, log_scale)
         assert lp[k].item() == pytest.approx(_hand_log_prob(k, mean, math.exp(log_scale)), rel=1e-6, abs=1e-9)
 
 
+def test_coupled_channels_are_a_distribution_over_every_colour_of_a_pixel():
+    """p(r) p(g | r) p(b | r, g) sums to one over all 256^3 colours, and each factor is the hand-computed
+    discretized logistic at the shifted mean."""
+    mean = torch.tensor([0.8, 0.6, 0.2], dtype=torch.float64)
+    log_scale = torch.tensor([-2.0, -2.5, -3.0], dtype=torch.float64)
+    coeffs = torch.tensor([0.7, -0.4, 0.5], dtype=torch.float64)
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    g, b = torch.meshgrid(levels, levels, indexing="ij")
+    total = 0.0
+    for r in levels:  # one red level at a time: 65,536 (g, b) pairs
+        x = torch.stack([torch.full_like(g, r.item()), g, b]).reshape(1, 3, 256, 256)
+        m = coupled_channel_means(x, mean.view(1, 3, 1, 1).expand(1, 3, 256, 256), coeffs.view(1, 3, 1, 1))
+        lp = discretized_logistic_log_prob(x, m, log_scale.view(1, 3, 1, 1)).sum(1)
+        total += torch.exp(lp).sum().item()
+    assert total == pytest.approx(1.0, abs=1e-9)
+    x = torch.tensor([40, 200, 90], dtype=torch.float64).view(1, 3, 1, 1) / 255
+    m = coupled_channel_means(x, mean.view(1, 3, 1, 1), coeffs.view(1, 3, 1, 1)).flatten()
+    dr, dg = 40 / 255 - 0.8, 200 / 255 - 0.6
+    assert m.tolist() == pytest.approx([0.8, 0.6 + 0.7 * dr, 0.2 - 0.4 * dr + 0.5 * dg])
+    s = torch.exp(log_scale)
+    lp = discretized_logistic_log_prob(x, m.view(1, 3, 1, 1), log_scale.view(1, 3, 1, 1)).flatten()
+    for c, k in enumerate((40, 200, 90)):
+        assert lp[c].item() == pytest.approx(_hand_log_prob(k, m[c].item(), s[c].item()), rel=1e-9)
+
+
+def test_a_coupled_vae_shows_the_same_mean_image_and_refuses_grey_images(pixels):
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig(image_size=8, channels=3, latent_dim=3, width=4, max_width=8, coupled_channels=True)).eval()
+    z = torch.randn(2, 3)
+    mean, _, coeffs = vae.decoder(z)
+    assert coeffs.shape == (2, 3, 8, 8) and coeffs.abs().max() < 1
+    assert torch.equal(vae.generate(z), mean)  # the image shown is the means, unshifted
+    x = torch.rand(2, 3, 8, 8).mul(255).round().div(255)
+    loss, metrics = vae.loss(x)
+    assert torch.isfinite(loss) and metrics["bpd"] > 0
+    with pytest.raises(ValueError, match="needs RGB"):
+        VAEConfig(image_size=8, channels=1, coupled_channels=True)
+
+
 def test_elbo_and_bits_per_dim_match_a_hand_computation(tiny_vae, pixels):
     m = tiny_vae
     terms = m.elbo_terms(pixels, generator=torch.Generator().manual_seed(7))
@@ -52,7 +91,7 @@ def test_elbo_and_bits_per_dim_match_a_hand_computation(tiny_vae, pixels):
     mean_z, logvar = m.encoder(pixels)
     eps = torch.randn(mean_z.shape, generator=torch.Generator().manual_seed(7))
     z = mean_z + torch.exp(0.5 * logvar) * eps
-    mu_px, log_s = m.decoder(z)
+    mu_px, log_s, _ = m.decoder(z)
     D = 64
     bounds = []
     for b in range(len(pixels)):

@@ -23,6 +23,7 @@ from ..config import check, setting
 from ..distributions import (
     LOG2,
     DiagonalGaussian,
+    coupled_channel_means,
     discretized_logistic_log_prob,
     nats_to_bpd,
     randn,
@@ -44,6 +45,13 @@ class VAEConfig:
     # wherever its location is, so the location -- the image we show -- drifts (green faces, grey strokes).
     # A ceiling of -2.5 (scale <= 0.08, ~21 levels) keeps it on the data.
     max_log_scale: float = setting(0.0, "ceiling of the decoder's log-scale (0: none; -2.5 keeps the mean on the data)")
+    # Independent logistics let each colour channel of an uncertain pixel settle on a different mode: red on
+    # a brown eye, green on the yellow face around it, and the mean shows a green dot (the emoji VAEs' smears).
+    coupled_channels: bool = setting(
+        False,
+        "RGB only: PixelCNN++'s coupled colour channels (green's mean follows red's pixel, blue's red's and "
+        "green's), so each pixel's colour is one decision and the shown mean stays on the data's colours",
+    )
 
     def __post_init__(self):
         check(self)
@@ -52,6 +60,8 @@ class VAEConfig:
             raise ValueError(f"VAE image_size must be a power of two >= 8, got {n}")
         if self.latent_dim < 1 or self.width < 1 or self.channels < 1:
             raise ValueError("VAE latent_dim, width and channels must be positive")
+        if self.coupled_channels and self.channels != 3:
+            raise ValueError(f"coupled_channels needs RGB images; these have {self.channels} channel(s)")
 
 
 def _widths(cfg: VAEConfig) -> list[int]:
@@ -85,16 +95,22 @@ class Decoder(nn.Module):
         self.fc = nn.Linear(cfg.latent_dim, w[0] * 16)
         self.w0 = w[0]
         blocks = [_block(c_in, c_out, True) for c_in, c_out in zip(w[:-1], w[1:])]
-        # last upsampling predicts the logistic's mean and log-scale for each subpixel
-        self.convs = nn.Sequential(*blocks, nn.ConvTranspose2d(w[-1], 2 * cfg.channels, 4, stride=2, padding=1))
+        # last upsampling predicts the logistic's mean and log-scale for each subpixel (and, coupled, the
+        # three coefficients of each pixel's colour channels)
+        self.n_coeffs = 3 if cfg.coupled_channels else 0
+        out = 2 * cfg.channels + self.n_coeffs
+        self.convs = nn.Sequential(*blocks, nn.ConvTranspose2d(w[-1], out, 4, stride=2, padding=1))
         self.min_log_scale = cfg.min_log_scale
         self.max_log_scale = cfg.max_log_scale or None
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """z [B, Z] -> mean and log-scale [B, C, H, W] each, and the channel coefficients [B, 3, H, W] or None."""
         h = torch.relu(self.fc(z)).view(-1, self.w0, 4, 4)
         # float32 out of mixed precision: bf16 cannot resolve a 1/255 bin around a mean near 1
-        raw_mean, raw_log_scale = self.convs(h).float().chunk(2, dim=1)  # [B, C, H, W] each
-        return torch.sigmoid(raw_mean), raw_log_scale.clamp(self.min_log_scale, self.max_log_scale)
+        out = self.convs(h).float()
+        coeffs = torch.tanh(out[:, out.shape[1] - self.n_coeffs :]) if self.n_coeffs else None
+        raw_mean, raw_log_scale = out[:, : out.shape[1] - self.n_coeffs].chunk(2, dim=1)
+        return torch.sigmoid(raw_mean), raw_log_scale.clamp(self.min_log_scale, self.max_log_scale), coeffs
 
 
 @dataclass
@@ -160,7 +176,9 @@ class VAE(GenerativeModel):
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over pixels, [B, C, H, W], [B, Z] -> [B] nats."""
-        mean, log_scale = self.decoder(z)
+        mean, log_scale, coeffs = self.decoder(z)
+        if coeffs is not None:
+            mean = coupled_channel_means(x, mean, coeffs)
         return discretized_logistic_log_prob(x, mean, log_scale).flatten(1).sum(1)
 
     # -- objectives ----------------------------------------------------------------------
