@@ -1,6 +1,7 @@
 """Compare: two models side by side at the same seed and temperature (by default a VAE and a flow
 trained on the same data at the same size, when there are such), with what their figures mean."""
 
+import pandas as pd
 import streamlit as st
 
 from app_pages.common import DEVICE, get_model, model_at, model_picker, sample_png
@@ -79,7 +80,9 @@ for name, e in entries.items():
         v, kind, n = _tight_bpd(str(e.path), e.mtime, e.dataset, int(n_test))
         row["tighter bound ↓"] = f"{v:.3f} ({kind}, {n} images)"
     rows.append(row)
-st.dataframe(rows, hide_index=True, width="stretch")
+# one column per model and one row per figure: every cell is shown whole, wrapped where it is long
+keys = list(dict.fromkeys(k for row in rows for k in row))
+st.table(pd.DataFrame({f"Model {n}": [row.get(k, "—") for k in keys] for n, row in zip(entries, rows)}, index=keys))
 
 notes = []
 if a_entry.image_size != b_entry.image_size:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages.common import get_model, sample_png
 from genlab.catalog import available_models, worth_showing
-from genlab.display import duration
+from genlab.display import about
 from genlab.recipes import fastest
 
 st.title("genlab")
@@ -17,7 +17,7 @@ quick = fastest()
 took = quick.expected_seconds()
 st.markdown(
     f"**First run:** on **Train**, launch the preset *{quick.title}* unchanged"
-    + (f": it trains in about {duration(took)} on {quick.where_measured()}" if took else "")
+    + (f": it trains in {about(took)} on {quick.where_measured()}" if took else "")
     + ", and its samples appear on **Sample** when it finishes. Every shipped model below is a preset there."
 )
 

@@ -9,7 +9,7 @@ import torch
 from genlab import public
 from genlab.config import ConfigError
 from genlab.data import DatasetUnavailable, list_datasets
-from genlab.display import duration
+from genlab.display import about
 from genlab.models import MODELS, model_options
 from genlab.recipes import SHIPPED, fastest, recipe
 from genlab.runs import jobs
@@ -62,7 +62,7 @@ def _preset_label(name: str) -> str:
         return "Custom: set every field yourself"
     r = recipe(name)
     t = r.expected_seconds()
-    return f"{r.title} · ~{duration(t)} on {r.where_measured()}" if t else r.title
+    return f"{r.title} · {about(t)} on {r.where_measured()}" if t else r.title
 
 
 def launch_form(root: str, max_runs: int) -> None:

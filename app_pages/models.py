@@ -2,6 +2,7 @@
 models pulled from the Hub and runs with a checkpoint; pull and push."""
 
 import json
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -13,7 +14,7 @@ from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
 from genlab.runs.grids import newest_readable
-from genlab.runs.rundir import summarize
+from genlab.runs.summary import summarize
 
 st.title("Models")
 entries = available_models()
@@ -40,8 +41,8 @@ def show(e):
             grid = newest[1] if newest else None
         if grid is not None:
             right.image(grid if isinstance(grid, bytes) else str(grid), caption="samples", output_format="PNG")
-        if card:  # the model card as markdown: no HTML from a card is rendered
-            left.markdown(card)
+        if card:  # the model card as markdown (no HTML from a card is rendered), its headings two levels down
+            left.markdown(re.sub(r"^(#{1,4}) ", r"\1## ", card, flags=re.M))
         elif e.run is not None:
             s, cfg = summarize(e.run), e.run.config()
             left.markdown(

@@ -11,7 +11,8 @@ from genlab.plots import fid_figure, loss_figure, lr_figure, terms_figure
 from genlab.runs import jobs
 from genlab.runs.grids import newest_readable
 from genlab.runs.records import RunStatus
-from genlab.runs.rundir import RunDir, RunLocked, list_runs, summarize
+from genlab.runs.rundir import RunDir, RunLocked, list_runs
+from genlab.runs.summary import summarize
 
 st.title("Train")
 root = str(runs_dir())
@@ -23,7 +24,7 @@ else:
     max_runs = jobs.default_max_concurrent()
 st.caption(
     f"Runs are saved in `{root}` (set `GENLAB_RUNS` before starting the app to use another folder); "
-    f"{max_runs} train{'s' if max_runs == 1 else ''} at once, more wait in a queue."
+    f"runs train {max_runs} at a time, and more wait in a queue."
 )
 
 launch_form(root, int(max_runs))

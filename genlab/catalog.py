@@ -18,7 +18,8 @@ from .models import MODELS, resolve_model_dir
 from .models.base import CheckpointError, GenerativeModel, read_config
 from .recipes import RECIPES
 from .runs.records import EvalRow, FidRow, RunStatus, last_of
-from .runs.rundir import RunDir, list_runs, summarize
+from .runs.rundir import RunDir, list_runs
+from .runs.summary import summarize
 from .settings import settings
 
 

@@ -289,7 +289,8 @@ def _fid_stats(args) -> int:
 
 def _runs(args) -> int:
     from .display import run_row, text_table
-    from .runs.rundir import list_runs, summarize
+    from .runs.rundir import list_runs
+    from .runs.summary import summarize
     from .settings import settings
 
     root = Path(args.root) if args.root else settings().runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .runs.rundir import RunSummary
+from .runs.summary import RunSummary
 
 
 def count(n: int, noun: str) -> str:
@@ -14,6 +14,12 @@ def count(n: int, noun: str) -> str:
 
 def duration(seconds: float | None) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds is not None else "-"
+
+
+def about(seconds: float) -> str:
+    """A wall time as a person says it: "about 1 min", "about 17 min", "about 1 h 10 min"."""
+    minutes = max(1, round(seconds / 60))
+    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60} min"
 
 
 def megabytes(n: int) -> str:

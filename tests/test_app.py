@@ -130,10 +130,10 @@ def test_compare_table_has_both_models_and_bpd(app_env):
     at.number_input(key="cmp_n").set_value(16)
     at.toggle(key="cmp_bpd").set_value(True).run()
     assert not at.exception, at.exception
-    table = at.dataframe[0].value
-    kind = dict(zip(table["model"], table["bits/dim is"]))  # a VAE and a flow on the same data, by default
+    table = at.table[0].value  # a column per model, a row per figure
+    kind = dict(zip(table.loc["model"], table.loc["bits/dim is"]))  # a VAE and a flow on the same data, by default
     assert kind == {"VAE": "-ELBO, 1 sample", "RealNVP flow": "exact, 1 dequantization"}
-    tight = dict(zip(table["model"], table["tighter bound ↓"]))
+    tight = dict(zip(table.loc["model"], table.loc["tighter bound ↓"]))
     assert "IWAE bound, k=100" in tight["VAE"] and "exact" in tight["RealNVP flow"]
 
 
@@ -510,8 +510,8 @@ def test_compare_says_how_to_read_it_and_when_figures_are_not_comparable(app_env
     assert not at.exception
     text = " ".join(e.proto.body for e in at.markdown)
     assert "Lower is better" in text and "−ELBO" in text and "FID@K" in text
-    table = at.dataframe[0].value
-    assert {"test bits/dim ↓", "bits/dim is", "evaluated on", "FID ↓", "FID@K, reference"} <= set(table.columns)
+    table = at.table[0].value
+    assert {"test bits/dim ↓", "bits/dim is", "evaluated on", "FID ↓", "FID@K, reference"} <= set(table.index)
 
 
 def test_models_shows_each_model_card_with_its_grid(app_env):
@@ -535,6 +535,7 @@ def test_the_preset_at_300_steps_writes_a_bounded_number_of_grids_and_warns_when
     from genlab.runs.rundir import RunDir
 
     at = _open("app_pages/train.py")
+    at.selectbox(key="preset").set_value("vae-emoji-32").run()
     at.number_input(key="amount").set_value(10)
     at.text_input(key="run_name").set_value("ten")
     at.button(key="FormSubmitter:launch-Launch run").click().run()

@@ -139,7 +139,8 @@ def test_runs_lists_status_progress_and_bits_per_dim(tmp_path, capsys):
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("r1"))
     cells = line.split()
     assert cells[:5] == ["r1", "vae", "emoji", "finished", "4/4"]
-    from genlab.runs.rundir import RunDir, summarize
+    from genlab.runs.rundir import RunDir
+    from genlab.runs.summary import summarize
 
     s = summarize(RunDir(out))
     assert s.progress == 1.0 and s.eta_s is None and 0 < s.test_bpd < 9 and s.fid is None

@@ -132,10 +132,10 @@ def test_the_pages_open_with_a_family_they_have_never_heard_of(pixel_run, monkey
             at.number_input(key="cmp_n").set_value(16)
             at.toggle(key="cmp_bpd").set_value(True).run()
             assert not at.exception, at.exception
-            table = at.dataframe[0].value
-            assert list(table["model"]) == ["Pixel baseline", "Pixel baseline"]
-            assert table["bits/dim is"][0] == "exact (independent pixels)"
-            assert "exact (independent pixels)" in table["tighter bound ↓"][0]
+            table = at.table[0].value
+            assert list(table.loc["model"]) == ["Pixel baseline", "Pixel baseline"]
+            assert table.loc["bits/dim is"].iloc[0] == "exact (independent pixels)"
+            assert "exact (independent pixels)" in table.loc["tighter bound ↓"].iloc[0]
         if page == "app_pages/train.py":
             at.radio(key="train_model").set_value("pixel").run()
             assert at.radio(key="length").value == "steps" and at.number_input(key="amount").value == 20

@@ -12,7 +12,8 @@ from genlab.runs import advice, progress
 from genlab.runs.config import DEFAULT_STEPS, TrainConfig, cadence
 from genlab.runs.grids import MAX_GRIDS, newest_readable, thin, write_grid
 from genlab.runs.records import EvalRow, TrainRow
-from genlab.runs.rundir import RunDir, summarize
+from genlab.runs.rundir import RunDir
+from genlab.runs.summary import summarize
 from genlab.runs.trainer import Trainer
 
 

@@ -139,4 +139,4 @@ def test_train_page_in_public_mode_has_no_runs_folder_field_and_shows_the_caps(p
     assert not at.exception
     assert not [t for t in at.text_input if t.key == "runs_root"]
     text = " ".join(c.value for c in at.caption)
-    assert "each run is capped at 3 steps and 2 minutes" in text and "1 trains at once" in text
+    assert "each run is capped at 3 steps and 2 minutes" in text and "runs train 1 at a time" in text

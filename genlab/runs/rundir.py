@@ -10,6 +10,8 @@
     RUN/.lock           held (flock) by the process training this run, released by the kernel if it dies
     RUN/train.log       the output of a process started by genlab.runs.jobs
 
+A run list reads runs through ``genlab.runs.summary``.
+
 What the files hold is typed in ``genlab.runs.records`` (``RunInfo``, ``RunStatus``, the metric
 rows); pages and the CLI ask a ``RunDir`` for paths instead of building them.
 
@@ -32,9 +34,8 @@ import torch
 
 from ..models.base import CheckpointError
 from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
-from . import advice, progress
 from .config import TrainConfig
-from .records import EvalRow, FidRow, MetricRow, RunInfo, RunStatus, last_of, parse_row
+from .records import MetricRow, RunInfo, RunStatus, parse_row
 
 CKPT, CKPT_NEW, CKPT_OLD = "checkpoint", "checkpoint.new", "checkpoint.old"
 BEST, BEST_NEW = "best", "best.new"
@@ -386,77 +387,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
         idx, k = key.split(".", 1)
         state.setdefault(int(idx), {})[k] = v
     return {"state": state, "param_groups": meta["param_groups"]}
-
-
-@dataclass
-class RunSummary:
-    """What a run list shows: one row per run, read from run.json and metrics.jsonl."""
-
-    name: str
-    model: str
-    dataset: str
-    status: RunStatus
-    step: int
-    total_steps: int | None
-    images_per_s: float | None  # smoothed while it trains; the mean over the run once it has ended
-    eta_s: float | None  # wall-clock seconds left, evaluations included (genlab.runs.progress)
-    test_bpd: float | None
-    fid: float | None
-    fid_samples: int | None
-    error: str | None
-    processes: int = 1  # training processes (torchrun)
-    warnings: tuple[str, ...] = ()  # divergence, over-fitting, a short run, a batch larger than the data
-    best: tuple[int, float] | None = None  # (step, test bits/dim) of the kept best weights
-    disk_bytes: int = 0
-    can_resume: bool = False  # stopped, interrupted, or failed for a reason a resume can fix
-    preset: str | None = None
-
-    @property
-    def progress(self) -> float | None:
-        return self.step / self.total_steps if self.total_steps else None
-
-    @property
-    def warning(self) -> str | None:
-        return self.warnings[0] if self.warnings else None
-
-
-def summarize(run: RunDir) -> RunSummary:
-    try:
-        info = run.info()
-    except (ValueError, OSError) as e:  # an unreadable run.json is listed, with the reason
-        return RunSummary(run.path.name, "?", "?", RunStatus.UNKNOWN, 0, None, None, None, None, None, None, str(e))
-    cfg = info.config
-    rows = run.read_metrics()
-    ev, fid = last_of(rows, EvalRow), last_of(rows, FidRow)
-    step = max((r.step for r in rows), default=0)
-    status = run.status(info)
-    train_n = (info.dataset or {}).get("train") if isinstance(info.dataset, dict) else None
-    train_n = train_n if isinstance(train_n, int) and train_n > 0 else None
-    batch = min(cfg.batch_size, train_n or cfg.batch_size) if cfg else 0  # a batch never holds more than the data
-    live = status in (RunStatus.RUNNING, RunStatus.QUEUED)
-    speed = progress.smoothed_speed(rows) if live else progress.mean_speed(rows, batch)
-    found = [info.warning] if info.warning else []
-    found += advice.run_warnings(info.total_steps, cfg.batch_size if cfg else None, train_n, rows)
-    return RunSummary(
-        name=run.path.name,
-        model=cfg.model if cfg else "?",
-        dataset=cfg.dataset if cfg else "?",
-        status=status,
-        step=step,
-        total_steps=info.total_steps,
-        images_per_s=speed,
-        eta_s=progress.eta_seconds(rows, info.total_steps, batch) if status == RunStatus.RUNNING else None,
-        test_bpd=ev.value("test_bpd") if ev else None,
-        fid=fid.fid if fid else None,
-        fid_samples=fid.fid_samples if fid else None,
-        error=info.error,
-        processes=info.processes or 1,
-        warnings=tuple(found),
-        best=run.best(),
-        disk_bytes=run.disk_bytes(),
-        can_resume=status.resumable and info.resumable is not False,
-        preset=info.preset,
-    )
 
 
 def list_runs(root: Path) -> list[RunDir]:

@@ -82,7 +82,7 @@ def test_a_learning_rate_that_diverges_without_nan_is_flagged_and_the_run_goes_o
     bpd = [r.value("bpd") for r in run.read_metrics() if r.kind == "train"]
     assert bpd[0] > 1000 and bpd[-1] < 9
     assert run.info().warning.startswith("train bits/dim reached") and "--lr" in run.info().warning
-    from genlab.runs.rundir import summarize
+    from genlab.runs.summary import summarize
 
     assert summarize(run).warning == run.info().warning  # the Train page shows it under the run
 
