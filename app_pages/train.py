@@ -74,7 +74,9 @@ def live():
             file_name=f"{pick}.zip",
             key="dl",
         )
-    with b4.popover("Delete run", disabled=s.status.active, help="stop it first" if s.status.active else None):
+    # a hosted app's runs are other visitors' too: nobody deletes them from the page there
+    why = "not in the public app" if public.enabled() else "stop it first" if s.status.active else None
+    with b4.popover("Delete run", disabled=why is not None, help=why):
         st.write(f"Delete **{pick}** and everything in it ({megabytes(s.disk_bytes)}) for good?")
         if st.button(f"Delete {pick}", type="primary", key="delete"):
             try:

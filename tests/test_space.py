@@ -140,3 +140,16 @@ def test_train_page_in_public_mode_has_no_runs_folder_field_and_shows_the_caps(p
     assert not [t for t in at.text_input if t.key == "runs_root"]
     text = " ".join(c.value for c in at.caption)
     assert "each run is capped at 3 steps and 2 minutes" in text and "runs train 1 at a time" in text
+
+
+def test_a_public_app_deletes_no_run(public_mode, tmp_path):
+    from genlab.public import PublicModeError
+    from genlab.runs import jobs
+    from genlab.runs.rundir import RunDir
+
+    run = RunDir(tmp_path / "someone-elses")
+    run.path.mkdir()
+    (run.path / "run.json").write_text('{"status": "finished"}')
+    with pytest.raises(PublicModeError, match="none can be deleted here"):
+        jobs.delete(run)
+    assert run.exists()

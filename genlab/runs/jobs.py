@@ -134,10 +134,12 @@ def stop(run: RunDir) -> None:
 
 
 def delete(run: RunDir) -> None:
-    """Delete a run's folder for good; refused while a process trains it or waits to."""
+    """Delete a run's folder for good; refused while a process trains it or waits to, and in a public app,
+    where the runs belong to every visitor."""
     from .. import public
 
-    public.check_path(run.path, "run")
+    if public.enabled():
+        raise public.PublicModeError("this is a public genlab app: its runs are shared, and none can be deleted here")
     if not run.exists():
         raise FileNotFoundError(f"{run.path} is not a run directory (no run.json)")
     try:
