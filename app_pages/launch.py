@@ -165,7 +165,6 @@ def launch_form(root: str, max_runs: int) -> None:
             fid_samples=int(fid_k),
             ema=float(ema) or None,
             hflip=bool(hflip),
-            eval_every=None,  # the cadence follows the run's length (genlab.runs.config.cadence)
             epochs=int(amount) if length == "epochs" else None,
             max_steps=int(amount) if length == "steps" else None,
         )

@@ -507,7 +507,7 @@ def with_preset(argv: list[str]) -> list[str]:
             name, rest = a.split("=", 1)[1], argv[1:i] + argv[i + 1 :]
         else:
             continue
-        return ["train", *recipe(name).train, "--preset", name, *rest]
+        return ["train", *recipe(name).preset_args, "--preset", name, *rest]
     return argv
 
 

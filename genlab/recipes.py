@@ -40,9 +40,23 @@ class Recipe:
     def repo_id(self) -> str:
         return f"{HUB_ORG}/{self.name}"
 
+    @property
+    def preset_args(self) -> tuple[str, ...]:
+        """Its arguments as a preset (the Train form, ``genlab train --preset``): without ``--eval-every``,
+        so that evaluations, grids and checkpoints follow the run's length (``runs.config.cadence``)
+        when a user shortens or lengthens it. What it trains is the same."""
+        args, out = list(self.train), []
+        while args:
+            a = args.pop(0)
+            if a == "--eval-every":
+                args.pop(0)
+            else:
+                out.append(a)
+        return tuple(out)
+
     def config(self) -> TrainConfig:
-        """The TrainConfig its command line trains (the Train form's preset, ``genlab train --preset``)."""
-        return config_from_argv(self.train)
+        """The TrainConfig of the preset (the Train form, ``genlab train --preset``)."""
+        return config_from_argv(self.preset_args)
 
     def measured(self) -> dict:
         """What training the shipped checkpoint measured (its metrics.json): ``test_bpd``, ``fid``,

@@ -14,9 +14,10 @@ from genlab.runs.rundir import RunDir
 def test_a_preset_is_its_recipes_command_line_and_options_after_it_override():
     r = recipe("vae-emoji-32")
     argv = with_preset(["train", "--preset", "vae-emoji-32", "--max-steps", "300", "--out", "x"])
-    assert argv[: len(r.train) + 1] == ["train", *r.train]
+    assert "--eval-every" in r.train and "--eval-every" not in r.preset_args  # a preset's cadence follows its length
+    assert argv[: len(r.preset_args) + 1] == ["train", *r.preset_args]
     assert argv[-4:] == ["--max-steps", "300", "--out", "x"]
-    assert with_preset(["train", "--preset=vae-emoji-32"])[: len(r.train) + 1] == ["train", *r.train]
+    assert with_preset(["train", "--preset=vae-emoji-32"])[: len(r.preset_args) + 1] == ["train", *r.preset_args]
     assert with_preset(["runs"]) == ["runs"]
     with pytest.raises(ValueError, match="no recipe .preset. called 'nope'; there are vae-mnist-32"):
         with_preset(["train", "--preset", "nope"])
