@@ -111,6 +111,9 @@ with st.expander("How to read this", expanded=not notes):
         "- **FID@K** compares K generated images at T=1 with a reference set of training images through "
         "Inception features. With a small reference set (emoji faces have 98 training images) it is biased "
         "upwards and only comparable at the same K and reference.\n"
+        "- **Likelihood is not sample quality.** A model can have the better bits/dim and the worse-looking "
+        'samples (Theis, van den Oord, Bethge, "A note on the evaluation of generative models", ICLR 2016): '
+        "bits/dim score every pixel of held-out images, FID the look of samples. Judge both, and the grids.\n"
         "- **ms/image** is the time to sample one image in a batch of 16 on this machine."
     )
 weights = {f.fid_weights for f in figs.values() if f.fid_weights}

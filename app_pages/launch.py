@@ -57,6 +57,15 @@ def _on_model() -> None:
     _fill(_family_defaults(st.session_state.get("train_model", "vae")))
 
 
+def _kept_preset(preset: str, cfg: TrainConfig) -> str | None:
+    """The preset a run is recorded (and named) as: only while it is still that recipe's kind of run, its
+    model, data and image size; other fields may change (a run of another length is still that preset's)."""
+    if preset == CUSTOM:
+        return None
+    r = recipe(preset).config()
+    return preset if (cfg.model, cfg.dataset, cfg.image_size) == (r.model, r.dataset, r.image_size) else None
+
+
 def _preset_label(name: str) -> str:
     if name == CUSTOM:
         return "Custom: set every field yourself"
@@ -140,8 +149,8 @@ def launch_form(root: str, max_runs: int) -> None:
         launched = st.form_submit_button("Launch run", type="primary")
     if preset != CUSTOM:
         new_run.caption(
-            f"Unchanged, this trains `python -m genlab train --preset {preset}`. Evaluations, sample grids and "
-            "checkpoints come about 20 to 50 times per run, whatever its length."
+            f"The preset as it comes trains `python -m genlab train --preset {preset}`. Evaluations, sample "
+            "grids and checkpoints come about 20 to 50 times per run, whatever its length."
         )
 
     if not launched:
@@ -174,7 +183,7 @@ def launch_form(root: str, max_runs: int) -> None:
             name=name or None,
             max_concurrent=int(max_runs),
             processes=int(processes),
-            preset=None if preset == CUSTOM else preset,  # what it started from, changed or not
+            preset=_kept_preset(preset, cfg),
         )
         st.session_state["train_run"] = run.path.name
         st.toast(f"Launched {run.path.name}")

@@ -76,18 +76,28 @@ def live():
         )
     # a hosted app's runs are other visitors' too: nobody deletes them from the page there
     why = "not in the public app" if public.enabled() else "stop it first" if s.status.active else None
-    with b4.popover("Delete run", disabled=why is not None, help=why):
-        st.write(f"Delete **{pick}** and everything in it ({megabytes(s.disk_bytes)}) for good?")
-        if st.button(f"Delete {pick}", type="primary", key="delete"):
+    if b4.button("Delete run", disabled=why is not None, help=why, key="ask_delete"):
+        st.session_state["confirm_delete"] = pick  # the confirmation names this run, and only this one
+    if st.session_state.get("confirm_delete") == pick and why is None:
+        st.warning(f"Delete **{pick}** and everything in it ({megabytes(s.disk_bytes)}) for good?")
+        yes, no, _ = st.columns([1, 1, 4])
+        if yes.button(f"Delete {pick}", type="primary", key="delete"):
+            st.session_state.pop("confirm_delete", None)
             try:
                 jobs.delete(run)
                 st.session_state.pop("train_run", None)
                 st.rerun()
             except (RuntimeError, RunLocked, OSError) as e:  # it was resumed a moment ago
                 st.error(str(e))
+        if no.button("Cancel", key="cancel_delete"):
+            st.session_state.pop("confirm_delete", None)
+            st.rerun()
     c1, c2 = st.columns([3, 2])
     with c1:
-        st.plotly_chart(loss_figure(rows), key="loss_chart")
+        if rows:
+            st.plotly_chart(loss_figure(rows), key="loss_chart")
+        else:
+            st.caption("No metrics yet: the first rows arrive a few steps after training starts.")
         extra = {"terms_chart": terms_figure(rows), "fid_chart": fid_figure(rows), "lr_chart": lr_figure(rows)}
         for key, fig in extra.items():
             if fig is not None:
@@ -98,7 +108,8 @@ def live():
             path, png = newest
             st.image(png, caption=f"samples at step {int(path.stem.split('-')[1])} (T=1)", output_format="PNG")
         if s.best is not None:
-            st.caption(f"Best test bits/dim so far: {s.best[1]:.3f} at step {s.best[0]} (kept as the run's best).")
+            so_far = " so far" if s.status.active else ""
+            st.caption(f"Best test bits/dim{so_far}: {s.best[1]:.3f} at step {s.best[0]} (kept as the run's best).")
     log = run.log_path
     if s.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) and log.is_file():
         with st.expander("Process log (last lines)"):

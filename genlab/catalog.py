@@ -91,9 +91,18 @@ def _entry(path: Path, source: str, name: str | None = None, best_step: int | No
         channels=int(cfg.get("channels", 3)),
         dataset=dataset,
         status=status,
-        temperature=_temperature(metrics, family.default_temperature),
+        temperature=_temperature(metrics, _preset_temperature(run) or family.default_temperature),
         best_step=best_step,
     )
+
+
+def _preset_temperature(run: RunDir) -> float | None:
+    """A run launched from a preset is shown at its recipe's temperature, like the shipped model."""
+    try:
+        preset = run.info().preset if run.exists() else None
+    except (OSError, ValueError):
+        return None
+    return next((r.temperature for r in RECIPES if r.name == preset), None)
 
 
 def _temperature(metrics: dict, default: float) -> float:

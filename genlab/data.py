@@ -249,7 +249,8 @@ def _torchvision(name: str, cls_name: str, hint: str, **kw):
         ds = getattr(tvd, cls_name)(str(_download_root() / name), download=True, **kw)
     except Exception as e:  # torchvision raises URLError, RuntimeError or OSError depending on the mirror
         raise DatasetUnavailable(
-            f"Dataset '{name}' could not be downloaded ({type(e).__name__}: {e}); {hint}."
+            f"Dataset '{name}' needs the internet to download, and the download failed ({type(e).__name__}: "
+            f"{str(e)[:120]}); {hint}."
         ) from None
     data = getattr(ds, "data", None)
     if data is None:

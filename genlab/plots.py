@@ -43,6 +43,7 @@ def loss_figure(rows: list[MetricRow], name: str = "") -> go.Figure:
     for kind, key, label, mode in ((TrainRow, "bpd", "train", "lines"), (EvalRow, "test_bpd", "test", "lines+markers")):
         xs, ys = series(rows, kind, key)
         if xs:
+            mode = mode if len(xs) > 2 else "lines+markers"  # a line of one point draws nothing
             fig.add_trace(go.Scatter(x=xs, y=ys, mode=mode, name=f"{prefix}{label} bits/dim"))
     return _layout(fig, "bits/dim (lower is better)", "bits/dim")
 

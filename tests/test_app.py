@@ -432,6 +432,11 @@ def test_a_dataset_that_needs_the_internet_says_so_and_its_failure_offers_no_res
 def test_delete_run_asks_first_and_is_refused_while_it_trains(app_env):
     _finished_run(app_env, "old")
     at = _open("app_pages/train.py")
+    at.button(key="ask_delete").click().run()
+    assert any("for good?" in w.value for w in at.warning) and (app_env / "old").exists()  # asks first
+    at.button(key="cancel_delete").click().run()
+    assert not at.get("button") or all(b.key != "delete" for b in at.button)
+    at.button(key="ask_delete").click().run()
     at.button(key="delete").click().run()
     assert not at.exception and not (app_env / "old").exists()
     _finished_run(app_env, "busy", status="running", pid=1)
@@ -442,7 +447,7 @@ def test_delete_run_asks_first_and_is_refused_while_it_trains(app_env):
     lock = run.acquire_lock()  # a live training process holds it
     try:
         at = _open("app_pages/train.py")
-        assert at.get("popover")[0].proto.popover.disabled is True
+        assert at.button(key="ask_delete").disabled is True
         with pytest.raises(RuntimeError, match="stop it before deleting it"):
             jobs.delete(run)
     finally:
@@ -553,3 +558,20 @@ def test_the_preset_at_300_steps_writes_a_bounded_number_of_grids_and_warns_when
     said = [w.value for w in at.warning]
     overfit = advice.overfitting(run.read_metrics(), 98)
     assert (overfit in said) if overfit else not any(w.startswith("Over-fitting") for w in said)
+
+
+def test_a_preset_run_is_shown_at_its_recipes_temperature_and_changed_kinds_drop_the_preset(app_env):
+    from genlab.catalog import model_entry
+    from genlab.recipes import recipe
+
+    run = _finished_run(app_env, "from-preset", preset="vae-emoji-32")
+    assert model_entry(run).temperature == recipe("vae-emoji-32").temperature
+    assert model_entry(_finished_run(app_env, "custom")).temperature == VAE.default_temperature
+    at = _open("app_pages/train.py")
+    at.selectbox(key="preset").set_value("vae-emoji-32").run()
+    at.selectbox(key="dataset").set_value("emoji")  # another data set: no longer that preset's kind of run
+    at.number_input(key="amount").set_value(2)
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
+    launched = sorted(app_env.glob("vae-emoji-*/run.json"))
+    assert launched and json.loads(launched[0].read_text()).get("preset") is None
+    stop_all_runs(app_env)

@@ -60,6 +60,11 @@ class VAEConfig:
             raise ValueError(f"VAE image_size must be a power of two >= 8, got {n}")
         if self.latent_dim < 1 or self.width < 1 or self.channels < 1:
             raise ValueError("VAE latent_dim, width and channels must be positive")
+        if self.max_log_scale and self.max_log_scale <= self.min_log_scale:
+            raise ValueError(
+                f"max_log_scale ({self.max_log_scale:g}) must be above min_log_scale ({self.min_log_scale:g}), "
+                "or 0 for no ceiling"
+            )
         if self.coupled_channels and self.channels != 3:
             raise ValueError(f"coupled_channels needs RGB images; these have {self.channels} channel(s)")
 

@@ -19,7 +19,7 @@ def short_run(total_steps: int | None) -> str | None:
         return None
     return (
         f"This run is only {total_steps} steps: a model needs a few hundred steps before its samples show "
-        f"anything (expect grey or flat tiles). Start from a preset for a run that draws something."
+        f"anything (expect grey or flat tiles). A preset at its own length trains long enough to draw something."
     )
 
 
