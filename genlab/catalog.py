@@ -19,7 +19,6 @@ from .models.base import CheckpointError, GenerativeModel, read_config
 from .recipes import RECIPES
 from .runs.records import EvalRow, FidRow, RunStatus, last_of
 from .runs.rundir import RunDir, list_runs
-from .runs.summary import summarize
 from .settings import settings
 
 
@@ -145,9 +144,13 @@ def worth_showing(entry: ModelEntry) -> bool:
     run = entry.run
     if entry.source != "run" or entry.status != RunStatus.FINISHED or run is None or entry.best_step is not None:
         return False
-    s = summarize(run)
-    ceiling = next((r.bpd_ceiling() for r in RECIPES if r.name == s.preset), None)
-    return ceiling is not None and s.test_bpd is not None and s.test_bpd <= ceiling
+    try:
+        preset = run.info().preset
+    except (OSError, ValueError):
+        return False
+    ceiling = next((r.bpd_ceiling() for r in RECIPES if r.name == preset), None)
+    bpd = figures(entry).bpd  # the run's last evaluation, the figure every page shows for it
+    return ceiling is not None and bpd is not None and bpd <= ceiling
 
 
 def _hub_registry() -> Path:

@@ -11,6 +11,8 @@ docs/img/vae-emoji-samples.png), while on one homogeneous kind of picture it dra
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 
@@ -55,8 +57,9 @@ class Recipe:
         return tuple(out)
 
     def config(self) -> TrainConfig:
-        """The TrainConfig of the preset (the Train form, ``genlab train --preset``)."""
-        return config_from_argv(self.preset_args)
+        """The TrainConfig of the preset (the Train form, ``genlab train --preset``): a copy of one parse,
+        since the form asks for every preset's on each rerun."""
+        return dataclasses.replace(_parsed(self.preset_args))
 
     def measured(self) -> dict:
         """What training the shipped checkpoint measured (its metrics.json): ``test_bpd``, ``fid``,
@@ -138,6 +141,11 @@ RECIPES: tuple[Recipe, ...] = (
 
 
 SHIPPED: tuple[Recipe, ...] = tuple(r for r in RECIPES if r.ships)
+
+
+@functools.cache
+def _parsed(args: tuple[str, ...]) -> TrainConfig:
+    return config_from_argv(args)
 
 
 def fastest() -> Recipe:
