@@ -116,6 +116,7 @@ def _train(args) -> int:
             return 2
         cfg = config_from_args(args)
         require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before a run directory exists
+        cfg.check_size()  # and so does a model too large for this machine
         out = Path(args.out or settings().runs / new_run_name(cfg))
         if world.main and RunDir(out).exists() and not _never_started(RunDir(out)):
             print(

@@ -8,7 +8,10 @@ A local user owns the machine; a visitor of a public app does not. In public mod
 - the runs folder is the app's (``GENLAB_RUNS``), and the page cannot change it;
 - at most ``GENLAB_MAX_RUNS`` runs train at once (default 1), and a visitor cannot raise it;
 - every run, launched or resumed, is capped at ``GENLAB_PUBLIC_MAX_STEPS`` steps (default 2000) and
-  ``GENLAB_PUBLIC_MAX_MINUTES`` minutes of training (default 10).
+  ``GENLAB_PUBLIC_MAX_MINUTES`` minutes of work (default 10; evaluations, FID and checkpoints count);
+- the work a run asks for is capped too: batch, image size, model size (``genlab.models.sizing``), FID@K
+  and how many FIDs and evaluations a run makes, and test images per evaluation (docs/security.md);
+- a visitor can stop only the runs their own session launched (``owner`` in run.json).
 
 The app has no file upload, so there is no upload size to cap. The library enforces all of this in
 ``genlab.runs.jobs`` (what the pages call), not in the pages, so no front end can bypass it.
@@ -47,6 +50,12 @@ def data_dir() -> Path:
     return settings().data_dir
 
 
+def max_pull_bytes() -> int:
+    """The most one Hub pull may download (``genlab.hub``): lower in public mode, where a visitor names the repo."""
+    s = settings()
+    return s.public_max_pull_bytes if enabled() else s.max_pull_bytes
+
+
 def allowed_roots() -> list[Path]:
     from .catalog import checkpoints_dir, runs_dir
     from .paths import cache_dir
@@ -82,9 +91,44 @@ def run_caps(max_minutes: float | None = None, step_limit: int | None = None) ->
     }
 
 
+def _at_most(what: str, value, cap) -> None:
+    if value is not None and value > cap:
+        raise PublicModeError(f"this is a public genlab app: {what} may be at most {cap:,}; {value:,} was asked")
+
+
+def _at_least(what: str, value, floor: int, why: str) -> None:
+    if value is not None and value < floor:
+        raise PublicModeError(
+            f"this is a public genlab app: {what} must be at least {floor:,} ({why}); {value} was asked"
+        )
+
+
 def cap_config(cfg):
-    """A ``TrainConfig`` within public mode's per-run caps (unchanged when public mode is off)."""
-    return replace(cfg, **run_caps(cfg.max_minutes, cfg.step_limit)) if enabled() else cfg
+    """A ``TrainConfig`` within public mode's per-run caps (unchanged when public mode is off).
+
+    Steps and minutes are lowered to the caps, and the minutes count evaluations, FID and checkpoints
+    too. What a visitor chose beyond the caps on work (batch, image size, FID@K, how often to evaluate)
+    is refused in a sentence; the test images per evaluation are capped, since "all of them" is the
+    default."""
+    if not enabled():
+        return cfg
+    s = settings()
+    cfg = replace(cfg, **run_caps(cfg.max_minutes, cfg.step_limit), side_work_counts=True)
+    _at_most("the batch size", cfg.batch_size, s.public_max_batch)
+    _at_most("the image size", cfg.image_size, s.public_max_image_size)
+    _at_most("FID samples (K of FID@K)", cfg.fid_samples if cfg.fid_every else None, s.public_max_fid_samples)
+    planned = min(cfg.max_steps or cfg.step_limit, cfg.step_limit)
+    fid_floor, eval_floor = -(-planned // s.public_max_fids), -(-planned // s.public_max_evals)
+    _at_least("steps between FIDs", cfg.fid_every, fid_floor, f"at most {s.public_max_fids} per run")
+    _at_least("steps between evaluations", cfg.eval_every, eval_floor, f"at most {s.public_max_evals} per run")
+    _at_least("steps between checkpoints", cfg.checkpoint_every, eval_floor, f"at most {s.public_max_evals} per run")
+    eval_batches = max(1, s.public_max_eval_images // cfg.batch_size)
+    return replace(cfg, eval_batches=min(cfg.eval_batches or eval_batches, eval_batches))
+
+
+def cap_test_images(n: int) -> int:
+    """Test images a page may evaluate on at once (Compare's tighter bound): capped in public mode."""
+    return min(n, settings().public_max_eval_images) if enabled() else n
 
 
 def cap_processes(processes: int) -> int:

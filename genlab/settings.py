@@ -35,6 +35,19 @@ class Settings:
     max_image_pixels: int  # GENLAB_MAX_IMAGE_PIXELS: larger images are skipped unread (decompression bombs)
     max_archive_bytes: int  # GENLAB_MAX_ARCHIVE_BYTES: a .zip data set may unpack to at most this much
     max_archive_files: int  # GENLAB_MAX_ARCHIVE_FILES: ... and hold at most this many files
+    max_member_bytes: int  # GENLAB_MAX_MEMBER_BYTES: a larger member of a .zip data set is skipped unread
+    max_pull_bytes: int  # GENLAB_MAX_PULL_BYTES: a Hub repo's genlab files may total at most this much
+    public_max_pull_bytes: int  # GENLAB_PUBLIC_MAX_PULL_BYTES: ... in public mode (instead of the above)
+    max_params: int  # GENLAB_MAX_PARAMS: parameters of any model genlab builds (genlab.models.sizing)
+    max_model_bytes: int  # GENLAB_MAX_MODEL_BYTES: estimated memory of a model and one batch (default: half the RAM)
+    public_max_params: int  # GENLAB_PUBLIC_MAX_PARAMS: ... in public mode
+    public_max_model_bytes: int  # GENLAB_PUBLIC_MAX_MODEL_BYTES: ... in public mode
+    public_max_batch: int  # GENLAB_PUBLIC_MAX_BATCH: batch size of a run, and images per evaluation batch
+    public_max_image_size: int  # GENLAB_PUBLIC_MAX_IMAGE_SIZE: pixels per side of a run
+    public_max_fid_samples: int  # GENLAB_PUBLIC_MAX_FID_SAMPLES: K of FID@K, per FID
+    public_max_fids: int  # GENLAB_PUBLIC_MAX_FIDS: FID evaluations per run
+    public_max_evals: int  # GENLAB_PUBLIC_MAX_EVALS: evaluations (and checkpoints) per run
+    public_max_eval_images: int  # GENLAB_PUBLIC_MAX_EVAL_IMAGES: test images per evaluation, and on Compare
 
 
 def _flag(name: str) -> bool:
@@ -60,6 +73,14 @@ def _path(name: str, default: Path) -> Path:
     return Path(os.environ.get(name) or default).expanduser()
 
 
+def _half_the_memory() -> int:
+    """Half of this machine's RAM (a GPU box's limit is usually its GPU: set GENLAB_MAX_MODEL_BYTES there)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX: a laptop's worth
+        return 8 * 2**30
+
+
 def settings() -> Settings:
     home = _path("GENLAB_HOME", Path.home() / ".cache" / "genlab")
     weights = os.environ.get("GENLAB_INCEPTION_WEIGHTS")
@@ -82,6 +103,19 @@ def settings() -> Settings:
         max_image_pixels=int(_number("GENLAB_MAX_IMAGE_PIXELS", 40_000_000)),
         max_archive_bytes=int(_number("GENLAB_MAX_ARCHIVE_BYTES", 4 * 2**30)),
         max_archive_files=int(_number("GENLAB_MAX_ARCHIVE_FILES", 200_000)),
+        max_member_bytes=int(_number("GENLAB_MAX_MEMBER_BYTES", 256 * 2**20)),
+        max_pull_bytes=int(_number("GENLAB_MAX_PULL_BYTES", 512 * 2**20)),
+        public_max_pull_bytes=int(_number("GENLAB_PUBLIC_MAX_PULL_BYTES", 64 * 2**20)),
+        max_params=int(_number("GENLAB_MAX_PARAMS", 200_000_000)),
+        max_model_bytes=int(_number("GENLAB_MAX_MODEL_BYTES", _half_the_memory())),
+        public_max_params=int(_number("GENLAB_PUBLIC_MAX_PARAMS", 5_000_000)),
+        public_max_model_bytes=int(_number("GENLAB_PUBLIC_MAX_MODEL_BYTES", 2 * 2**30)),
+        public_max_batch=int(_number("GENLAB_PUBLIC_MAX_BATCH", 256)),
+        public_max_image_size=int(_number("GENLAB_PUBLIC_MAX_IMAGE_SIZE", 64)),
+        public_max_fid_samples=int(_number("GENLAB_PUBLIC_MAX_FID_SAMPLES", 1000)),
+        public_max_fids=int(_number("GENLAB_PUBLIC_MAX_FIDS", 5)),
+        public_max_evals=int(_number("GENLAB_PUBLIC_MAX_EVALS", 50)),
+        public_max_eval_images=int(_number("GENLAB_PUBLIC_MAX_EVAL_IMAGES", 1000)),
     )
 
 

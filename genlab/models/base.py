@@ -28,8 +28,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..config import from_dict
+from ..config import ConfigError, from_dict
 from ..storage import atomic_write_bytes, atomic_write_json
+from .sizing import check_model
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -168,7 +169,12 @@ class GenerativeModel(nn.Module):
         mt = d.pop("model_type", cls.model_type)
         if mt != cls.model_type:
             raise CheckpointError(f"{source} describes a '{mt}' model, not a '{cls.model_type}'")
-        return cls(config_from_dict(cls.config_class, d, source))
+        config = config_from_dict(cls.config_class, d, source)
+        try:  # sized before it is built: a few bytes of config.json can describe billions of parameters
+            check_model(cls, config, what=f"the model in {source}")
+        except ConfigError as e:
+            raise CheckpointError(str(e)) from None
+        return cls(config)
 
     @classmethod
     def from_pretrained(

@@ -44,19 +44,20 @@ from .base import GenerativeModel, TrainDefaults, eval_mode
 
 @dataclass
 class RealNVPConfig:
-    image_size: int = setting(32, flag=False)  # from the data set
-    channels: int = setting(3, flag=False)
+    image_size: int = setting(32, flag=False, min=4, max=1024)  # from the data set
+    channels: int = setting(3, flag=False, min=1, max=4)
     num_scales: int = setting(
-        2, "scales with a squeeze and factor-out, plus the final one; 32×32 allows up to 4", min=1
+        2, "scales with a squeeze and factor-out, plus the final one; 32×32 allows up to 4", min=1, max=8
     )
-    num_blocks: int = setting(4, "residual blocks per s/t network (paper: 8 for CIFAR-10)", min=1)
-    features: int = setting(32, "feature maps in the s/t networks (paper: 64)", min=1)
+    num_blocks: int = setting(4, "residual blocks per s/t network (paper: 8 for CIFAR-10)", min=1, max=64)
+    features: int = setting(32, "feature maps in the s/t networks (paper: 64)", min=1, max=1024)
     alpha: float = setting(0.05, "logit preprocessing: y = logit(alpha + (1 - 2 alpha) x)", above=0, max=0.4999)
     first_split: int = setting(
         0,
         "the first scale that factors out half of its channels (paper: 0, every scale); later splits send "
         "fine detail through the coarse couplings instead of into independent latents",
         min=0,
+        max=7,
     )
 
     def __post_init__(self):
@@ -108,7 +109,7 @@ class STNet(nn.Module):
         h = F.relu(self.blocks(self.inp(h)))
         # the last convolution in float32 even under bf16 autocast: a shift rounded to bf16 (8 bits of
         # mantissa) is off by ~0.01 in logit space, wider than MNIST's sharp pixel densities there
-        with torch.autocast(h.device.type, enabled=False):
+        with torch.autocast("cpu" if h.is_meta else h.device.type, enabled=False):  # meta: genlab.models.sizing
             raw_s, t = self.out(h.to(self.out.weight.dtype)).chunk(2, dim=1)
         return self.scale * torch.tanh(raw_s), t
 

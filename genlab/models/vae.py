@@ -34,17 +34,23 @@ from .base import GenerativeModel, TrainDefaults, eval_mode
 
 @dataclass
 class VAEConfig:
-    image_size: int = setting(64, flag=False)  # from the data set: a power of two >= 8
-    channels: int = setting(3, flag=False)
-    latent_dim: int = setting(128, "dimensions of z", min=1)
-    width: int = setting(32, "channels of the first conv; doubles at each downsampling", min=1)
-    max_width: int = setting(256, "cap on the channels of any conv", min=1)
-    beta: float = setting(1.0, "KL weight in the training loss; metrics always report the beta=1 ELBO", min=0)
-    min_log_scale: float = setting(-7.0, "floor of the decoder logistic's log-scale (-7: a quarter of a bin)")
+    image_size: int = setting(64, flag=False, min=8, max=1024)  # from the data set: a power of two >= 8
+    channels: int = setting(3, flag=False, min=1, max=4)
+    latent_dim: int = setting(128, "dimensions of z", min=1, max=4096)
+    width: int = setting(32, "channels of the first conv; doubles at each downsampling", min=1, max=1024)
+    max_width: int = setting(256, "cap on the channels of any conv", min=1, max=4096)
+    beta: float = setting(
+        1.0, "KL weight in the training loss; metrics always report the beta=1 ELBO", min=0, max=10000
+    )
+    min_log_scale: float = setting(
+        -7.0, "floor of the decoder logistic's log-scale (-7: a quarter of a bin)", min=-20, max=5
+    )
     # Where the data sits in the end bins (white backgrounds, black MNIST), a wide logistic scores well
     # wherever its location is, so the location -- the image we show -- drifts (green faces, grey strokes).
     # A ceiling of -2.5 (scale <= 0.08, ~21 levels) keeps it on the data.
-    max_log_scale: float = setting(0.0, "ceiling of the decoder's log-scale (0: none; -2.5 keeps the mean on the data)")
+    max_log_scale: float = setting(
+        0.0, "ceiling of the decoder's log-scale (0: none; -2.5 keeps the mean on the data)", min=-20, max=5
+    )
     # Independent logistics let each colour channel of an uncertain pixel settle on a different mode: red on
     # a brown eye, green on the yellow face around it, and the mean shows a green dot (the emoji VAEs' smears).
     coupled_channels: bool = setting(

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 
 from ..config import ConfigError, add_arguments, as_flags, check, from_dict, given, setting
 from ..models import MODELS, model_class, model_options
+from ..models.sizing import check_model
 
 LR_SCHEDULES = ("constant", "cosine")  # cosine: Loshchilov & Hutter, "SGDR", arXiv 1608.03983, without restarts
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the peak learning rate
 DEFAULT_STEPS = 1000  # a run's length when neither --epochs nor --max-steps is given
+# seeds of the batch order and of each process are derived as seed * 1_000_003 + ...: a seed below 2^32
+# keeps every derived one inside the 64-bit range torch.manual_seed takes
+SEED_MAX = 2**32 - 1
 EVALS_PER_RUN = 20  # the default cadence gives at least this many evaluations (and at most 2.5 times as many)
 
 
@@ -85,7 +89,7 @@ class TrainConfig:
         "mirror image is as likely): doubles a small data set such as emoji-faces' 98 images. Test images "
         "are never flipped",
     )
-    seed: int = setting(0, "seeds the weights, the batch order, the flips and the sample grids", min=0)
+    seed: int = setting(0, "seeds the weights, the batch order, the flips and the sample grids", min=0, max=SEED_MAX)
     device: str = setting("auto", "auto, cpu or cuda[:N]", resumable=True)
     grad_clip: float = setting(10.0, "max gradient norm; 0 turns clipping off", min=0, resumable=True)
     log_every: int = setting(10, "steps between logged train rows", min=1, resumable=True)
@@ -118,6 +122,8 @@ class TrainConfig:
     fid_every: int | None = setting(None, "steps between FID evaluations (default: none)", min=1, resumable=True)
     fid_samples: int = setting(1000, "generated images per FID (FID@K is biased up at small K)", min=2, resumable=True)
     fid_ref_n: int = setting(10000, "reference images from the training split", min=2)
+    # public mode's minute cap bounds the whole run's work: evaluations, FID and checkpoints count too
+    side_work_counts: bool = setting(False, flag=False, resumable=True)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -139,6 +145,14 @@ class TrainConfig:
             mcls.config_class(**{**self.model_config, "image_size": self.image_size})
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+    def check_size(self, channels: int = 3) -> int:
+        """Refuse (``ModelTooLarge``) a model, or a model and one batch, over genlab's size limits before
+        anything is allocated (``genlab.models.sizing``); the parameter count. RGB is assumed until the
+        data set is read."""
+        mcls = model_class(self.model)
+        mconf = mcls.config_class(**{**self.model_config, "image_size": self.image_size, "channels": channels})
+        return check_model(mcls, mconf, batch=self.batch_size, training=True, what=f"this {self.model}")
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """Optimizer steps this run trains: ``max_steps``, else ``epochs`` passes, under ``step_limit``."""

@@ -99,6 +99,7 @@ def launch(
     public.check_dataset(cfg.dataset)
     cfg, max_concurrent = public.cap_config(cfg), public.cap_runs(max_concurrent)
     require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
+    cfg.check_size()  # so does a model too large for this machine (or this public app)
     run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg, preset)))
     if run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")

@@ -30,6 +30,7 @@ from ..data import DatasetUnavailable, load_dataset
 from ..device import autocast, precision, resolve_device
 from ..metrics.likelihood import average_metrics
 from ..models import CheckpointError, model_class
+from ..models.sizing import check_model
 from . import distributed
 from .config import TrainConfig, cadence
 from .grids import write_grid
@@ -85,6 +86,7 @@ class Trainer:
         self.test_x = data.test.to(self.device)
         mcls = model_class(cfg.model)
         mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": data.channels})
+        check_model(mcls, mconf, batch=cfg.batch_size // world.size, training=True, what=f"this {cfg.model}")
         torch.manual_seed(cfg.seed)
         self.model = mcls(mconf).to(self.device)
         self.memory_format = torch.channels_last if self.model.prefers_channels_last else torch.contiguous_format
@@ -393,9 +395,10 @@ class Trainer:
             loss = loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
-            time_up = bool(cfg.max_minutes) and (
-                state.get("elapsed", 0.0) + time.perf_counter() - t_interval > 60 * cfg.max_minutes
-            )
+            spent = state.get("elapsed", 0.0) + time.perf_counter() - t_interval
+            if cfg.side_work_counts:  # public mode: evaluations, FID and checkpoints use the budget too
+                spent += state.get("side_elapsed", 0.0)
+            time_up = bool(cfg.max_minutes) and spent > 60 * cfg.max_minutes
             if world.distributed:  # every process takes the same decisions at the same step
                 stop, bad, time_up = map(bool, distributed.all_max(world, [stop, bad, time_up], self.device))
                 if stop:
@@ -489,7 +492,9 @@ class Trainer:
             # during a streak of non-finite steps the last checkpoint stays the last good one
             if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
                 self._checkpoint(dict(state))
-            t_interval += time.perf_counter() - t_side  # evaluation and checkpoints are not training time
+            side = time.perf_counter() - t_side
+            t_interval += side  # evaluation and checkpoints are not training time (nor part of images/s)
+            state["side_elapsed"] = state.get("side_elapsed", 0.0) + side
         bar.close()
         distributed.barrier(world)  # nobody leaves while rank 0 still writes
         return RunStatus.FINISHED
