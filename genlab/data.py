@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import io
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -311,30 +313,80 @@ def _celeba_load(size: int):
 
 
 # -- folders and zips -------------------------------------------------------------------------
-def _folder_members(path: Path, recursive: bool = True) -> list[tuple[str, Callable[[], bytes]]]:
-    """(name, read) for each image file in a folder or a .zip, sorted by name."""
-    if path.is_file() and zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        # members are read into memory, never extracted, so names like ../x or /etc/x cannot write anywhere;
-        # what a zip bomb could do is exhaust memory or time, so its declared sizes are checked first
-        # (zipfile stops reading a member at its declared size)
-        _check_archive(path, zf)
-        names = sorted(
-            n
-            for n in zf.namelist()
-            if Path(n).suffix.lower() in IMAGE_EXTENSIONS
-            and not n.startswith("__MACOSX/")
-            and (recursive or "/" not in n.rstrip("/"))
-        )
-        return [(n, (lambda n=n: zf.read(n))) for n in names]
+# what reading one image file or zip member can raise: it is skipped and counted, never fatal to the data set.
+# Besides PIL's own errors, a member's corrupt deflate (zlib.error) or lzma (LZMAError) stream, truncated data
+# (EOFError), bad header or CRC (BadZipFile) surface while PIL reads it; bzip2's errors are OSErrors
+_UNREADABLE = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    Image.DecompressionBombError,
+)
+
+
+def _folder_members(path: Path, recursive: bool = True) -> list[tuple[str, Callable[[], IO[bytes]]]]:
+    """(name, open) for each image file in a folder or a .zip, sorted by name; open gives a binary stream."""
+    if path.is_file():
+        return _zip_members(path, recursive)
     if path.is_dir():
         files = sorted(
             p
             for p in (path.rglob("*") if recursive else path.iterdir())
             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         )
-        return [(str(p.relative_to(path)), p.read_bytes) for p in files]
+        return [(str(p.relative_to(path)), (lambda p=p: p.open("rb"))) for p in files]
     raise DatasetUnavailable(f"Dataset 'folder:{path}': no such folder or .zip file")
+
+
+def _zip_members(path: Path, recursive: bool) -> list[tuple[str, Callable[[], IO[bytes]]]]:
+    from .settings import settings
+
+    why = ""
+    try:
+        zf = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        zf, why = None, f" ({e})"
+    if zf is None:
+        raise DatasetUnavailable(f"Dataset 'folder:{path}': the file is not a readable .zip archive{why}")
+    # members are streamed, never extracted, so names like ../x or /etc/x cannot write anywhere;
+    # what a zip bomb could do is exhaust memory or time, so its declared sizes are checked first
+    # (zipfile stops reading a member at its declared size)
+    _check_archive(path, zf)
+    infos = sorted(
+        (
+            i
+            for i in zf.infolist()
+            if Path(i.filename).suffix.lower() in IMAGE_EXTENSIONS
+            and not i.filename.startswith("__MACOSX/")
+            and (recursive or "/" not in i.filename.rstrip("/"))
+        ),
+        key=lambda i: i.filename,
+    )
+    max_bytes = settings().max_member_bytes
+    return [(i.filename, _member_opener(path, zf, i, max_bytes)) for i in infos]
+
+
+def _member_opener(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_bytes: int) -> Callable[[], IO[bytes]]:
+    """Opens one member as a stream: PIL reads only what it decodes, so genlab never holds a member whole
+    (zf.read held it twice). What PIL itself buffers (a PNG's unknown chunk is read whole, twice) is bounded
+    by GENLAB_MAX_MEMBER_BYTES."""
+
+    def open_member() -> IO[bytes]:
+        if info.file_size > max_bytes:  # from its declared size, so the member is never decompressed
+            raise OSError(f"{path}: {info.filename} unpacks to {info.file_size:,} bytes, over GENLAB_MAX_MEMBER_BYTES")
+        try:
+            f = zf.open(info)
+        except RuntimeError as e:  # encrypted, or (NotImplementedError, a RuntimeError) an unsupported method
+            raise OSError(f"{path}: {info.filename}: {e}") from e
+        # a member's name is no path on this disk: PIL's EPS reader would hand a file of that name to Ghostscript
+        f.name = ""
+        return f
+
+    return open_member
 
 
 def _check_archive(path: Path, zf: zipfile.ZipFile) -> None:
@@ -351,19 +403,19 @@ def _check_archive(path: Path, zf: zipfile.ZipFile) -> None:
 
 
 def _open_images(path: Path, recursive: bool = True, limit: int | None = None):
-    """Yield each readable image (loaded), or None for each unreadable or oversized file."""
+    """Yield each readable image (loaded), or None for each unreadable or oversized file or member."""
     from .settings import settings
 
     max_pixels = settings().max_image_pixels
-    for _, read in _folder_members(path, recursive)[:limit]:
+    for _, open_file in _folder_members(path, recursive)[:limit]:
         try:
-            with Image.open(io.BytesIO(read())) as img:
+            with open_file() as f, Image.open(f) as img:
                 if img.width * img.height > max_pixels:  # from the header: a decompression bomb is never decoded
                     yield None
                     continue
                 img.load()
                 yield img
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except _UNREADABLE:
             yield None
 
 

@@ -1,5 +1,6 @@
 """Faults: data that is not what it claims. Folders of non-images, empty folders, archives with hostile
-names, zip bombs, decompression bombs and every image mode PIL reads."""
+names, zip bombs, corrupt, encrypted and oversized members, files that are not zips, decompression bombs
+and every image mode PIL reads."""
 
 import io
 import zipfile
@@ -23,6 +24,26 @@ def _png(img: Image.Image) -> bytes:
 def _faces(n: int) -> list[Image.Image]:
     rng = np.random.default_rng(0)
     return [Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def _zip_of_faces(z, extra: str, size: int = 12) -> None:
+    """Three good faces and one more (named extra, size × size pixels), deflated."""
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for i, img in enumerate(_faces(3)):
+            zf.writestr(f"f{i}.png", _png(img))
+        zf.writestr(extra, _png(_faces(1)[0].resize((size, size))))
+
+
+def _patch_field(z, name: str, offset: int, value: int) -> None:
+    """Overwrite a 2-byte field of member name's local header (at offset) and of its central-directory entry
+    (the same field sits 2 bytes further on there): zipfile cannot write encrypted members or unknown methods."""
+    data = bytearray(z.read_bytes())
+    with zipfile.ZipFile(z) as zf:
+        local = zf.getinfo(name).header_offset
+    central = data.rindex(name.encode()) - 46  # the central directory, after all the data, names it last
+    for at in (local + offset, central + offset + 2):
+        data[at : at + 2] = value.to_bytes(2, "little")
+    z.write_bytes(data)
 
 
 def test_a_folder_of_non_images_and_an_empty_folder_are_one_sentence(tmp_path, capsys):
@@ -63,6 +84,55 @@ def test_a_zip_bomb_is_refused_by_its_declared_size_and_count(tmp_path, monkeypa
     monkeypatch.setenv("GENLAB_MAX_ARCHIVE_BYTES", str(2**30))
     monkeypatch.setenv("GENLAB_MAX_ARCHIVE_FILES", "2")
     with pytest.raises(DatasetUnavailable, match="holds 4 files"):
+        load_dataset(f"folder:{z}", 8)
+
+
+def test_a_corrupt_member_is_skipped_and_counted_and_the_good_ones_load(tmp_path):
+    z = tmp_path / "corrupt.zip"
+    _zip_of_faces(z, "broken.png")
+    with zipfile.ZipFile(z) as zf:
+        info = zf.getinfo("broken.png")
+    data = bytearray(z.read_bytes())
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # after the member's local header
+    data[start : start + info.compress_size] = b"\xff" * info.compress_size  # not a deflate stream
+    z.write_bytes(data)
+    data = load_dataset(f"folder:{z}", 8)
+    assert len(data.train) + len(data.test) == 3 and data.skipped == 1
+
+
+def test_an_encrypted_member_is_skipped_and_counted(tmp_path):
+    z = tmp_path / "secret.zip"
+    _zip_of_faces(z, "secret.png")
+    _patch_field(z, "secret.png", 6, 0x1)  # general-purpose flag bit 0: encrypted
+    data = load_dataset(f"folder:{z}", 8)
+    assert len(data.train) + len(data.test) == 3 and data.skipped == 1
+
+
+def test_a_member_in_an_unsupported_compression_method_is_skipped_and_counted(tmp_path):
+    z = tmp_path / "aes.zip"
+    _zip_of_faces(z, "aes.png")
+    _patch_field(z, "aes.png", 8, 99)  # compression method 99 (AES), which zipfile cannot read
+    data = load_dataset(f"folder:{z}", 8)
+    assert len(data.train) + len(data.test) == 3 and data.skipped == 1
+
+
+def test_a_member_over_the_member_limit_is_skipped_and_counted_unread(tmp_path, monkeypatch):
+    z = tmp_path / "big.zip"
+    _zip_of_faces(z, "big.png", size=64)  # a good image of ~12 KiB; the faces are under 1 KiB
+    monkeypatch.setenv("GENLAB_MAX_MEMBER_BYTES", "4096")
+    opened, real_open = [], zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda zf, m, *a, **k: opened.append(m) or real_open(zf, m, *a, **k))
+    data = load_dataset(f"folder:{z}", 8)
+    assert len(data.train) + len(data.test) == 3 and data.skipped == 1
+    assert "big.png" not in [getattr(m, "filename", m) for m in opened]
+
+
+def test_a_file_that_is_not_a_zip_is_one_sentence_naming_it(tmp_path):
+    z = tmp_path / "x.zip"
+    z.write_text("not a zip")
+    info = dataset_info(f"folder:{z}")
+    assert not info.available and info.reason == f"Dataset 'folder:{z}': the file is not a readable .zip archive"
+    with pytest.raises(DatasetUnavailable, match="the file is not a readable .zip archive"):
         load_dataset(f"folder:{z}", 8)
 
 
