@@ -8,25 +8,39 @@ than the mixin's ``from_pretrained``: that one loads non-strictly by default, bu
 and cannot dispatch on ``model_type``. Ours refuses a missing, unexpected or mis-shaped tensor.
 
 Safety: only safetensors are read; a repo with only pickle weights is refused before anything is
-downloaded; no file from a repo is ever executed. The token comes from the caller, ``HF_TOKEN`` or the
-standard login, and genlab never prints, logs or writes it.
+downloaded; no file from a repo is ever executed. A pull is bounded: from the repo's listed sizes,
+before any download, a repo whose genlab files total more than ``GENLAB_MAX_PULL_BYTES`` (512 MiB;
+``GENLAB_PUBLIC_MAX_PULL_BYTES``, 64 MiB, in public mode) is refused, and so is a JSON file or card
+over 1 MiB or a samples image over 16 MiB; each download is stopped as soon as it passes what the
+listing declared (or, where it declared no size, what the caps and the limit leave), and every file
+is checked for its size and kind once it is in. A pull that fails removes what it added to the cache.
+
+The token comes from the caller, ``HF_TOKEN`` or the standard login, and genlab never prints, logs or
+writes it.
 
 Every failure is a ``HubError`` whose message is one sentence a person can act on.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import public
 from .models.base import CONFIG_NAME, WEIGHTS_NAME
 from .settings import settings as _settings
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULL_FILES = (CONFIG_NAME, WEIGHTS_NAME, "metrics.json", "samples.png", "README.md")
+# The largest each of genlab's small files can be: ours are a few KiB (the samples grid a few hundred),
+# so a bigger one is not a file genlab wrote. The weights are bounded by the pull limit alone.
+FILE_CAPS = {CONFIG_NAME: 2**20, "metrics.json": 2**20, "README.md": 2**20, "samples.png": 16 * 2**20}
 
 
 class HubError(RuntimeError):
@@ -138,21 +152,21 @@ class Pulled:
 
 
 def pull(repo_id: str, revision: str | None = None, token: str | None = None) -> Pulled:
-    """Download a genlab model into the standard Hub cache, refusing pickle-only repos before any download."""
-    from huggingface_hub import HfApi, errors, hf_hub_download
-
-    from . import __version__
+    """Download a genlab model into the standard Hub cache, refusing pickle-only and oversized repos before
+    any download, bounding each download, and keeping nothing of a pull that does not finish."""
+    from huggingface_hub import HfApi, errors
 
     _check_repo_id(repo_id)
     try:
-        info = HfApi().model_info(repo_id, revision=revision, token=token, timeout=timeout())
+        info = HfApi().model_info(repo_id, revision=revision, token=token, timeout=timeout(), files_metadata=True)
     except Exception as e:  # noqa: BLE001 - every client error becomes one sentence
         # offline but pulled before: the cached snapshot of that revision is as good as a download
         cached = _cached(repo_id, revision)
         if cached is not None and not isinstance(e, (errors.RepositoryNotFoundError, errors.RevisionNotFoundError)):
             return cached
         raise HubError(explain(e, repo_id, revision)) from None
-    files = {s.rfilename for s in (info.siblings or [])}
+    listed = _listed_sizes(info)
+    files = set(listed)
     if WEIGHTS_NAME not in files:
         pickles = sorted(f for f in files if f.lower().endswith(PICKLE_SUFFIXES))
         if pickles:
@@ -163,27 +177,196 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
         raise HubError(f"'{repo_id}' has no {WEIGHTS_NAME}: it is not a genlab model")
     if CONFIG_NAME not in files:
         raise HubError(f"'{repo_id}' has no {CONFIG_NAME}: it is not a genlab model")
-    got = []
-    for name in PULL_FILES:
-        if name not in files:
-            continue
-        try:
-            path = hf_hub_download(
+    wanted = {name: listed[name] for name in PULL_FILES if name in listed}
+    _check_sizes(repo_id, wanted)
+    with _removed_if_unfinished(repo_id):
+        folder = _download(repo_id, info.sha or revision, wanted, token)
+    from .catalog import remember_pulled
+
+    remember_pulled(repo_id, folder)
+    return Pulled(folder, repo_id, info.sha, tuple(wanted))
+
+
+def _listed_sizes(info) -> dict[str, int | None]:
+    """Each file of the repo with the size its listing gives (None where it gives none)."""
+    return {s.rfilename: s.size if s.size is not None else getattr(s.lfs, "size", None) for s in info.siblings or []}
+
+
+def _pull_limit() -> tuple[int, str]:
+    """The most one pull may download, and the phrase (naming its setting) that says which limit it is."""
+    if public.enabled():
+        return public.max_pull_bytes(), "this public app's pull limit of {} (GENLAB_PUBLIC_MAX_PULL_BYTES)"
+    return public.max_pull_bytes(), "the pull limit of {} (GENLAB_MAX_PULL_BYTES)"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def _check_sizes(repo_id: str, wanted: dict[str, int | None]) -> None:
+    """Refuse, from the listing alone, a repo too big to pull or holding a file too big to be genlab's."""
+    for name, size in wanted.items():
+        cap = FILE_CAPS.get(name)
+        if size is not None and cap is not None and size > cap:
+            raise HubError(
+                f"'{repo_id}' lists a {name} of {_size(size)}, larger than any genlab {name} (at most {_size(cap)}); "
+                f"nothing was downloaded"
+            )
+    total = sum(size for size in wanted.values() if size is not None)
+    limit, phrase = _pull_limit()
+    if total > limit:
+        raise HubError(
+            f"'{repo_id}' is {_size(total)} of model files, more than {phrase.format(_size(limit))}; "
+            f"nothing was downloaded"
+        )
+
+
+def _download(repo_id: str, revision: str | None, wanted: dict[str, int | None], token: str | None) -> Path:
+    """Download ``wanted`` into the Hub cache, each file bounded; the snapshot folder they are in."""
+    # a file the listing gave no size for may take what the caps and the declared files leave of the limit
+    left = _pull_limit()[0] - sum(size for size in wanted.values() if size is not None)
+    for name, size in wanted.items():
+        bound = size if size is not None else max(0, min(FILE_CAPS.get(name, left), left))
+        path = _fetch(repo_id, revision, name, token, bound, size)
+        got = path.stat().st_size  # a blob already in the cache was never counted on the wire
+        if got > bound:
+            raise _stopped(repo_id, name, bound, size)
+        if size is not None and got != size:
+            raise HubError(
+                f"'{repo_id}' sent {_size(got)} of {name} where its listing said {_size(size)}; nothing was kept"
+            )
+        if size is None:
+            left -= got
+        _check_kind(repo_id, name, path)
+    return path.parent
+
+
+class _TooMuch(Exception):
+    """More bytes of a file arrived than its bound (raised inside huggingface_hub's download loop)."""
+
+
+def _bounded_bar(bound: int) -> type:
+    """A huggingface_hub progress bar that stops the download once more than ``bound`` bytes arrived."""
+    from huggingface_hub.utils import tqdm
+
+    class Bounded(tqdm):
+        # huggingface_hub's HTTP download reports each chunk to the bar before it writes it: the one hook that
+        # stops a download midway, so a listing that understates a size cannot fill the disk. (A Xet download
+        # reports from its own threads; there the size check after the download is what refuses the file.)
+        received = 0
+
+        def update(self, n=1):
+            self.received += n or 0
+            if self.received > bound:
+                raise _TooMuch
+            return super().update(n)
+
+    return Bounded
+
+
+def _fetch(repo_id: str, revision: str | None, name: str, token: str | None, bound: int, size: int | None) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    from . import __version__
+
+    try:
+        return Path(
+            hf_hub_download(
                 repo_id,
                 name,
-                revision=info.sha or revision,
+                revision=revision,
                 token=token,
                 library_name="genlab",
                 library_version=__version__,
                 etag_timeout=timeout(),
+                tqdm_class=_bounded_bar(bound),
             )
-        except Exception as e:  # noqa: BLE001
-            raise HubError(explain(e, repo_id, revision, name)) from None
-        got.append(name)
-    from .catalog import remember_pulled
+        )
+    except _TooMuch:
+        raise _stopped(repo_id, name, bound, size) from None
+    except Exception as e:  # noqa: BLE001
+        raise HubError(explain(e, repo_id, revision, name)) from None
 
-    remember_pulled(repo_id, Path(path).parent)
-    return Pulled(Path(path).parent, repo_id, info.sha, tuple(got))
+
+def _stopped(repo_id: str, name: str, bound: int, size: int | None) -> HubError:
+    said = _size(size) if size is not None else "no size"
+    return HubError(
+        f"'{repo_id}' sent more than {_size(bound)} of {name} (its listing said {said}); "
+        f"the download was stopped and nothing was kept"
+    )
+
+
+def _is_json_object(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_bytes()), dict)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested deeper than the parser goes
+        return False
+
+
+def _is_png(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _is_safetensors(path: Path) -> bool:
+    """An 8-byte little-endian header length, then a JSON header that fits in the file."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:] == b"{" and 8 + int.from_bytes(head[:8], "little") <= path.stat().st_size
+
+
+KINDS: dict[str, tuple[str, Callable[[Path], bool]]] = {
+    CONFIG_NAME: ("a JSON object", _is_json_object),
+    "metrics.json": ("a JSON object", _is_json_object),
+    "samples.png": ("a PNG image", _is_png),
+    WEIGHTS_NAME: ("a safetensors file", _is_safetensors),
+}
+
+
+def _check_kind(repo_id: str, name: str, path: Path) -> None:
+    what, ok = KINDS.get(name, ("", lambda _: True))
+    if not ok(path):
+        raise HubError(f"'{repo_id}' sent a {name} that is not {what}; nothing was kept")
+
+
+def _cache_folder(repo_id: str) -> Path:
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+
+
+def _entries(folder: Path) -> set[Path]:
+    return set(folder.rglob("*")) if folder.exists() else set()
+
+
+@contextmanager
+def _removed_if_unfinished(repo_id: str) -> Iterator[None]:
+    """Remove what a pull added to the repo's folder in the Hub cache (blobs, snapshot links, folders) if it
+    does not finish: the offline fallback (``_cached``) would otherwise load a half-pulled snapshot."""
+    folder = _cache_folder(repo_id)
+    before = _entries(folder)
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        for p in sorted(_entries(folder) - before, key=lambda p: len(p.parts), reverse=True):  # deepest first
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    p.rmdir()
+                else:
+                    p.unlink()
+            except OSError:
+                pass  # a folder another download of this repo has just written into: it stays
+        if not existed:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # as above
+        raise
 
 
 def _cached(repo_id: str, revision: str | None) -> Pulled | None:

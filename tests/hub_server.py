@@ -4,6 +4,10 @@ Stdlib only (``ThreadingHTTPServer`` on 127.0.0.1). Repos live in memory as comm
 ``{path: bytes}``; every route answers as the Hub does, including the ``X-Error-Code`` headers
 that huggingface_hub turns into ``RepositoryNotFoundError``, ``RevisionNotFoundError`` and
 ``EntryNotFoundError``. ``requests`` records every (method, path) for the tests to inspect.
+
+File sizes are listed as the Hub lists them (``model_info(files_metadata=True)`` asks with ``?blobs=true``,
+and the tree route always has them); ``listed_sizes`` makes the listing say something else than the
+bytes served, or say nothing, so that a test can declare a size of gigabytes without serving them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 TOKEN = "hf_localtesttoken_0123456789abcdef"
 
@@ -48,6 +52,8 @@ class FakeHub:
         # fault injection: path prefix -> "500" (answer Internal Server Error) or "truncate" (send half a file
         # under the whole file's Content-Length, then hang up)
         self.faults: dict[str, str] = {}
+        # "org/name/path" -> the size the listings give for that file (None: no size), whatever is served
+        self.listed_sizes: dict[str, int | None] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -118,8 +124,13 @@ def _handler(hub: FakeHub):
         def do_GET(self):
             self._get(head=False)
 
+        def _size(self, repo_id: str, path: str, data: bytes) -> dict:
+            size = hub.listed_sizes.get(f"{repo_id}/{path}", len(data))
+            return {} if size is None else {"size": size}
+
         def _get(self, head: bool):
-            path = unquote(urlsplit(self.path).path)
+            url = urlsplit(self.path)
+            path = unquote(url.path)
             hub.requests.append(("HEAD" if head else "GET", path))
             fault = next((kind for prefix, kind in hub.faults.items() if path.startswith(prefix)), None)
             if fault == "500":
@@ -136,11 +147,12 @@ def _handler(hub: FakeHub):
                 if sha is None:
                     return self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
                 files = repo.commits[sha]
+                blobs = parse_qs(url.query).get("blobs", [""])[0].lower() == "true"
                 if rest and rest[0] == "tree":
                     return self._json(
                         200,
                         [
-                            {"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            {"type": "file", "path": p, **self._size(repo_id, p, b), "oid": hashlib.sha1(b).hexdigest()}
                             for p, b in sorted(files.items())
                         ],
                     )
@@ -151,7 +163,10 @@ def _handler(hub: FakeHub):
                         "modelId": repo_id,
                         "sha": sha,
                         "private": repo.private,
-                        "siblings": [{"rfilename": p} for p in sorted(files)],
+                        "siblings": [
+                            {"rfilename": p, **(self._size(repo_id, p, b) if blobs else {})}
+                            for p, b in sorted(files.items())
+                        ],
                     },
                 )
             if len(parts) >= 5 and parts[2] == "resolve":

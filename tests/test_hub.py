@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -338,8 +339,6 @@ def test_a_hub_that_fails_midway_is_one_sentence_and_leaves_no_partial_model(
     with pytest.raises(HubError) as e:
         pull("genlab/tiny-vae")
     assert "\n" not in str(e.value)
-    import re
-
     assert re.search(pattern, str(e.value)), str(e.value)
     from genlab.catalog import hub_models
 
@@ -367,3 +366,127 @@ def test_pull_downloads_only_genlabs_files_never_code(hub, tmp_path, tiny_run):
     got = pull("genlab/with-code")
     assert not list(got.path.glob("*.py"))
     assert not any(p.endswith(".py") for _, p in hub.requests)
+
+
+# -- pull is bounded -----------------------------------------------------------------------------
+def _files(tmp_path, tiny_run) -> dict[str, bytes]:
+    """The five files a genlab repo holds (an exported folder has the run's records too)."""
+    from genlab.export import HUB_FILES
+
+    folder = _exported(tmp_path, tiny_run)
+    return {name: (folder / name).read_bytes() for name in HUB_FILES}
+
+
+def _refused(repo_id: str, pattern: str):
+    from genlab.hub import HubError, pull
+
+    with pytest.raises(HubError) as e:
+        pull(repo_id)
+    assert re.fullmatch(pattern, str(e.value)), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def _nothing_kept(hub, tmp_path, repo_id: str, requested: bool) -> None:
+    """A refused pull changed nothing: no entry in the pulled list, no file in the Hub cache (huggingface_hub's
+    own empty lock files and cache tag aside) and, when refused from the listing, not one file requested."""
+    from genlab.catalog import hub_models
+
+    assert not [m for m in hub_models() if m.label.startswith(repo_id)]
+    registry = tmp_path / "genlab-home" / "hub-models.json"
+    assert not registry.exists() or repo_id not in registry.read_text()
+    cache = tmp_path / "hf-cache"
+    kept = [p for p in cache.rglob("*") if not p.is_dir() and ".locks" not in p.parts and p.name != "CACHEDIR.TAG"]
+    assert not kept, kept
+    if not requested:
+        assert not any(p.startswith(f"/{repo_id}/resolve/") for _, p in hub.requests)
+
+
+def test_a_repo_over_the_pull_limit_is_refused_before_anything_is_downloaded(hub, tmp_path, tiny_run, monkeypatch):
+    from genlab.hub import pull
+
+    files = _files(tmp_path, tiny_run)
+    total = sum(len(b) for b in files.values())
+    hub.add_files("genlab/big", files)
+    monkeypatch.setenv("GENLAB_MAX_PULL_BYTES", str(total - 1))
+    _refused(
+        "genlab/big",
+        r"'genlab/big' is [\d.]+ KiB of model files, more than the pull limit of [\d.]+ KiB "
+        r"\(GENLAB_MAX_PULL_BYTES\); nothing was downloaded",
+    )
+    _nothing_kept(hub, tmp_path, "genlab/big", requested=False)
+    monkeypatch.setenv("GENLAB_MAX_PULL_BYTES", str(total))  # exactly at the limit: a good repo still pulls
+    assert set(pull("genlab/big").files) == set(files)
+
+
+def test_a_declared_size_of_gigabytes_is_refused_without_serving_it(hub, tmp_path, tiny_run):
+    hub.add_files("genlab/huge", _files(tmp_path, tiny_run))
+    hub.listed_sizes["genlab/huge/model.safetensors"] = 3 * 2**30  # declared only: nothing that big exists
+    _refused(
+        "genlab/huge",
+        r"'genlab/huge' is 3 GiB of model files, more than the pull limit of 512 MiB "
+        r"\(GENLAB_MAX_PULL_BYTES\); nothing was downloaded",
+    )
+    _nothing_kept(hub, tmp_path, "genlab/huge", requested=False)
+
+
+def test_public_mode_pulls_less(hub, tmp_path, tiny_run, monkeypatch):
+    from genlab.hub import pull
+
+    files = _files(tmp_path, tiny_run)
+    hub.add_files("genlab/mid", files)
+    hub.listed_sizes["genlab/mid/model.safetensors"] = 100 * 2**20  # under the local limit, over the public one
+    hub.add_files("genlab/tiny", files)
+    monkeypatch.setenv("GENLAB_PUBLIC", "1")
+    _refused(
+        "genlab/mid",
+        r"'genlab/mid' is 100 MiB of model files, more than this public app's pull limit of 64 MiB "
+        r"\(GENLAB_PUBLIC_MAX_PULL_BYTES\); nothing was downloaded",
+    )
+    _nothing_kept(hub, tmp_path, "genlab/mid", requested=False)
+    monkeypatch.setenv("GENLAB_PUBLIC_MAX_PULL_BYTES", "1000")
+    _refused("genlab/tiny", r"'genlab/tiny' is .* more than this public app's pull limit of 1000 bytes .*")
+    _nothing_kept(hub, tmp_path, "genlab/tiny", requested=False)
+    monkeypatch.delenv("GENLAB_PUBLIC")  # the same repo, pulled by a local user
+    assert pull("genlab/tiny").path.is_dir()
+
+
+def test_an_oversized_config_json_is_refused_before_anything_is_downloaded(hub, tmp_path, tiny_run):
+    files = _files(tmp_path, tiny_run)
+    hub.add_files("genlab/fat-config", {**files, "config.json": b'{"pad": "' + b" " * 3 * 2**20 + b'"}'})
+    _refused(
+        "genlab/fat-config",
+        r"'genlab/fat-config' lists a config.json of 3 MiB, larger than any genlab config.json \(at most 1 MiB\); "
+        r"nothing was downloaded",
+    )
+    _nothing_kept(hub, tmp_path, "genlab/fat-config", requested=False)
+
+
+@pytest.mark.parametrize("listed, said", [(100, "100 bytes"), (None, "no size")])
+def test_a_listing_that_understates_a_size_stops_the_download_and_keeps_nothing(
+    hub, tmp_path, tiny_run, monkeypatch, listed, said
+):
+    """The listing says 100 bytes, or nothing, for the weights; the server then sends more. The download
+    stops at the bound, and config.json, already in the cache by then, is removed again."""
+    from genlab.hub import pull
+
+    files = _files(tmp_path, tiny_run)
+    total = sum(len(b) for b in files.values())
+    hub.add_files("genlab/liar", files)
+    hub.listed_sizes["genlab/liar/model.safetensors"] = listed
+    monkeypatch.setenv("GENLAB_MAX_PULL_BYTES", str(total - 1))
+    _refused(
+        "genlab/liar",
+        rf"'genlab/liar' sent more than [\d.]+ (bytes|KiB) of model.safetensors \(its listing said {said}\); "
+        r"the download was stopped and nothing was kept",
+    )
+    assert ("GET", f"/genlab/liar/resolve/{hub.repos['genlab/liar'].refs['main']}/model.safetensors") in hub.requests
+    _nothing_kept(hub, tmp_path, "genlab/liar", requested=True)
+    if listed is None:  # a size missing from the listing is fetched within what the limit leaves
+        monkeypatch.setenv("GENLAB_MAX_PULL_BYTES", str(total))
+        assert pull("genlab/liar").path.is_dir()
+
+
+def test_a_file_of_the_wrong_kind_is_refused_and_nothing_is_kept(hub, tmp_path, tiny_run):
+    hub.add_files("genlab/odd", {**_files(tmp_path, tiny_run), "samples.png": b"GIF89a" + bytes(100)})
+    _refused("genlab/odd", r"'genlab/odd' sent a samples.png that is not a PNG image; nothing was kept")
+    _nothing_kept(hub, tmp_path, "genlab/odd", requested=True)
