@@ -7,6 +7,7 @@ rerun. Cached models are only used in eval mode under no_grad, which is thread-s
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import streamlit as st
@@ -52,6 +53,11 @@ def get_model(entry: ModelEntry):
     except (CheckpointError, OSError) as e:
         st.error(f"{entry.path.name} cannot be loaded: {e}")
         return None
+
+
+def session_owner() -> str:
+    """This browser session's secret: in a public app, Stop, Resume and Delete act only on the runs it launched."""
+    return st.session_state.setdefault("owner_token", secrets.token_urlsafe(24))
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading test images…")

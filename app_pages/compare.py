@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import DEVICE, get_model, model_at, model_picker, sample_png
+from genlab import public
 from genlab.catalog import available_models, figures
 from genlab.explore import time_sampling
 from genlab.metrics.likelihood import held_out_bpd
@@ -59,7 +60,7 @@ tight = st.toggle(
     "Also compute each model's tightest bound here (IWAE k=100 for a VAE; about 10 s per 100 images on a CPU)",
     key="cmp_bpd",
 )
-n_test = st.number_input("Test images for that bound", 16, 2000, 128, key="cmp_n")
+n_test = st.number_input("Test images for that bound", 16, public.cap_bound_images(2000), 128, key="cmp_n")
 figs = {name: figures(e) for name, e in entries.items()}
 rows = []
 for name, e in entries.items():
@@ -77,7 +78,7 @@ for name, e in entries.items():
         "ms/image": f"{1000 * _seconds_per_image(str(e.path), e.mtime, DEVICE):.2f} ({DEVICE})",
     }
     if tight and e.dataset:
-        v, kind, n = _tight_bpd(str(e.path), e.mtime, e.dataset, int(n_test))
+        v, kind, n = _tight_bpd(str(e.path), e.mtime, e.dataset, public.cap_bound_images(int(n_test)))
         row["tighter bound ↓"] = f"{v:.3f} ({kind}, {n} images)"
     rows.append(row)
 # one column per model and one row per figure: every cell is shown whole, wrapped where it is long

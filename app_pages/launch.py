@@ -6,6 +6,7 @@ import dataclasses
 import streamlit as st
 import torch
 
+from app_pages.common import session_owner
 from genlab import public
 from genlab.config import ConfigError
 from genlab.data import DatasetUnavailable, list_datasets
@@ -184,6 +185,7 @@ def launch_form(root: str, max_runs: int) -> None:
             max_concurrent=int(max_runs),
             processes=int(processes),
             preset=_kept_preset(preset, cfg),
+            owner=session_owner(),
         )
         st.session_state["train_run"] = run.path.name
         st.toast(f"Launched {run.path.name}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.common import checkpoint_zip
+from app_pages.common import checkpoint_zip, session_owner
 from app_pages.launch import launch_form
 from genlab import public
 from genlab.catalog import runs_dir
@@ -58,13 +58,18 @@ def live():
     for w in s.warnings:
         st.warning(w)
     b1, b2, b3, b4 = st.columns(4)
-    if b1.button("Stop run", disabled=not s.status.active, key="stop"):
-        jobs.stop(run)
-        st.toast(f"Stopping {pick}: it checkpoints and exits")
-    if b2.button("Resume run", disabled=not s.can_resume, key="resume"):
+    mine = jobs.may_control(run, session_owner())  # in a public app, only the runs this session launched
+    others = None if mine else "launched by another visitor"
+    if b1.button("Stop run", disabled=not (s.status.active and mine), help=others, key="stop"):
         try:
-            jobs.resume(run, int(max_runs))
-        except (RuntimeError, ValueError) as e:  # another session resumed it a moment ago; an unreadable run.json
+            jobs.stop(run, owner=session_owner())
+            st.toast(f"Stopping {pick}: it checkpoints and exits")
+        except (RuntimeError, PermissionError) as e:  # it ended a moment ago
+            st.error(str(e))
+    if b2.button("Resume run", disabled=not (s.can_resume and mine), help=others, key="resume"):
+        try:
+            jobs.resume(run, int(max_runs), owner=session_owner())
+        except (RuntimeError, ValueError, PermissionError) as e:  # resumed by another tab a moment ago; a bad run.json
             st.error(str(e))
     weights = run.weights_file
     if weights.is_file():
@@ -74,8 +79,7 @@ def live():
             file_name=f"{pick}.zip",
             key="dl",
         )
-    # a hosted app's runs are other visitors' too: nobody deletes them from the page there
-    why = "not in the public app" if public.enabled() else "stop it first" if s.status.active else None
+    why = others or ("stop it first" if s.status.active else None)
     if b4.button("Delete run", disabled=why is not None, help=why, key="ask_delete"):
         st.session_state["confirm_delete"] = pick  # the confirmation names this run, and only this one
     if st.session_state.get("confirm_delete") == pick and why is None:
@@ -84,10 +88,10 @@ def live():
         if yes.button(f"Delete {pick}", type="primary", key="delete"):
             st.session_state.pop("confirm_delete", None)
             try:
-                jobs.delete(run)
+                jobs.delete(run, owner=session_owner())
                 st.session_state.pop("train_run", None)
                 st.rerun()
-            except (RuntimeError, RunLocked, OSError) as e:  # it was resumed a moment ago
+            except (RuntimeError, RunLocked, OSError) as e:  # resumed a moment ago (PermissionError is an OSError)
                 st.error(str(e))
         if no.button("Cancel", key="cancel_delete"):
             st.session_state.pop("confirm_delete", None)

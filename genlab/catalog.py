@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .display import count
-from .models import MODELS, resolve_model_dir
-from .models.base import CheckpointError, GenerativeModel, read_config
+from .hub import is_repo_id
+from .models import MODELS, model_class, resolve_model_dir
+from .models.base import FORMAT_KEY, CheckpointError, GenerativeModel, config_from_dict, read_config
+from .paths import cache_dir
 from .recipes import RECIPES
 from .runs.records import EvalRow, FidRow, RunStatus, last_of
 from .runs.rundir import RunDir, list_runs
+from .schema import TEXT, problem, read_json, short
 from .settings import settings
+from .storage import atomic_write_json
 
 
 def checkpoints_dir() -> Path:
@@ -62,21 +66,54 @@ class ModelEntry:
         return run if run.exists() else None
 
 
+@dataclass(frozen=True)
+class BrokenEntry:
+    """A model genlab lists but cannot offer: the pages show it with ``error``, and a pulled one can be removed."""
+
+    label: str
+    path: Path
+    source: str  # "shipped", "run" or "hub"
+    error: str  # one sentence naming the file and what is wrong with it
+    repo_id: str | None = None  # a pulled model's repo, for Remove
+
+
 def _entry(path: Path, source: str, name: str | None = None, best_step: int | None = None) -> ModelEntry | None:
+    """The entry a picker offers, or None when ``path`` holds no model that can be loaded."""
+    entry = _entry_or_error(path, source, name, best_step)
+    return entry if isinstance(entry, ModelEntry) else None
+
+
+def _entry_or_error(path: Path, source: str, name: str | None = None, best_step: int | None = None):
+    """A ``ModelEntry``, or a ``BrokenEntry`` saying which file of ``path`` is malformed (every file of a
+    model folder is read through ``genlab.schema``, so one bad file is one bad entry, never a page error)."""
+    try:
+        return _read_entry(path, source, name, best_step)
+    except (CheckpointError, ValueError, OSError) as e:
+        label = name or (path.name if best_step is None else f"{path.parent.name} · best")
+        return BrokenEntry(label, path, source, str(e) or type(e).__name__, name if source == "hub" else None)
+
+
+def check_model_folder(path: Path, name: str | None = None) -> None:
+    """Raise CheckpointError, with the sentence a page would show, unless ``path`` is a model the pickers offer."""
+    entry = _entry_or_error(Path(path), "hub", name)
+    if isinstance(entry, BrokenEntry):
+        raise CheckpointError(entry.error)
+
+
+def _read_entry(path: Path, source: str, name: str | None, best_step: int | None) -> ModelEntry:
     from .export import read_metrics
 
-    try:
-        cfg = read_config(resolve_model_dir(path))
-        family = MODELS[cfg["model_type"]]
-        run = RunDir(path if best_step is None else path.parent)
-        train_cfg = run.config() if run.exists() else None
-        status = run.status() if source == "run" else None
-    except (CheckpointError, KeyError, ValueError, OSError):  # not a model this genlab can load: not offered
-        return None
+    cfg = read_config(resolve_model_dir(path))
+    family = model_class(cfg["model_type"])
+    fields = {k: v for k, v in cfg.items() if k not in ("model_type", FORMAT_KEY)}
+    config_from_dict(family.config_class, fields, str(resolve_model_dir(path) / "config.json"))  # types, bounds
+    run = RunDir(path if best_step is None else path.parent)
+    train_cfg = run.config() if run.exists() else None
+    status = run.status() if source == "run" else None
     metrics = read_metrics(path)
     dataset = (train_cfg.dataset if train_cfg else None) or metrics.get("dataset")
     dataset = dataset if isinstance(dataset, str) else None
-    size = int(cfg.get("image_size", 0))
+    size = int(cfg.get("image_size", family.default_image_size()))
     what = f"{family.model_type} {size}×{size}" + (f" · {dataset}" if dataset else "")
     if best_step is not None:
         name = f"{run.path.name} · best (step {best_step})"
@@ -124,6 +161,16 @@ def shipped_models(root: Path | None = None) -> list[ModelEntry]:
     return [e for p in sorted(root.iterdir()) if p.is_dir() and (e := _entry(p, "shipped"))]
 
 
+def broken_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[BrokenEntry]:
+    """The models every picker leaves out because a file of theirs is malformed, each with its sentence."""
+    root = checkpoints or checkpoints_dir()
+    found = [_entry_or_error(p, "shipped") for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+    found += [_entry_or_error(Path(folder), "hub", repo_id) for repo_id, folder in _pulled().items()]
+    found += [_entry_or_error(r.path, "run") for r in list_runs(runs or runs_dir()) if r.has_checkpoint()]
+    found += [BrokenEntry(short(k), _hub_registry(), "hub", why, k) for k, why in _pulled_errors().items()]
+    return [e for e in found if isinstance(e, BrokenEntry)]
+
+
 def run_models(root: Path | None = None) -> list[ModelEntry]:
     """Runs that have a checkpoint to sample from (a live run's latest one included), newest first; after
     each, its best weights by test bits/dim when they are not the latest checkpoint's."""
@@ -154,43 +201,67 @@ def worth_showing(entry: ModelEntry) -> bool:
 
 
 def _hub_registry() -> Path:
-    from .paths import cache_dir
-
     return cache_dir() / "hub-models.json"
+
+
+def _read_registry() -> tuple[dict[str, str], dict[str, str]]:
+    """The pulled-models list as (repo id -> snapshot folder, repo id -> why its record is unusable)."""
+    try:
+        known = read_json(_hub_registry())
+    except FileNotFoundError:
+        return {}, {}
+    except (OSError, ValueError) as e:
+        return {}, {"(the pulled-models list)": str(e)}
+    good, bad = {}, {}
+    for repo_id, folder in known.items():
+        if not is_repo_id(repo_id):
+            bad[repo_id] = f"{_hub_registry()} holds {short(repo_id)}, which is not a repo id"
+        elif not isinstance(folder, str) or problem(folder, TEXT):
+            bad[repo_id] = f"{_hub_registry()}: the folder recorded for {repo_id} is not a path"
+        else:
+            good[repo_id] = folder
+    return good, bad
+
+
+def _pulled() -> dict[str, str]:
+    return _read_registry()[0]
+
+
+def _pulled_errors() -> dict[str, str]:
+    return _read_registry()[1]
+
+
+def _write_registry(update) -> None:
+    """Apply ``update(known)`` to the pulled-models list (a malformed list starts afresh)."""
+    path = _hub_registry()
+    try:
+        known = read_json(path)
+    except (OSError, ValueError):
+        known = {}
+    known = update(known)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, known)
+    except OSError:
+        pass  # an unwritable cache only means the list is not updated
 
 
 def remember_pulled(repo_id: str, folder: Path) -> None:
     """Record a pulled model so that every model picker offers it (newest pull first)."""
-    import json
+    _write_registry(lambda known: {repo_id: str(folder), **{k: v for k, v in known.items() if k != repo_id}})
 
-    from .storage import atomic_write_json
 
-    path = _hub_registry()
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    known.pop(repo_id, None)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {repo_id: str(folder), **known})
-    except OSError:
-        pass  # an unwritable cache only means the model is not listed next time
+def forget_pulled(repo_id: str) -> None:
+    """Take a pulled model (a broken one included) off every picker; its files stay in the Hub cache."""
+    if repo_id == "(the pulled-models list)":  # the list itself is unreadable: start it afresh
+        _write_registry(lambda known: {})
+    else:
+        _write_registry(lambda known: {k: v for k, v in known.items() if k != repo_id})
 
 
 def hub_models() -> list[ModelEntry]:
     """Models pulled from the Hub whose snapshot is still in the cache."""
-    import json
-
-    try:
-        known = json.loads(_hub_registry().read_text())
-    except (OSError, ValueError):
-        return []
-    return [
-        e
-        for repo_id, folder in known.items()
-        if isinstance(folder, str) and (e := _entry(Path(folder), "hub", name=repo_id))
-    ]
+    return [e for repo_id, folder in _pulled().items() if (e := _entry(Path(folder), "hub", name=repo_id))]
 
 
 def available_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[ModelEntry]:
@@ -271,7 +342,6 @@ def describe_environment() -> Environment:
     import torch
 
     from .metrics.fid import describe_weights
-    from .paths import cache_dir
 
     if torch.cuda.is_available():
         device = f"GPU: {torch.cuda.get_device_name(0)}"

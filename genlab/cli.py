@@ -22,11 +22,14 @@ import sys
 import time
 from pathlib import Path
 
+from .config import bounded
 from .data import DatasetUnavailable, require_dataset
 from .hub import HubError
 from .metrics.fid import FIDWeightsUnavailable
 from .models import MODELS
 from .models.base import CheckpointError
+from .models.sizing import check_model
+from .runs.config import SEED_MAX
 from .runs.records import RunStatus
 from .runs.rundir import RunDir, RunLocked
 
@@ -56,14 +59,14 @@ def _add_train(sub) -> None:
     p.add_argument("--out", help="run directory (default runs/MODEL-DATASET-TIME)")
     p.add_argument(
         "--queue",
-        type=int,
+        type=bounded(int, 1, 1024),
         default=None,
         metavar="N",
         help="wait until fewer than N queued runs in the run's parent folder are training",
     )
     p.add_argument(
         "--nproc-per-node",
-        type=int,
+        type=bounded(int, 1, 1024),
         default=None,
         metavar="N",
         help="train with N processes on this machine (torchrun + DDP; one per GPU on CUDA): the same as "
@@ -193,9 +196,8 @@ def _sample(args) -> int:
     from .device import resolve_device
     from .explore import grid, sample
 
-    if args.n < 1 or args.n > 1024 or args.scale < 0 or args.scale > 16:
-        raise ValueError(f"--n must be 1 to 1024 and --scale 0 to 16; got --n {args.n}, --scale {args.scale}")
     model = load_model(args.path, map_location=resolve_device(args.device))
+    check_model(type(model), model.config, batch=args.n, what=f"{args.path}")  # the grid's memory, before drawing it
     temperature = args.temperature
     if temperature is None:  # where the model card says its samples look best
         entry = model_entry(args.path) if Path(args.path).exists() else None
@@ -398,24 +400,31 @@ def _publish(args) -> int:
     return 0
 
 
+# the bounds of the flags that are not fields of TrainConfig, declared once
+TEMPERATURE = bounded(float, 0.0, 5.0)  # the latent noise's standard deviation; the pages' sliders stop at 2
+SEED = bounded(int, 0, SEED_MAX)
+BATCH = bounded(int, 1, 4096)
+FID_SAMPLES = bounded(int, 0, 100_000)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
     sub = p.add_subparsers(dest="command", required=True)
     _add_train(sub)
     s = sub.add_parser("sample", help="write a grid of samples from a model or run directory")
     s.add_argument("path", help="a run directory, a saved model directory or a Hub repo id (org/name)")
-    s.add_argument("--n", type=int, default=64, help="number of samples (1 to 1024; default 64)")
+    s.add_argument("--n", type=bounded(int, 1, 1024), default=64, help="number of samples (1 to 1024; default 64)")
     s.add_argument(
         "--temperature",
-        type=float,
+        type=TEMPERATURE,
         default=None,
         help="standard deviation of the latent noise (default: the model card's temperature, else the family's)",
     )
-    s.add_argument("--seed", type=int, default=0, help="the same seed gives the same grid as the app's Sample page")
-    s.add_argument("--nrow", type=int, default=None, help="images per row (default: a square grid)")
+    s.add_argument("--seed", type=SEED, default=0, help="the same seed gives the same grid as the app's Sample page")
+    s.add_argument("--nrow", type=bounded(int, 1, 1024), default=None, help="images per row (default: a square grid)")
     s.add_argument(
         "--scale",
-        type=int,
+        type=bounded(int, 0, 16),
         default=0,
         help="enlarge each pixel this many times, nearest-neighbour (default 0: each image at least 64 pixels wide)",
     )
@@ -427,13 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "test"])
     e.add_argument(
         "--k",
-        type=int,
+        type=bounded(int, 0, 10_000),
         default=None,
         help="samples for the k-sample bound: IWAE for a VAE (default "
         "100), dequantization samples for a flow (default 1); 0 skips it",
     )
-    e.add_argument("--n", type=int, default=None, help="evaluate on the first N images only")
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--n", type=bounded(int, 1, 10**7), default=None, help="evaluate on the first N images only")
+    e.add_argument("--batch-size", type=BATCH, default=64, help="images per forward pass (default 64)")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
     for name, hlp in (
@@ -448,15 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             f.add_argument("source")
             f.add_argument("--out", required=True)
-        f.add_argument("--n", type=int, default=None, help="images per side (default: all; 10000 samples for a model)")
-        f.add_argument("--batch-size", type=int, default=100)
+        f.add_argument(
+            "--n",
+            type=bounded(int, 2, 10**7),
+            default=None,
+            help="images per side (default: all; 10000 samples for a model)",
+        )
+        f.add_argument("--batch-size", type=BATCH, default=100, help="images per Inception pass (default 100)")
         f.add_argument(
             "--image-size",
-            type=int,
+            type=bounded(int, 8, 512),
             default=None,
             help="for dataset inputs (default: the other side's model resolution, else 64)",
         )
-        f.add_argument("--seed", type=int, default=0, help="for model inputs")
+        f.add_argument("--seed", type=SEED, default=0, help="for model inputs")
         f.add_argument("--device", default="auto")
     r = sub.add_parser("runs", help="list run directories with status, progress, ETA, bits/dim and FID")
     r.add_argument("root", nargs="?", default=None, help="the runs folder (default: GENLAB_RUNS, else ./runs)")
@@ -464,10 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write a model folder: weights, metrics.json, samples.png, model card")
     x.add_argument("source", help="a run directory or a model folder")
     x.add_argument("out")
-    x.add_argument("--temperature", type=float, default=1.0, help="of the sample grid")
+    x.add_argument("--temperature", type=TEMPERATURE, default=1.0, help="of the sample grid")
     x.add_argument("--no-eval", action="store_true", help="take the figures from the run's log; compute nothing")
-    x.add_argument("--fid-samples", type=int, default=1000, help="FID@K of samples at T=1 (0: no FID)")
-    x.add_argument("--fid-ref-n", type=int, default=10000, help="training images in the FID reference")
+    x.add_argument("--fid-samples", type=FID_SAMPLES, default=1000, help="FID@K of samples at T=1 (0: no FID)")
+    x.add_argument(
+        "--fid-ref-n", type=bounded(int, 2, 10**7), default=10000, help="training images in the FID reference"
+    )
     x.add_argument("--device", default="auto")
     pl = sub.add_parser("pull", help="download a genlab model from the Hugging Face Hub; prints its folder")
     pl.add_argument("repo_id", help="org/name")
@@ -477,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("repo_id", help="org/name")
     ps.add_argument("--private", action="store_true")
     ps.add_argument("--evaluate", action="store_true", help="recompute bits/dim and FID before pushing")
-    ps.add_argument("--temperature", type=float, default=None, help="of the sample grid (default: the folder's, or 1)")
+    ps.add_argument(
+        "--temperature", type=TEMPERATURE, default=None, help="of the sample grid (default: the folder's, or 1)"
+    )
     from .recipes import RECIPES
 
     names = [r.name for r in RECIPES]
@@ -486,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--runs", default="runs/checkpoints", help="where the training runs go")
     ck.add_argument("--out", default="checkpoints")
     ck.add_argument("--export-only", action="store_true", help="export the existing runs; train nothing")
-    ck.add_argument("--fid-samples", type=int, default=1000)
+    ck.add_argument("--fid-samples", type=FID_SAMPLES, default=1000, help="FID@K of each exported model (0: none)")
     ck.add_argument("--device", default="auto")
     pb = sub.add_parser("publish", help="push the shipped checkpoints to their default repo ids (genlab.recipes)")
     pb.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {names}")

@@ -18,6 +18,8 @@ import types
 import typing
 from typing import Any
 
+from .schema import FLAG, TEXT, problem, short
+
 
 class ConfigError(ValueError):
     """A config value or key that genlab refuses; the message names it and says what is allowed."""
@@ -58,8 +60,7 @@ def setting(
 def _base_type(tp) -> type:
     """``int | None`` -> int; ``float`` -> float."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return args[0]
+        tp = [a for a in typing.get_args(tp) if a is not type(None)][0]
     return typing.get_origin(tp) or tp
 
 
@@ -72,6 +73,25 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _type_problem(v, tp) -> str | None:
+    """What is wrong with ``v`` as a value of a field of type ``tp``; None when it fits (or ``tp`` is not a
+    plain type: a nested dataclass or an enum is converted and checked by its owner)."""
+    if tp is str:
+        return problem(v, TEXT)
+    if tp is bool:
+        return problem(v, FLAG)
+    if tp in (dict, list) and not isinstance(v, tp):
+        return f"must be a JSON {'object' if tp is dict else 'list'}"
+    if tp is list and not all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in v):
+        return "must be a list of strings and numbers"
+    return None
+
+
+def _num(x: float) -> str:
+    """A bound as people write it: 1024, 0.4999, 4,294,967,295 (never 4.29497e+09)."""
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
 def check(obj) -> None:
     """Raise ConfigError for the first value outside its field's declared type or bounds."""
     types_ = field_types(type(obj))
@@ -79,6 +99,8 @@ def check(obj) -> None:
         v, m, tp = getattr(obj, f.name), f.metadata, types_[f.name]
         if v is None:
             continue
+        if (why := _type_problem(v, tp)) is not None:
+            raise ConfigError(f"{f.name} {why}, got {short(v)}")
         if m.get("choices") is not None and v not in m["choices"]:
             raise ConfigError(f"{f.name} must be one of {', '.join(map(str, m['choices']))}, got {v!r}")
         if tp in (int, float) and (isinstance(v, bool) or not isinstance(v, (int, float))):
@@ -89,11 +111,11 @@ def check(obj) -> None:
         if isinstance(v, float) and not math.isfinite(v):
             raise ConfigError(f"{f.name} must be a finite number, got {v!r}")
         if m.get("min") is not None and v < m["min"]:
-            raise ConfigError(f"{f.name} must be at least {m['min']:g}, got {v!r}")
+            raise ConfigError(f"{f.name} must be at least {_num(m['min'])}, got {v!r}")
         if m.get("max") is not None and v > m["max"]:
-            raise ConfigError(f"{f.name} must be at most {m['max']:g}, got {v!r}")
+            raise ConfigError(f"{f.name} must be at most {_num(m['max'])}, got {v!r}")
         if m.get("above") is not None and v <= m["above"]:
-            raise ConfigError(f"{f.name} must be greater than {m['above']:g}, got {v!r}")
+            raise ConfigError(f"{f.name} must be greater than {_num(m['above'])}, got {v!r}")
 
 
 def from_dict(cls, d: dict, source: str = "config", error: type[Exception] = ConfigError):
@@ -102,16 +124,40 @@ def from_dict(cls, d: dict, source: str = "config", error: type[Exception] = Con
         raise error(f"{source} is not a JSON object")
     unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
+        names = ", ".join(short(k) for k in unknown[:5]) + (" …" if len(unknown) > 5 else "")
         raise error(
-            f"{source} has fields {unknown} that {cls.__name__} does not know; "
+            f"{source} has fields [{names}] that {cls.__name__} does not know; "
             f"it was written by a different model or a newer genlab"
         )
     try:
-        return cls(**d)
+        obj = cls(**d)
+        check(obj)  # types and bounds, also of a dataclass that does not check itself
+        return obj
     except ConfigError as e:
         raise error(f"{source}: {e}") from None
     except TypeError as e:  # a value of the wrong kind that the dataclass itself chokes on
         raise error(f"{source}: {e}") from None
+
+
+def bounded(kind: type, lo: float, hi: float):
+    """An argparse ``type`` for a flag that is not a dataclass field: a finite ``kind`` (int or float) from
+    ``lo`` to ``hi``. argparse prints the refusal as "argument --n: must be 1 to 1024, got 0" and exits 2."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a {'whole ' if kind is int else ''}number, got {text!r}"
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {_num(lo)} to {_num(hi)}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def add_arguments(parser, cls, skip: tuple[str, ...] = (), dest_prefix: str = "") -> None:

@@ -15,8 +15,8 @@ metadata is what the Hub parses. ``load_model`` reads such a folder like any sav
 
 from __future__ import annotations
 
-import json
 import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -25,9 +25,10 @@ import torch
 
 from .display import count
 from .models import MODELS, load_model, resolve_model_dir
-from .models.base import CONFIG_NAME, WEIGHTS_NAME
+from .models.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from .runs.records import EvalRow, FidRow, RunInfo, TrainRow, rows_of
 from .runs.rundir import RunDir
+from .schema import MODEL_METRICS, check_bound_keys, check_fields, read_json
 from .storage import atomic_write_json
 
 METRICS_NAME = "metrics.json"
@@ -48,13 +49,16 @@ DATASET_CARD = {
 
 
 def read_metrics(folder: str | Path) -> dict:
-    """A model folder's ``metrics.json``, or {} when it has none (or an unreadable one)."""
+    """A model folder's ``metrics.json``, its fields checked (``genlab.schema.MODEL_METRICS``); {} when it
+    has none. A malformed one is a CheckpointError naming the file and the field."""
     path = Path(folder) / METRICS_NAME
     try:
-        d = json.loads(path.read_text())
-    except (OSError, ValueError):
+        d = read_json(path, CheckpointError)
+    except FileNotFoundError:
         return {}
-    return d if isinstance(d, dict) else {}
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e.strerror or e})") from None
+    return check_bound_keys(check_fields(d, MODEL_METRICS, str(path), CheckpointError), str(path), CheckpointError)
 
 
 def _run_record(run: RunDir | None) -> dict:
@@ -348,15 +352,18 @@ def export_model(
     return out
 
 
+MAX_CARD_BYTES = 1 << 20
+
+
 def card_text(folder: str | Path) -> str:
-    """A model card's text for display: no YAML front matter and no image links relative to the repo
-    (``samples.png`` is shown on its own)."""
-    import re
-
-    from huggingface_hub import ModelCard
-
+    """A model card's text for display: no YAML front matter (not parsed: the page shows none of it) and no
+    image links relative to the repo (``samples.png`` is shown on its own); "" when there is none."""
     path = Path(folder) / CARD_NAME
-    if not path.is_file():
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_CARD_BYTES:
+            return ""
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
         return ""
-    text = ModelCard.load(path).text
+    text = re.sub(r"\A---\r?\n.*?\r?\n---\r?\n", "", text, flags=re.S)
     return re.sub(r"!\[[^\]]*\]\((?!https?:)[^)]*\)\n?", "", text).strip()

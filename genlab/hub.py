@@ -179,9 +179,14 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
         raise HubError(f"'{repo_id}' has no {CONFIG_NAME}: it is not a genlab model")
     wanted = {name: listed[name] for name in PULL_FILES if name in listed}
     _check_sizes(repo_id, wanted)
+    from .catalog import check_model_folder, remember_pulled
+
     with _removed_if_unfinished(repo_id):
         folder = _download(repo_id, info.sha or revision, wanted, token)
-    from .catalog import remember_pulled
+        try:  # every file read as the pages will read it: a malformed one is refused now, not on every page later
+            check_model_folder(folder, repo_id)
+        except ValueError as e:
+            raise HubError(f"'{repo_id}' is not a model genlab can offer: {e}; nothing was kept") from None
 
     remember_pulled(repo_id, folder)
     return Pulled(folder, repo_id, info.sha, tuple(wanted))

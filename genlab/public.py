@@ -126,9 +126,10 @@ def cap_config(cfg):
     return replace(cfg, eval_batches=min(cfg.eval_batches or eval_batches, eval_batches))
 
 
-def cap_test_images(n: int) -> int:
-    """Test images a page may evaluate on at once (Compare's tighter bound): capped in public mode."""
-    return min(n, settings().public_max_eval_images) if enabled() else n
+def cap_bound_images(n: int) -> int:
+    """Test images a page may compute a k-sample bound on (Compare: IWAE k=100 costs 100 decoder passes
+    an image, about 10 s per 100 images on a CPU): capped in public mode."""
+    return min(n, settings().public_max_bound_images) if enabled() else n
 
 
 def cap_processes(processes: int) -> int:

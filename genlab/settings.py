@@ -47,7 +47,8 @@ class Settings:
     public_max_fid_samples: int  # GENLAB_PUBLIC_MAX_FID_SAMPLES: K of FID@K, per FID
     public_max_fids: int  # GENLAB_PUBLIC_MAX_FIDS: FID evaluations per run
     public_max_evals: int  # GENLAB_PUBLIC_MAX_EVALS: evaluations (and checkpoints) per run
-    public_max_eval_images: int  # GENLAB_PUBLIC_MAX_EVAL_IMAGES: test images per evaluation, and on Compare
+    public_max_eval_images: int  # GENLAB_PUBLIC_MAX_EVAL_IMAGES: test images per evaluation of a run
+    public_max_bound_images: int  # GENLAB_PUBLIC_MAX_BOUND_IMAGES: test images of Compare's k-sample bound
 
 
 def _flag(name: str) -> bool:
@@ -116,6 +117,7 @@ def settings() -> Settings:
         public_max_fids=int(_number("GENLAB_PUBLIC_MAX_FIDS", 5)),
         public_max_evals=int(_number("GENLAB_PUBLIC_MAX_EVALS", 50)),
         public_max_eval_images=int(_number("GENLAB_PUBLIC_MAX_EVAL_IMAGES", 1000)),
+        public_max_bound_images=int(_number("GENLAB_PUBLIC_MAX_BOUND_IMAGES", 200)),
     )
 
 

@@ -223,6 +223,7 @@ def test_cli_pull_prints_where_and_errors_are_one_line(tmp_path, tiny_run):
     with FakeHub() as server:
         server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
         env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf-home")}
+        env["GENLAB_HOME"] = str(tmp_path / "genlab-home")  # its pulled-models list must not reach other tests
         ok = subprocess.run(
             [sys.executable, "-m", "genlab", "pull", "genlab/tiny-vae"],
             cwd=ROOT,

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import stop_all_runs
 from genlab import public
+from genlab.public import PublicModeError
 from genlab.runs import jobs
 from genlab.runs.config import TrainConfig
 from genlab.runs.rundir import RunDir
@@ -107,7 +108,7 @@ def test_a_launched_run_is_capped_in_steps_minutes_and_concurrency(public_mode):
         eval_every=1000,
         model_config={"latent_dim": 2, "width": 2, "max_width": 4},
     )
-    run = jobs.launch(req, public_mode, name="capped", max_concurrent=4, processes=4)
+    run = jobs.launch(req, public_mode, name="capped", max_concurrent=4, processes=4, owner="visitor-a")
     launch = run.info().launch
     assert launch[launch.index("--queue") + 1] == "1"
     assert "--nproc-per-node" not in launch and run.info().processes == 1  # one process per visitor run
@@ -119,8 +120,13 @@ def test_a_launched_run_is_capped_in_steps_minutes_and_concurrency(public_mode):
     assert info.config.step_limit == 3 and info.config.max_minutes == 2
     assert info.total_steps == 3
     assert max(r.step for r in run.read_metrics()) == 3
+    # another visitor can neither resume nor delete it
+    for act in (lambda: jobs.resume(run, owner="visitor-b"), lambda: jobs.delete(run, owner="visitor-b")):
+        with pytest.raises(PublicModeError, match="only the visitor who launched capped can"):
+            act()
+    assert "visitor-a" not in run.run_json.read_text()  # run.json keeps a hash of the token, not the token
     # resuming it for more cannot lift the caps either
-    jobs.resume(run, max_concurrent=4, epochs=100, step_limit=1000)
+    jobs.resume(run, max_concurrent=4, epochs=100, step_limit=1000, owner="visitor-a")
     args = json.loads((run.path / "run.json").read_text())
     deadline = time.time() + 180
     while run.status() not in ("finished", "failed") and time.time() < deadline:
@@ -142,14 +148,17 @@ def test_train_page_in_public_mode_has_no_runs_folder_field_and_shows_the_caps(p
     assert "each run is capped at 3 steps and 2 minutes" in text and "runs train 1 at a time" in text
 
 
-def test_a_public_app_deletes_no_run(public_mode, tmp_path):
-    from genlab.public import PublicModeError
-    from genlab.runs import jobs
-    from genlab.runs.rundir import RunDir
-
+def test_a_visitor_deletes_only_the_runs_their_session_launched(public_mode, tmp_path):
     run = RunDir(tmp_path / "someone-elses")
     run.path.mkdir()
-    (run.path / "run.json").write_text('{"status": "finished"}')
-    with pytest.raises(PublicModeError, match="none can be deleted here"):
-        jobs.delete(run)
+    (run.path / "run.json").write_text(json.dumps({"status": "finished", "owner": jobs.owner_hash("visitor-a")}))
+    for visitor in ("visitor-b", None):
+        with pytest.raises(PublicModeError, match="only the visitor who launched someone-elses can delete it"):
+            jobs.delete(run, owner=visitor)
     assert run.exists()
+    (run.path / "run.json").write_text('{"status": "finished"}')  # a run launched before owners were recorded
+    with pytest.raises(PublicModeError):
+        jobs.delete(run, owner="visitor-b")
+    (run.path / "run.json").write_text(json.dumps({"status": "finished", "owner": jobs.owner_hash("visitor-a")}))
+    jobs.delete(run, owner="visitor-a")
+    assert not run.path.exists()

@@ -12,6 +12,7 @@ import dataclasses
 import importlib.metadata
 import os
 import sys
+import time
 from pathlib import Path
 
 from .base import CheckpointError, GenerativeModel, read_config
@@ -84,11 +85,26 @@ def model_options(model_type: str) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(model_class(model_type).config_class) if f.metadata.get("flag", True)}
 
 
+SWAP_RETRIES = 6  # a training run swaps checkpoint/ by two renames; a reader in between tries again
+
+
 def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
-    """Load a model saved by ``save_pretrained`` (or a run directory's checkpoint), strictly."""
-    directory = resolve_model_dir(path)
-    config = read_config(directory)  # read once: it names the family and configures it
-    return model_class(config["model_type"]).from_pretrained(directory, map_location, config)
+    """Load a model saved by ``save_pretrained`` (or a run directory's checkpoint), strictly.
+
+    A run that is training replaces ``checkpoint/`` while others read it (``RunDir.save_checkpoint``): a
+    read that lands between its renames, or on files swapped under it, is tried again a few times over
+    about a second, and whatever still fails is a CheckpointError sentence."""
+    for attempt in range(SWAP_RETRIES):
+        try:
+            directory = resolve_model_dir(path)
+            config = read_config(directory)  # read once: it names the family and configures it
+            return model_class(config["model_type"]).from_pretrained(directory, map_location, config)
+        except (CheckpointError, OSError, RuntimeError) as e:
+            if attempt + 1 == SWAP_RETRIES or not (Path(path) / "run.json").is_file():
+                if isinstance(e, CheckpointError):
+                    raise
+                raise CheckpointError(f"{path} could not be loaded ({type(e).__name__}: {str(e)[:200]})") from None
+            time.sleep(0.05 * 2**attempt)  # 50 ms, then 100, 200, ...: 1.55 s in all
 
 
 load_plugins()

@@ -18,7 +18,6 @@ that says which one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict
+from ..schema import read_json
 from ..storage import atomic_write_bytes, atomic_write_json
 from .sizing import check_model
 
@@ -191,11 +191,8 @@ def read_config(directory: Path) -> dict:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory} is not a genlab model: it has no {CONFIG_NAME}")
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(d, dict) or "model_type" not in d:
+    d = read_json(path, CheckpointError)
+    if not isinstance(d.get("model_type"), str):
         raise CheckpointError(f"{path} has no 'model_type'; it was not written by genlab")
     check_format(d, str(path))
     return d
@@ -223,9 +220,15 @@ def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
             f"unexpected tensors {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}"
         )
     for k, v in expected.items():
-        if tuple(tensors[k].shape) != tuple(v.shape):
+        t = tensors[k]
+        if tuple(t.shape) != tuple(v.shape):
             raise CheckpointError(
-                f"{path}: tensor '{k}' has shape {tuple(tensors[k].shape)} but the model "
+                f"{path}: tensor '{k}' has shape {tuple(t.shape)} but the model "
                 f"built from config.json expects {tuple(v.shape)}"
             )
+        if t.dtype != v.dtype:  # never cast silently: float64 or int8 weights were not written by genlab
+            raise CheckpointError(f"{path}: tensor '{k}' is {t.dtype}, but the model stores it as {v.dtype}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            what = "NaN" if torch.isnan(t).any() else "infinite values"
+            raise CheckpointError(f"{path}: tensor '{k}' holds {what}; these weights cannot sample anything")
     return tensors

@@ -17,6 +17,8 @@ one that died while queued shows as ``interrupted`` rather than ``queued`` forev
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import shutil
 import subprocess
@@ -29,7 +31,7 @@ from ..paths import safe_name
 from ..storage import try_lock
 from .config import TrainConfig
 from .records import RunStatus
-from .rundir import RunDir, list_runs
+from .rundir import RunDir, list_runs, process_start
 
 SLOTS_DIR = ".slots"
 
@@ -79,7 +81,13 @@ def _start(run: RunDir, max_concurrent: int, processes: int = 1) -> None:
     if processes > 1:
         args += ["--nproc-per-node", str(processes)]
     run.update_info(launch=args, processes=processes)
-    run.update_info(pid=_spawn(args, run).pid)  # alive while it starts up, before it can take the run's lock
+    try:
+        pid = _spawn(args, run).pid
+    except OSError as e:  # EAGAIN, ENOMEM: no process will ever take this run, so it must not wait as queued
+        why = f"its training process could not start ({e.strerror or e}); resume it when the machine has room"
+        run.update_info(status=RunStatus.FAILED, error=why, pid=None, pid_start=None)
+        raise RuntimeError(f"{run.path.name}: {why}") from None
+    run.update_info(pid=pid, pid_start=process_start(pid))  # alive while it starts up, before it takes the lock
 
 
 def launch(
@@ -89,9 +97,11 @@ def launch(
     max_concurrent: int | None = None,
     processes: int = 1,
     preset: str | None = None,
+    owner: str | None = None,
 ) -> RunDir:
     """Create the run directory (status ``queued``, the whole config in run.json) and start its training
-    process. In public mode (``genlab.public``) the paths are checked and the run is capped first."""
+    process. In public mode (``genlab.public``) the paths are checked and the run is capped first, and
+    ``owner`` (the launching session's secret token) is what Stop, Resume and Delete ask for later."""
     from .. import public
     from ..data import require_dataset
 
@@ -103,16 +113,47 @@ def launch(
     run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg, preset)))
     if run.path.exists() and any(run.path.iterdir()):
         raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
-    run.create(cfg, queued_at=time.time(), preset=preset)
+    run.create(cfg, queued_at=time.time(), preset=preset, owner=owner_hash(owner))
     _start(run, max_concurrent or default_max_concurrent(), public.cap_processes(processes))
     return run
 
 
-def resume(run: RunDir, max_concurrent: int | None = None, processes: int | None = None, **overrides) -> None:
+def owner_hash(token: str | None) -> str | None:
+    """What run.json keeps of a session's token: its hash, so that reading a run.json gives no one the token."""
+    return hashlib.sha256(token.encode()).hexdigest() if token else None
+
+
+def may_control(run: RunDir, owner: str | None) -> bool:
+    """Whether the session with token ``owner`` may stop, resume or delete ``run``: anyone at a local app; in a
+    public app, only the session that launched it."""
+    from .. import public
+
+    if not public.enabled():
+        return True
+    try:
+        recorded = run.info().owner
+    except (OSError, ValueError):
+        return False
+    return recorded is not None and hmac.compare_digest(recorded, owner_hash(owner) or "")
+
+
+def _check_owner(run: RunDir, owner: str | None, what: str) -> None:
+    from .. import public
+
+    if not may_control(run, owner):
+        raise public.PublicModeError(
+            f"this is a public genlab app: only the visitor who launched {run.path.name} can {what} it"
+        )
+
+
+def resume(
+    run: RunDir, max_concurrent: int | None = None, processes: int | None = None, owner: str | None = None, **overrides
+) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch).
     ``overrides`` change resumable settings (``TrainConfig.resumed_with``); others raise ConfigError."""
     from .. import public
 
+    _check_owner(run, owner, "resume")
     status = run.status()
     if status.active:
         raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
@@ -123,24 +164,24 @@ def resume(run: RunDir, max_concurrent: int | None = None, processes: int | None
     if public.enabled():  # the caps travel with the resumed run, whatever it was launched with
         cfg = public.cap_config(cfg)
     max_concurrent = public.cap_runs(max_concurrent) or default_max_concurrent()
-    run.stop_file.unlink(missing_ok=True)
+    run.clear_stop()
     run.update_info(config=cfg, status=RunStatus.QUEUED, queued_at=time.time(), error=None)
     # as many processes as before unless told otherwise (a checkpoint resumes with any number)
     _start(run, max_concurrent, public.cap_processes(processes or run.info().processes or 1))
 
 
-def stop(run: RunDir) -> None:
-    """Ask a run to stop: a training run checkpoints and exits, a queued one leaves the queue."""
+def stop(run: RunDir, owner: str | None = None) -> None:
+    """Ask a run to stop: a training run checkpoints and exits, a queued one leaves the queue. A run whose
+    process is gone has nobody to read the request, and is refused: it shows as interrupted, to resume or delete."""
+    _check_owner(run, owner, "stop")
+    if not run.status().active:
+        raise RuntimeError(f"{run.path.name} is not training; there is nothing to stop")
     run.stop_file.touch()
 
 
-def delete(run: RunDir) -> None:
-    """Delete a run's folder for good; refused while a process trains it or waits to, and in a public app,
-    where the runs belong to every visitor."""
-    from .. import public
-
-    if public.enabled():
-        raise public.PublicModeError("this is a public genlab app: its runs are shared, and none can be deleted here")
+def delete(run: RunDir, owner: str | None = None) -> None:
+    """Delete a run's folder for good; refused while a process trains it or waits to, and in a public app
+    for anyone but the visitor who launched it."""
     if not run.exists():
         raise FileNotFoundError(f"{run.path} is not a run directory (no run.json)")
     try:
@@ -149,6 +190,7 @@ def delete(run: RunDir) -> None:
         status = RunStatus.UNKNOWN
     if status.active or run.is_locked():
         raise RuntimeError(f"{run.path.name} is {status}; stop it before deleting it")
+    _check_owner(run, owner, "delete")
     lock = run.acquire_lock()  # RunLocked if a process took it a moment ago; nothing trains it while we delete
     try:
         shutil.rmtree(run.path)
@@ -195,7 +237,7 @@ def wait_for_slot(run: RunDir, max_concurrent: int, poll_s: float = 0.5):
         run.update_info(status=RunStatus.QUEUED, pid=os.getpid())
         while True:
             if run.stop_file.exists():
-                run.stop_file.unlink(missing_ok=True)
+                run.clear_stop()
                 run.update_info(status=RunStatus.STOPPED, error=None)
                 return None
             if not _queued_ahead(run):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..config import from_dict
+from ..models.base import CheckpointError
+from ..schema import COUNT, NUMBER, TEXT, BadFile, check_fields, short
 from .config import TrainConfig
 
 
@@ -68,10 +70,14 @@ class RunInfo:
     processes: int | None = None  # training processes (torchrun); 1 without
     preset: str | None = None  # the recipe (genlab.recipes) it was launched from, if any
     resumable: bool | None = None  # False: it failed for a reason a resume cannot fix (data set, option)
+    pid_start: int | None = None  # when ``pid`` started (clock ticks after boot): a reused PID is another program
+    owner: str | None = None  # public mode: a hash of the launching session's token (genlab.runs.jobs)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "run.json") -> RunInfo:
         info = from_dict(cls, d, source)
+        if not isinstance(info.status, str):  # an unknown word is a newer genlab's status; a number is damage
+            raise CheckpointError(f"{source}: field 'status' must be a string, got {short(info.status)}")
         if isinstance(info.config, dict):
             info.config = TrainConfig.from_dict(info.config, f"{source} config")
         info.status = RunStatus(info.status) if info.status in RunStatus._value2member_map_ else RunStatus.UNKNOWN
@@ -101,7 +107,7 @@ class MetricRow:
     def value(self, key: str) -> float | None:
         """A finite number by name (a field or one of ``metrics``), else None."""
         v = getattr(self, key, None) if key in _FIELDS[type(self)] else self.metrics.get(key)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+        return float(v) if _is_number(v) and math.isfinite(v) else None
 
     def to_json(self) -> str:
         d = {"kind": self.kind, **{k: getattr(self, k) for k in _FIELDS[type(self)]}, **self.metrics}
@@ -141,17 +147,47 @@ ROW_KINDS: dict[str, type[MetricRow]] = {c.kind: c for c in (TrainRow, EvalRow, 
 _FIELDS = {c: [f.name for f in dataclasses.fields(c) if f.name != "metrics"] for c in (MetricRow, *ROW_KINDS.values())}
 
 
+MAX_ROW_CHARS = 64 * 1024  # a row is a few hundred characters; a longer line was not written by genlab
+
+
+# the types of every row's fields (fid is any number: NaN records a FID that could not be computed)
+ROW_SPEC = {
+    "step": COUNT,
+    "epoch": NUMBER,
+    "time": NUMBER,
+    "timestamp": NUMBER,
+    "images_per_s": NUMBER,
+    "lr": NUMBER,
+    "skipped_steps": COUNT,
+    "fid_samples": COUNT,
+    "fid_weights": TEXT,
+    "fid_ref_images": COUNT,
+    "fid_seconds": NUMBER,
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def parse_row(line: str) -> MetricRow | None:
-    """One metrics.jsonl line -> its row; None for a line cut short by a crash or of an unknown kind."""
+    """One metrics.jsonl line -> its row; None for a line cut short by a crash, of an unknown kind, or with a
+    field of the wrong type. The model's own metrics keep only their numbers."""
+    if len(line) > MAX_ROW_CHARS:
+        return None
     try:
         d = json.loads(line)
         cls = ROW_KINDS[d.pop("kind")]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, RecursionError):
         return None
     names = set(_FIELDS[cls])
+    numbers = {k: v for k, v in d.items() if k not in names and _is_number(v)}
     try:
-        return cls(**{k: v for k, v in d.items() if k in names}, metrics={k: v for k, v in d.items() if k not in names})
-    except TypeError:  # a required field is missing
+        check_fields(d, ROW_SPEC, "row")
+        if "fid" in d and not _is_number(d["fid"]):
+            return None
+        return cls(**{k: v for k, v in d.items() if k in names}, metrics=numbers)
+    except (BadFile, TypeError):  # a field of the wrong type; a required field missing
         return None
 
 

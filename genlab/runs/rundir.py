@@ -22,7 +22,6 @@ complete checkpoint on disk.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from ..models.base import CheckpointError
+from ..schema import BEST_METRICS, TRAINER_STATE, check_fields, read_json
 from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
 from .config import TrainConfig
 from .records import MetricRow, RunInfo, RunStatus, parse_row
@@ -65,9 +65,21 @@ def package_versions() -> dict:
     }
 
 
-def _pid_alive(pid) -> bool:
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks after boot (/proc/PID/stat field 22); None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pid_alive(pid, started: int | None = None) -> bool:
+    """Whether ``pid`` is a live process, and the same one (``started``: its start time when recorded)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    if started is not None and process_start(pid) not in (None, started):
+        return False  # the PID now belongs to another program
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -147,11 +159,9 @@ class RunDir:
     # -- run.json --------------------------------------------------------------------------
     def _raw_info(self) -> dict:
         try:
-            return json.loads(self.run_json.read_text())
+            return read_json(self.run_json, CheckpointError)
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path} is not a run directory (no run.json)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{self.run_json} is not valid JSON ({e})") from None
 
     def info(self) -> RunInfo:
         return RunInfo.from_dict(self._raw_info(), str(self.run_json))
@@ -165,7 +175,9 @@ class RunDir:
     def create(self, config: TrainConfig, **fields) -> None:
         """Write a new run.json holding the whole config, before any process trains it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.update_info(config=config, status=RunStatus.QUEUED, created_at=time.time(), pid=os.getpid(), **fields)
+        pid = os.getpid()
+        fields = {"pid": pid, "pid_start": process_start(pid), **fields}
+        self.update_info(config=config, status=RunStatus.QUEUED, created_at=time.time(), **fields)
 
     def update_info(self, **fields) -> None:
         info = self._raw_info() if self.exists() else {}
@@ -178,9 +190,16 @@ class RunDir:
         info = info or self.info()
         if info.status == RunStatus.RUNNING and not self.is_locked():
             return RunStatus.INTERRUPTED
-        if info.status == RunStatus.QUEUED and not self.is_locked() and not _pid_alive(info.pid):
+        if info.status == RunStatus.QUEUED and not self.is_locked() and not _pid_alive(info.pid, info.pid_start):
             return RunStatus.INTERRUPTED  # a process that is still starting up holds no lock yet, but is alive
         return info.status
+
+    def clear_stop(self) -> None:
+        """Remove a STOP request, whatever it is (a file, or a folder someone made by that name)."""
+        if self.stop_file.is_dir() and not self.stop_file.is_symlink():
+            shutil.rmtree(self.stop_file)
+        else:
+            self.stop_file.unlink(missing_ok=True)
 
     # -- room to say why, on a full disk ------------------------------------------------------
     def ensure_reserve(self) -> None:
@@ -197,8 +216,8 @@ class RunDir:
     def checkpoint_step(self) -> int | None:
         """The step of the complete checkpoint, or None."""
         try:
-            step = json.loads((self.path / CKPT / STATE_NAME).read_text()).get("step")
-        except (OSError, ValueError, AttributeError):
+            step = read_json(self.path / CKPT / STATE_NAME).get("step")
+        except (OSError, ValueError):
             return None
         return step if isinstance(step, int) else None
 
@@ -303,10 +322,10 @@ class RunDir:
             f"to train on, start a new run"
         )
         try:
-            state = json.loads((ckpt / STATE_NAME).read_text())
-            if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            state = check_fields(read_json(ckpt / STATE_NAME), TRAINER_STATE, str(ckpt / STATE_NAME))
+            if not isinstance(state.get("step"), int):
                 raise ValueError("no step count")
-        except (ValueError, UnicodeDecodeError, OSError) as e:
+        except (ValueError, OSError) as e:
             raise CheckpointError(f"{ckpt / STATE_NAME} is damaged ({e}){damaged}") from None
         saved = read_weights(ckpt / "model.safetensors", model)
         try:
@@ -350,14 +369,13 @@ class RunDir:
     def best(self) -> tuple[int, float] | None:
         """(step, test bits/dim) of the kept best weights; None if there are none (or they are unreadable)."""
         try:
-            d = json.loads((self.path / BEST / "metrics.json").read_text())
+            d = check_fields(read_json(self.path / BEST / "metrics.json"), BEST_METRICS, "best/metrics.json")
             step, bpd = d["step"], d["test_bpd"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError):
             return None
-        if not (self.path / BEST / "model.safetensors").is_file():
+        if not (self.path / BEST / "model.safetensors").is_file() or step is None or bpd is None:
             return None
-        ok = isinstance(step, int) and isinstance(bpd, (int, float)) and not isinstance(bpd, bool)
-        return (step, float(bpd)) if ok else None
+        return step, float(bpd)
 
     def drop_best_after(self, step: int) -> None:
         """A resumed run replays the steps after ``step``: best weights from those steps are dropped."""
@@ -392,7 +410,18 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 def list_runs(root: Path) -> list[RunDir]:
     """Run directories directly under ``root``, newest first."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        folders = list(root.iterdir()) if root.is_dir() else []
+    except OSError:  # a runs folder it may not read lists no runs (the pages say where they look)
         return []
-    runs = [RunDir(p) for p in root.iterdir() if (p / "run.json").is_file()]
-    return sorted(runs, key=lambda r: r.run_json.stat().st_mtime, reverse=True)
+    dated = [(_mtime(p / "run.json"), p) for p in folders]
+    return [RunDir(p) for t, p in sorted(dated, reverse=True) if t > 0]
+
+
+def _mtime(path: Path) -> float:
+    """When ``path`` last changed; 0 when it is not a readable file (a folder that is not a run, or one
+    deleted while the list was read)."""
+    try:
+        return path.stat().st_mtime if path.is_file() else 0.0
+    except OSError:
+        return 0.0

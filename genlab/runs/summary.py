@@ -48,10 +48,17 @@ class RunSummary:
 
 
 def summarize(run: RunDir) -> RunSummary:
+    """The run's row; a run that cannot be read (a malformed run.json, a folder it may not read) is listed
+    with the reason, so that one bad run never hides the others."""
     try:
-        info = run.info()
-    except (ValueError, OSError) as e:  # an unreadable run.json is listed, with the reason
-        return RunSummary(run.path.name, "?", "?", RunStatus.UNKNOWN, 0, None, None, None, None, None, None, str(e))
+        return _summarize(run)
+    except (ValueError, OSError) as e:
+        why = str(e) or type(e).__name__
+        return RunSummary(run.path.name, "?", "?", RunStatus.UNKNOWN, 0, None, None, None, None, None, None, why)
+
+
+def _summarize(run: RunDir) -> RunSummary:
+    info = run.info()
     cfg = info.config
     rows = run.read_metrics()
     ev, fid = last_of(rows, EvalRow), last_of(rows, FidRow)

@@ -255,7 +255,7 @@ class Trainer:
             run.drop_best_after(state["step"])
             self.best_bpd = best[1] if (best := run.best()) else None
             run.truncate_metrics(state["step"])
-            run.stop_file.unlink(missing_ok=True)
+            run.clear_stop()
         else:
             run.samples.mkdir(parents=True, exist_ok=True)
         run.update_info(

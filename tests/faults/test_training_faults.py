@@ -37,7 +37,7 @@ def test_nan_losses_fail_the_run_and_keep_the_last_good_checkpoint(tmp_path, mon
     real_loss = VAE.loss
 
     def poisoned(self, x, generator=None):
-        calls["n"] += 1
+        calls["n"] += 0 if x.is_meta else 1  # the trainer sizes the model with one pass on the meta device first
         loss, m = real_loss(self, x, generator)
         return (loss * float("nan") if calls["n"] > 6 else loss), m
 

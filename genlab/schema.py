@@ -1,0 +1,134 @@
+"""What a file genlab reads must look like, checked before anything uses it.
+
+Every JSON file genlab reads comes from outside the running process: a run directory another
+process writes, a checkpoint a person copied, a repo pulled from the Hub. So each is read here:
+its size is checked before a byte is parsed (:func:`read_json`), and the fields genlab uses are
+checked for type and range (:func:`check_fields` with a spec below; the dataclasses of
+``genlab.config`` check theirs through :func:`genlab.config.check`). A value that fails is one
+sentence naming the file and the field, raised as the caller's error type, so that one bad file
+makes one bad entry and nothing else.
+
+A spec maps a field to what it must be: :data:`NUMBER` (a finite int or float, not a bool),
+:data:`COUNT` (an int >= 0), :data:`TEXT` (a string of at most :data:`MAX_TEXT` characters),
+:data:`FLAG` (a bool), or a nested spec for an object. Fields a spec does not name are kept
+unchecked, and genlab does not read them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+MAX_JSON_BYTES = 1 << 20  # config.json, run.json, metrics.json, trainer_state.json, the pulled-models list
+MAX_TEXT = 10_000  # characters of any string genlab shows or uses as a name
+NUMBER, COUNT, TEXT, FLAG = "number", "count", "text", "flag"
+
+
+class BadFile(ValueError):
+    """A file genlab cannot use; the message names the file and what is wrong with it."""
+
+
+def short(v) -> str:
+    """A value for an error line: never the whole of a 2 MB string."""
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_json(path: str | os.PathLike, error: type[Exception] = BadFile, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    """A JSON object from ``path``, its size checked before it is read; FileNotFoundError passes through."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise error(f"{path} is {size:,} bytes, more than the {max_bytes:,} a genlab file may hold")
+    try:
+        d = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise error(f"{path} is not valid JSON ({str(e)[:100]})") from None
+    if not isinstance(d, dict):
+        raise error(f"{path} holds a JSON {type(d).__name__}, not an object")
+    return d
+
+
+def problem(value, kind) -> str | None:
+    """What is wrong with ``value`` as a ``kind`` (NUMBER, COUNT, TEXT, FLAG), or None."""
+    if kind == FLAG:
+        return None if isinstance(value, bool) else "must be true or false"
+    if kind == TEXT:
+        if not isinstance(value, str):
+            return "must be a string"
+        return None if len(value) <= MAX_TEXT else f"is a string of {len(value):,} characters (at most {MAX_TEXT:,})"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number"
+    if kind == COUNT and not (isinstance(value, int) and value >= 0):
+        return "must be a whole number >= 0"
+    return None if math.isfinite(value) else "must be a finite number"
+
+
+def check_fields(d: dict, spec: dict, source: str, error: type[Exception] = BadFile) -> dict:
+    """``d`` itself, after checking that each field ``spec`` names is absent, null or what the spec says."""
+    for key, kind in spec.items():
+        value = d.get(key)
+        if value is None:
+            continue
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise error(f"{source}: field '{key}' must be an object, got {short(value)}")
+            check_fields(value, kind, f"{source} '{key}'", error)
+        elif (why := problem(value, kind)) is not None:
+            raise error(f"{source}: field '{key}' {why}, got {short(value)}")
+    return d
+
+
+# -- the specs of the files that are not dataclasses ------------------------------------------------
+MODEL_METRICS = {  # a model folder's metrics.json (genlab.export): what the pages and the model card read
+    "dataset": TEXT,
+    "dataset_credit": TEXT,
+    "model_type": TEXT,
+    "image_size": COUNT,
+    "num_parameters": COUNT,
+    "train_images": COUNT,
+    "test_images": COUNT,
+    "test_bpd": NUMBER,
+    "test_bpd_kind": TEXT,
+    "iwae_images": COUNT,
+    "elbo_bpd_iwae_images": NUMBER,
+    "fid": NUMBER,
+    "fid_samples": COUNT,
+    "fid_temperature": NUMBER,
+    "fid_reference": TEXT,
+    "fid_weights": TEXT,
+    "fid_seconds": NUMBER,
+    "genlab_version": TEXT,
+    "recipe": TEXT,
+    "samples": {"temperature": NUMBER, "seed": COUNT, "n": COUNT},
+    "train": {
+        "steps": COUNT,
+        "epochs": NUMBER,
+        "train_seconds": NUMBER,
+        "wall_seconds": NUMBER,
+        "images_per_s_median": NUMBER,
+        "device": TEXT,
+        "threads": COUNT,
+        "precision": TEXT,
+        "batch_size": COUNT,
+        "lr": NUMBER,
+        "command": TEXT,
+        "torch": TEXT,
+        "genlab": TEXT,
+    },
+}
+
+BEST_METRICS = {"step": COUNT, "test_bpd": NUMBER, "dataset": TEXT}  # RUN/best/metrics.json
+
+TRAINER_STATE = {"step": COUNT, "elapsed": NUMBER, "side_elapsed": NUMBER, "nonfinite_total": COUNT}
+
+
+def check_bound_keys(d: dict, source: str, error: type[Exception] = BadFile) -> dict:
+    """metrics.json's ``iwae_k{K}_bpd`` fields (one per K evaluated) are numbers too."""
+    extra = {k: NUMBER for k in d if k.startswith("iwae_k") and k.endswith("_bpd")}
+    return check_fields(d, extra, source, error)
+
+
+__all__ = ["BadFile", "read_json", "check_fields", "problem", "MODEL_METRICS", "TRAINER_STATE", "BEST_METRICS"]
