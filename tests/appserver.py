@@ -33,14 +33,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env: dict, port: int, log: Path | None = None) -> subprocess.Popen:
-    """``streamlit run app.py`` on 127.0.0.1:port, headless. Its output goes to ``log`` (a file, not a pipe:
-    nobody reads a pipe, and a full one would block the server), or nowhere."""
+def start_app(
+    env: dict,
+    port: int,
+    log: Path | None = None,
+    cwd: Path = ROOT,
+    user: int | None = None,
+    python: str = sys.executable,
+) -> subprocess.Popen:
+    """``streamlit run app.py`` on 127.0.0.1:port, headless, from the app folder ``cwd`` (as the unprivileged
+    ``user`` id, when given). Its output goes to ``log`` (a file, not a pipe: nobody reads a pipe, and a full
+    one would block the server), or nowhere."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the child holds it; closed below)
     try:
         return subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "streamlit",
                 "run",
@@ -54,10 +62,13 @@ def start_app(env: dict, port: int, log: Path | None = None) -> subprocess.Popen
                 "--browser.gatherUsageStats",
                 "false",
             ],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
         )
     finally:
         if log:

@@ -491,3 +491,24 @@ def test_a_file_of_the_wrong_kind_is_refused_and_nothing_is_kept(hub, tmp_path, 
     hub.add_files("genlab/odd", {**_files(tmp_path, tiny_run), "samples.png": b"GIF89a" + bytes(100)})
     _refused("genlab/odd", r"'genlab/odd' sent a samples.png that is not a PNG image; nothing was kept")
     _nothing_kept(hub, tmp_path, "genlab/odd", requested=True)
+
+
+@pytest.mark.parametrize(
+    "name, content, field",
+    [
+        ("metrics.json", b'{"samples": "x"}', "'samples' must be an object"),
+        ("metrics.json", b'{"test_bpd": "low"}', "'test_bpd' must be a number"),
+        ("config.json", None, "latent_dim must be at most 4,096"),
+    ],
+)
+def test_a_repo_whose_files_the_pages_could_not_show_is_refused_and_nothing_is_kept(
+    hub, tmp_path, tiny_run, name, content, field
+):
+    files = _files(tmp_path, tiny_run)
+    if content is None:  # a config.json of a model too large for this machine
+        content = json.dumps({**json.loads(files["config.json"]), "latent_dim": 20_000_000}).encode()
+    hub.add_files("genlab/bad", {**files, name: content})
+    _refused(
+        "genlab/bad", r"'genlab/bad' is not a model genlab can offer: .*" + re.escape(field) + r".*; nothing was kept"
+    )
+    _nothing_kept(hub, tmp_path, "genlab/bad", requested=True)

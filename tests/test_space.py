@@ -162,3 +162,17 @@ def test_a_visitor_deletes_only_the_runs_their_session_launched(public_mode, tmp
     (run.path / "run.json").write_text(json.dumps({"status": "finished", "owner": jobs.owner_hash("visitor-a")}))
     jobs.delete(run, owner="visitor-a")
     assert not run.path.exists()
+
+
+def test_compare_bounds_its_tight_bound_to_few_test_images_in_public_mode(public_mode, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("GENLAB_CHECKPOINTS")  # the shipped models, to compare
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert at.number_input(key="cmp_n").max == 200  # GENLAB_PUBLIC_MAX_BOUND_IMAGES: IWAE k=100 is 10 s per 100
+    monkeypatch.setenv("GENLAB_PUBLIC", "0")
+    at.run()
+    assert at.number_input(key="cmp_n").max == 2000
