@@ -197,7 +197,9 @@ def _sample(args) -> int:
     from .explore import grid, sample
 
     model = load_model(args.path, map_location=resolve_device(args.device))
-    check_model(type(model), model.config, batch=args.n, what=f"{args.path}")  # the grid's memory, before drawing it
+    check_model(
+        type(model), model.config, batch=args.n, what=f"{args.path}", advice="draw fewer samples"
+    )  # the grid's memory, before drawing it
     temperature = args.temperature
     if temperature is None:  # where the model card says its samples look best
         entry = model_entry(args.path) if Path(args.path).exists() else None

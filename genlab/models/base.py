@@ -171,7 +171,7 @@ class GenerativeModel(nn.Module):
             raise CheckpointError(f"{source} describes a '{mt}' model, not a '{cls.model_type}'")
         config = config_from_dict(cls.config_class, d, source)
         try:  # sized before it is built: a few bytes of config.json can describe billions of parameters
-            check_model(cls, config, what=f"the model in {source}")
+            check_model(cls, config, what=f"the model in {source}", advice="it was not built")
         except ConfigError as e:
             raise CheckpointError(str(e)) from None
         return cls(config)

@@ -84,13 +84,18 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def _refuse(what: str, amount: str, limit: str, variable: str) -> ModelTooLarge:
-    return ModelTooLarge(
-        f"{what} needs {amount}, over this app's limit of {limit} ({variable}); choose a smaller model or batch"
-    )
+def _refuse(what: str, amount: str, limit: str, variable: str, advice: str) -> ModelTooLarge:
+    return ModelTooLarge(f"{what} needs {amount}, over this app's limit of {limit} ({variable}); {advice}")
 
 
-def check_model(cls, config, batch: int | None = None, training: bool = False, what: str = "this model") -> int:
+def check_model(
+    cls,
+    config,
+    batch: int | None = None,
+    training: bool = False,
+    what: str = "this model",
+    advice: str = "choose a smaller model or batch",
+) -> int:
     """Refuse, before anything is allocated, a model over ``GENLAB_MAX_PARAMS`` or a model and ``batch``
     images over ``GENLAB_MAX_MODEL_BYTES``; return the parameter count."""
     lim, public = limits(), settings().public
@@ -98,19 +103,15 @@ def check_model(cls, config, batch: int | None = None, training: bool = False, w
     model = meta_model(cls, config)
     n = count_parameters(model)
     if n > lim.max_params:
-        raise _refuse(what, f"{n:,} parameters", f"{lim.max_params:,}", prefix + "MAX_PARAMS")
+        raise _refuse(what, f"{n:,} parameters", f"{lim.max_params:,}", prefix + "MAX_PARAMS", advice)
     if batch:
         per_param = BYTES_PER_PARAM_TRAINING if training else BYTES_PER_PARAM_INFERENCE
         need = n * per_param + forward_bytes(model, batch, training) * (2 if training else 1)
         if need > lim.max_bytes:
             doing = f"training on batches of {batch}" if training else f"drawing {batch} samples"
-            raise _refuse(f"{what}, {doing},", f"about {_gib(need)}", _gib(lim.max_bytes), prefix + "MAX_MODEL_BYTES")
+            amount, limit = f"about {_gib(need)}", _gib(lim.max_bytes)
+            raise _refuse(f"{what}, {doing},", amount, limit, prefix + "MAX_MODEL_BYTES", advice)
     return n
 
 
-def check_config(cls, config_dict: dict, **kw) -> int:
-    """:func:`check_model` for a family and the fields of its config dataclass."""
-    return check_model(cls, cls.config_class(**config_dict), **kw)
-
-
-__all__ = ["ModelTooLarge", "check_model", "check_config", "limits"]
+__all__ = ["ModelTooLarge", "check_model", "limits"]
