@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from dataclasses import dataclass
 
+from .export import read_metrics
 from .runs.config import TrainConfig, config_from_argv
 from .settings import settings
 
@@ -65,12 +65,10 @@ class Recipe:
         """What training the shipped checkpoint measured (its metrics.json): ``test_bpd``, ``fid``,
         ``fid_samples``, ``wall_seconds``, ``device``, ``threads``; {} when it is not here."""
         try:
-            m = json.loads((settings().checkpoints / self.name / "metrics.json").read_text())
-        except (OSError, ValueError):
+            m = read_metrics(settings().checkpoints / self.name)  # its fields' types checked
+        except ValueError:
             return {}
-        if not isinstance(m, dict):
-            return {}
-        train = m.get("train") if isinstance(m.get("train"), dict) else {}
+        train = m.get("train") or {}
         out = {k: m.get(k) for k in ("test_bpd", "fid", "fid_samples")}
         out.update({k: train.get(k) for k in ("wall_seconds", "threads")})
         good = {k: v for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0}

