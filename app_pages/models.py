@@ -13,7 +13,7 @@ from genlab.catalog import available_models, broken_models, checkpoints_dir, fig
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
-from genlab.runs.grids import newest_readable
+from genlab.runs.grids import newest_readable, readable
 from genlab.runs.summary import summarize
 
 st.title("Models")
@@ -35,12 +35,12 @@ def show(e):
         card = card_text(e.path) if e.source != "run" else ""
         left, right = st.columns([3, 2])
         left.markdown(_figures_line(e) + "  \n(lower is better; the same figures as on Compare)")
-        grid = e.path / "samples.png" if (e.path / "samples.png").is_file() else None
+        grid = readable(e.path / "samples.png")  # None when missing, damaged or too large to show
         if e.run is not None and grid is None:
             newest = newest_readable(e.run.samples)
             grid = newest[1] if newest else None
         if grid is not None:
-            right.image(grid if isinstance(grid, bytes) else str(grid), caption="samples", output_format="PNG")
+            right.image(grid, caption="samples", output_format="PNG")
         if card:  # the model card as markdown (no HTML from a card is rendered), its headings two levels down
             left.markdown(re.sub(r"^(#{1,4}) ", r"\1## ", card, flags=re.M))
         elif e.run is not None:
@@ -62,7 +62,7 @@ def show(e):
             "Download (.zip)",
             checkpoint_zip(str(e.path), weights.stat().st_mtime),
             file_name=f"{e.path.name}.zip",
-            key=f"dl_{e.source}_{e.path.name}_{e.best_step}",
+            key=f"dl_{e.source}_{e.path}",  # a run's best/ folder is named "best" in every run
         )
 
 
@@ -116,8 +116,8 @@ if "pulled" in st.session_state:
     st.success(f"Pulled `{p['repo']}` at commit `{(p['commit'] or '?')[:10]}`: pick it on Sample or Compare.")
     left, right = st.columns([3, 2])
     left.markdown(card_text(p["path"]) or "_This repo has no model card._")
-    if (Path(p["path"]) / "samples.png").is_file():
-        right.image(f"{p['path']}/samples.png", caption="samples.png from the repo", output_format="PNG")
+    if (grid := readable(Path(p["path"]) / "samples.png")) is not None:
+        right.image(grid, caption="samples.png from the repo", output_format="PNG")
 
 local = {str(e.path): e for e in entries if e.source != "hub"}
 with st.form("push", clear_on_submit=True):  # cleared after the call: the token is not kept in the session

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages.common import checkpoint_zip, session_owner
 from app_pages.launch import launch_form
-from genlab import public
+from genlab import CheckpointError, public
 from genlab.catalog import runs_dir
 from genlab.display import duration, megabytes, run_row
 from genlab.plots import fid_figure, loss_figure, lr_figure, terms_figure
@@ -52,7 +52,7 @@ def live():
     pick = st.selectbox("Run", names, key="train_run")
     run = RunDir(runs[names.index(pick)].path)
     s, rows = summarize(run), run.read_metrics()
-    st.progress(min(1.0, s.progress or 0.0), text=_status_line(s))
+    st.progress(max(0.0, min(1.0, s.progress or 0.0)), text=_status_line(s))
     if s.error:
         st.error(s.error + ("" if s.can_resume or not s.status.resumable else " A resume cannot fix this."))
     for w in s.warnings:
@@ -72,13 +72,13 @@ def live():
         except (RuntimeError, ValueError, PermissionError) as e:  # resumed by another tab a moment ago; a bad run.json
             st.error(str(e))
     weights = run.weights_file
-    if weights.is_file():
-        b3.download_button(
-            "Download checkpoint (.zip)",
-            checkpoint_zip(str(run.path), weights.stat().st_mtime),
-            file_name=f"{pick}.zip",
-            key="dl",
-        )
+    try:
+        packed = checkpoint_zip(str(run.path), weights.stat().st_mtime) if weights.is_file() else None
+    except (CheckpointError, OSError) as e:  # a damaged checkpoint folder: said, not raised
+        packed = None
+        b3.caption(f"No download: {e}")
+    if packed is not None:
+        b3.download_button("Download checkpoint (.zip)", packed, file_name=f"{pick}.zip", key="dl")
     why = others or ("stop it first" if s.status.active else None)
     if b4.button("Delete run", disabled=why is not None, help=why, key="ask_delete"):
         st.session_state["confirm_delete"] = pick  # the confirmation names this run, and only this one

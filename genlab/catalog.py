@@ -9,10 +9,13 @@ curves. Runs live under ``runs/`` (``GENLAB_RUNS``). Models pulled from the Hub 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import public
+from .data import DatasetUnavailable, dataset_info
 from .display import count
 from .hub import is_repo_id
 from .models import MODELS, model_class, resolve_model_dir
@@ -93,6 +96,27 @@ def _entry_or_error(path: Path, source: str, name: str | None = None, best_step:
         return BrokenEntry(label, path, source, str(e) or type(e).__name__, name if source == "hub" else None)
 
 
+@functools.lru_cache(maxsize=32)
+def _available(name: str) -> bool:
+    """Whether a named data set can be read here (cached: its check lists files, and pages ask on every rerun)."""
+    return dataset_info(name).available
+
+
+def readable_dataset(name) -> str | None:
+    """The data set a model records, when the pages may read its test images here; None when it is unknown,
+    needs the internet, or (public mode) lies outside the app's folders: a pulled repo's metrics.json names
+    it, and a page must not read whatever folder a stranger wrote there."""
+    if not isinstance(name, str):
+        return None
+    try:
+        public.check_dataset(name)
+        if name.startswith("folder:"):
+            return name if Path(name[len("folder:") :].strip() or "/nonexistent").expanduser().exists() else None
+        return name if _available(name) else None
+    except (DatasetUnavailable, public.PublicModeError, OSError, ValueError):
+        return None
+
+
 def check_model_folder(path: Path, name: str | None = None) -> None:
     """Raise CheckpointError, with the sentence a page would show, unless ``path`` is a model the pickers offer."""
     entry = _entry_or_error(Path(path), "hub", name)
@@ -111,8 +135,7 @@ def _read_entry(path: Path, source: str, name: str | None, best_step: int | None
     train_cfg = run.config() if run.exists() else None
     status = run.status() if source == "run" else None
     metrics = read_metrics(path)
-    dataset = (train_cfg.dataset if train_cfg else None) or metrics.get("dataset")
-    dataset = dataset if isinstance(dataset, str) else None
+    dataset = readable_dataset((train_cfg.dataset if train_cfg else None) or metrics.get("dataset"))
     size = int(cfg.get("image_size", family.default_image_size()))
     what = f"{family.model_type} {size}×{size}" + (f" · {dataset}" if dataset else "")
     if best_step is not None:

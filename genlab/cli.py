@@ -229,6 +229,11 @@ def _eval(args) -> int:
             return 2
         dataset = run.config().dataset
     images = load_dataset(dataset, model.config.image_size).split(args.split)
+    if images.shape[1] != model.config.channels:
+        raise ValueError(
+            f"{dataset} has {images.shape[1]} colour channel(s) and this model {model.config.channels}: "
+            "evaluate it on a data set like the one it was trained on"
+        )
     result = {"dataset": dataset, "split": args.split, "images": min(len(images), args.n or len(images))}
     result.update(average_metrics(model, images, args.batch_size, args.n))
     k = args.k if args.k is not None else model.default_eval_k

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import public
 from .paths import cache_dir, safe_name
 from .storage import atomic_save_npz
 
 TEST_FRACTION = 0.1
+RESIZE_CHUNK = 4096
 SPLIT_SEED = 0
 # the one list of image file types, for data sets and FID folders alike (pytorch-fid's, plus .gif)
 IMAGE_EXTENSIONS = {".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
@@ -133,11 +135,14 @@ def _read_idx(path: Path) -> np.ndarray:
 def _resize_gray(images: np.ndarray, size: int) -> np.ndarray:
     """[N, 28, 28] -> [N, 1, size, size]: zero-pad to 32 (exact pixels), then resize if needed."""
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
-    if size != 32:
-        t = torch.from_numpy(padded)[:, None].float()
+    if size == 32:
+        return padded[:, None]
+    out = np.empty((len(images), 1, size, size), dtype=np.uint8)
+    for i in range(0, len(images), RESIZE_CHUNK):  # in chunks: 70,000 float images at 64×64 would be 1.1 GB at once
+        t = torch.from_numpy(padded[i : i + RESIZE_CHUNK])[:, None].float()
         t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=size < 32)
-        return t.round().clamp(0, 255).to(torch.uint8).numpy()
-    return padded[:, None]
+        out[i : i + RESIZE_CHUNK] = t.round().clamp(0, 255).to(torch.uint8).numpy()
+    return out
 
 
 # -- sources ----------------------------------------------------------------------------------
@@ -512,6 +517,7 @@ def load_dataset(name: str, image_size: int = 64) -> ImageData:
     """Images of ``name`` at ``image_size`` × ``image_size``; raises DatasetUnavailable with a clear message."""
     if image_size < 8 or image_size > 512:
         raise ValueError(f"image_size must be between 8 and 512, got {image_size}")
+    public.check_dataset(name)  # whoever asks (a page, a run, FID): a public app reads only its own folders
     src = _source(name)
     info = src.describe()
     cache = cache_dir() / "datasets" / f"{safe_name(name)}-{image_size}.npz"

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import torch
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
+    """auto, cpu, cuda or cuda:N as a torch device; anything else (meta, a typo) or CUDA on a machine without
+    a GPU is a ValueError whose sentence says what to use."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d{1,3})?", spec):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {spec[:40]!r}")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {spec} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+        raise ValueError(f"--device {spec} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
     return torch.device(spec)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import public
 from .models.base import CONFIG_NAME, WEIGHTS_NAME
+from .runs.grids import readable
 from .settings import settings as _settings
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -312,8 +313,9 @@ def _is_json_object(path: Path) -> bool:
 
 
 def _is_png(path: Path) -> bool:
+    """A PNG that decodes, of a size a page can show (``genlab.runs.grids.readable``)."""
     with path.open("rb") as f:
-        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+        return f.read(8) == b"\x89PNG\r\n\x1a\n" and readable(path) is not None
 
 
 def _is_safetensors(path: Path) -> bool:
@@ -326,7 +328,7 @@ def _is_safetensors(path: Path) -> bool:
 KINDS: dict[str, tuple[str, Callable[[Path], bool]]] = {
     CONFIG_NAME: ("a JSON object", _is_json_object),
     "metrics.json": ("a JSON object", _is_json_object),
-    "samples.png": ("a PNG image", _is_png),
+    "samples.png": ("a PNG image of at most 2100×2100 pixels", _is_png),
     WEIGHTS_NAME: ("a safetensors file", _is_safetensors),
 }
 

@@ -123,7 +123,10 @@ def cap_config(cfg):
     _at_least("steps between evaluations", cfg.eval_every, eval_floor, f"at most {s.public_max_evals} per run")
     _at_least("steps between checkpoints", cfg.checkpoint_every, eval_floor, f"at most {s.public_max_evals} per run")
     eval_batches = max(1, s.public_max_eval_images // cfg.batch_size)
-    return replace(cfg, eval_batches=min(cfg.eval_batches or eval_batches, eval_batches))
+    # FID's reference statistics cost an Inception pass per image, like its samples: the same cap, silently,
+    # since the form does not ask for it (10,000 is the default)
+    fid_ref_n = min(cfg.fid_ref_n, s.public_max_fid_samples)
+    return replace(cfg, eval_batches=min(cfg.eval_batches or eval_batches, eval_batches), fid_ref_n=fid_ref_n)
 
 
 def cap_bound_images(n: int) -> int:

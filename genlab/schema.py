@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 MAX_JSON_BYTES = 1 << 20  # config.json, run.json, metrics.json, trainer_state.json, the pulled-models list
+MAX_LOG_BYTES = 256 << 20  # metrics.jsonl: a row is about 300 bytes, so this is nearly a million rows
 MAX_TEXT = 10_000  # characters of any string genlab shows or uses as a name
 NUMBER, COUNT, TEXT, FLAG = "number", "count", "text", "flag"
 
@@ -42,9 +43,15 @@ def read_json(path: str | os.PathLike, error: type[Exception] = BadFile, max_byt
     size = path.stat().st_size
     if size > max_bytes:
         raise error(f"{path} is {size:,} bytes, more than the {max_bytes:,} a genlab file may hold")
+    if not path.is_file():  # a folder, or a device such as /dev/zero (whose size says 0 and which never ends)
+        raise error(f"{path} is not a regular file")
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)  # bounded even if the file grows while it is read
+    if len(data) > max_bytes:
+        raise error(f"{path} is more than the {max_bytes:,} bytes a genlab file may hold")
     try:
-        d = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        d = json.loads(data)
+    except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, too deep, an integer of 5,000 digits
         raise error(f"{path} is not valid JSON ({str(e)[:100]})") from None
     if not isinstance(d, dict):
         raise error(f"{path} holds a JSON {type(d).__name__}, not an object")

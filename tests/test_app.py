@@ -332,7 +332,7 @@ def test_with_several_gpus_the_train_page_launches_one_process_per_gpu(app_env, 
 
     launched = {}
 
-    def fake_launch(cfg, root, name=None, max_concurrent=None, processes=1, preset=None):
+    def fake_launch(cfg, root, name=None, max_concurrent=None, processes=1, preset=None, owner=None):
         launched.update(cfg=cfg, processes=processes)
         raise RuntimeError("not started in this test")
 

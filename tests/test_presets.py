@@ -85,7 +85,9 @@ def test_sample_uses_the_card_temperature_and_scales_the_grid(tmp_path, capsys):
     assert main(["sample", "checkpoints/vae-emoji-32", "--n", "4", "--scale", "3", "--out", str(out)]) == 0
     with Image.open(out) as im:
         assert im.size == (3 * (2 * 33 + 1),) * 2
-    assert main(["sample", "checkpoints/vae-emoji-32", "--n", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it, naming the bounds
+        main(["sample", "checkpoints/vae-emoji-32", "--n", "0"])
+    assert refused.value.code == 2 and "must be 1 to 1,024, got 0" in capsys.readouterr().err
 
 
 def test_every_sample_flag_has_help():

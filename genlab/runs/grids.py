@@ -19,6 +19,9 @@ from torchvision.utils import save_image
 from ..storage import atomic_write_bytes
 
 MAX_GRIDS = 16  # per kind (samples, reconstructions): at most 32 PNGs per run
+# the largest grid a page shows: 64 images of 256×256 with padding fit; a 30000×30000 PNG of 1 MB does not
+MAX_GRID_PIXELS = 2100 * 2100
+MAX_GRID_BYTES = 16 * 2**20
 
 
 def png_of_grid(images: torch.Tensor, nrow: int) -> bytes:
@@ -50,13 +53,18 @@ def thin(folder: Path, prefix: str, keep: int = MAX_GRIDS) -> list[Path]:
 
 
 def readable(path: Path) -> bytes | None:
-    """The file's bytes if they decode as a complete image, else None (missing, cut short, not an image)."""
+    """The file's bytes if they decode as a complete image of at most ``MAX_GRID_PIXELS``, else None (missing,
+    cut short, not an image, or too large to show: a pulled repo's samples.png may be a decompression bomb)."""
     try:
+        if path.stat().st_size > MAX_GRID_BYTES:
+            return None
         data = path.read_bytes()
         with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_GRID_PIXELS:  # from the header, before a pixel is decoded
+                return None
             im.load()
         return data
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 

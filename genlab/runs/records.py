@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..config import from_dict
+from ..config import from_dict, setting
 from ..models.base import CheckpointError
 from ..schema import COUNT, NUMBER, TEXT, BadFile, check_fields, short
 from .config import TrainConfig
@@ -60,14 +60,14 @@ class RunInfo:
     launch: list[str] | None = None  # the command line a launcher started
     dataset: dict | None = None  # name, train/test counts, credit, unreadable files skipped
     device: str | None = None
-    threads: int | None = None  # torch's CPU threads per process (the speed of a CPU run depends on it)
+    threads: int | None = setting(None, flag=False, min=1)  # torch's CPU threads per process (the speed depends on it)
     precision: str | None = None  # "bf16 autocast" or "float32": what the training steps computed in
     seed: int | None = None
-    total_steps: int | None = None
-    steps_per_epoch: int | None = None
-    num_parameters: int | None = None
+    total_steps: int | None = setting(None, flag=False, min=0)
+    steps_per_epoch: int | None = setting(None, flag=False, min=1)
+    num_parameters: int | None = setting(None, flag=False, min=0)
     versions: dict | None = None
-    processes: int | None = None  # training processes (torchrun); 1 without
+    processes: int | None = setting(None, flag=False, min=1, max=1024)  # training processes (torchrun); 1 without
     preset: str | None = None  # the recipe (genlab.recipes) it was launched from, if any
     resumable: bool | None = None  # False: it failed for a reason a resume cannot fix (data set, option)
     pid_start: int | None = None  # when ``pid`` started (clock ticks after boot): a reused PID is another program
@@ -78,6 +78,8 @@ class RunInfo:
         info = from_dict(cls, d, source)
         if not isinstance(info.status, str):  # an unknown word is a newer genlab's status; a number is damage
             raise CheckpointError(f"{source}: field 'status' must be a string, got {short(info.status)}")
+        if info.config is not None and not isinstance(info.config, dict):
+            raise CheckpointError(f"{source}: field 'config' must be an object, got {short(info.config)}")
         if isinstance(info.config, dict):
             info.config = TrainConfig.from_dict(info.config, f"{source} config")
         info.status = RunStatus(info.status) if info.status in RunStatus._value2member_map_ else RunStatus.UNKNOWN

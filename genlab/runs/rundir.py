@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..models.base import CheckpointError
-from ..schema import BEST_METRICS, TRAINER_STATE, check_fields, read_json
+from ..schema import BEST_METRICS, MAX_LOG_BYTES, TRAINER_STATE, check_fields, read_json
 from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
 from .config import TrainConfig
 from .records import MetricRow, RunInfo, RunStatus, parse_row
@@ -247,10 +247,14 @@ class RunDir:
             f.flush()
 
     def read_metrics(self) -> list[MetricRow]:
-        """All complete rows; a line cut short by a crash is ignored."""
+        """All complete rows; a line cut short by a crash, or not a row at all, is ignored. A metrics.jsonl that
+        cannot be read (a folder, a device, unreadable) gives no rows; one over ``MAX_LOG_BYTES`` its first part."""
+        if not self.metrics_path.is_file():
+            return []
         try:
-            text = self.metrics_path.read_text()
-        except FileNotFoundError:
+            with self.metrics_path.open("rb") as f:
+                text = f.read(MAX_LOG_BYTES).decode("utf-8", errors="replace")
+        except OSError:
             return []
         return [r for line in text.splitlines() if (r := parse_row(line)) is not None]
 
