@@ -37,6 +37,17 @@ def stop_all_runs(root) -> None:
         (run_json.parent / "STOP").touch()
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A PNG's signature, IHDR, an empty IDAT and IEND: what a decompression bomb shows before its pixels."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
 TINY_VAE = {"latent_dim": 4, "width": 4, "max_width": 8}
 
 

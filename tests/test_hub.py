@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import png_header
 from hub_server import TOKEN, FakeHub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -512,3 +513,9 @@ def test_a_repo_whose_files_the_pages_could_not_show_is_refused_and_nothing_is_k
         "genlab/bad", r"'genlab/bad' is not a model genlab can offer: .*" + re.escape(field) + r".*; nothing was kept"
     )
     _nothing_kept(hub, tmp_path, "genlab/bad", requested=True)
+
+
+def test_a_samples_png_too_large_to_show_is_refused_and_nothing_is_kept(hub, tmp_path, tiny_run):
+    hub.add_files("genlab/bomb", {**_files(tmp_path, tiny_run), "samples.png": png_header(6000, 6000)})
+    _refused("genlab/bomb", r"'genlab/bomb' sent a samples.png that is not a PNG image of at most 2100×2100 pixels; .*")
+    _nothing_kept(hub, tmp_path, "genlab/bomb", requested=True)

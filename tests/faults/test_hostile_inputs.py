@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import tiny_train_config
+from conftest import png_header, tiny_train_config
 from genlab import CheckpointError, load_model
 from genlab.catalog import available_models, broken_models, forget_pulled, remember_pulled
 from genlab.models import VAE, VAEConfig
@@ -357,3 +357,100 @@ def test_an_unknown_key_of_two_megabytes_is_not_echoed_whole(model_folder):
     with pytest.raises(CheckpointError) as e:
         load_model(model_folder)
     assert "does not know" in str(e.value) and len(str(e.value)) < 400
+
+
+# -- found by attacking the above ------------------------------------------------------------------------
+def test_a_public_app_never_reads_the_data_set_a_model_records_outside_its_folders(model_folder, public_mode, tmp_path):
+    from genlab.catalog import readable_dataset
+    from genlab.data import load_dataset
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for dataset in (f"folder:{outside}", "folder:/", "nosuch"):
+        (model_folder / "metrics.json").write_text(json.dumps({"dataset": dataset}))
+        assert readable_dataset(dataset) is None
+    with pytest.raises(PublicModeError, match="the data folder must lie inside"):
+        load_dataset(f"folder:{outside}", 16)
+
+
+def test_a_samples_png_too_large_to_show_is_never_decoded(model_folder, tmp_path, monkeypatch):
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    from genlab.runs.grids import readable
+
+    grid = model_folder / "samples.png"
+    grid.write_bytes(png_header(6000, 6000))  # 36 Mpixel, as its header says, in 60 bytes
+    with Image.open(grid) as im:
+        assert im.size == (6000, 6000)  # PIL would decode it: only genlab's check keeps it from being decoded
+    assert readable(grid) is None
+    grid.write_bytes(png_header(30000, 30000))  # 900 Mpixel: PIL's own limit refuses to open it, said as None
+    assert readable(grid) is None
+    monkeypatch.setenv("GENLAB_HOME", str(tmp_path / "home"))
+    remember_pulled("big/grid", model_folder)
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "models.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+
+
+def test_two_runs_with_best_weights_at_the_same_step_open_on_models(trained, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    for name in ("a", "b"):
+        run = RunDir(tmp_path / name)
+        shutil.copytree(trained, run.path)
+        run.save_best(load_model(run.path), 3, 5.0, "emoji")  # not the checkpoint's step: listed as its own model
+    monkeypatch.setenv("GENLAB_RUNS", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "models.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+
+
+@pytest.mark.parametrize("damage", ["config-list", "total-negative", "metrics-folder", "metrics-binary", "dev-zero"])
+def test_damaged_run_files_are_one_entry_not_a_crash(trained, tmp_path, damage):
+    run = RunDir(tmp_path / "run")
+    shutil.copytree(trained, run.path)
+    info = json.loads(run.run_json.read_text())
+    if damage in ("config-list", "total-negative"):
+        info.update({"config": [1]} if damage == "config-list" else {"total_steps": -5})
+        run.run_json.write_text(json.dumps(info))
+    elif damage == "metrics-folder":
+        run.metrics_path.unlink()
+        run.metrics_path.mkdir()
+    elif damage == "metrics-binary":
+        run.metrics_path.write_bytes(bytes(range(256)) * 100)
+    else:
+        run.run_json.unlink()
+        run.run_json.symlink_to("/dev/zero")  # its size says 0, and it never ends
+    s = summarize(run)
+    if damage in ("metrics-folder", "metrics-binary"):
+        assert s.status == "finished" and s.step == 0
+    else:
+        assert s.status == "unknown" and "run.json" in s.error and len(s.error) < 300
+    listing = _cli("runs", str(tmp_path))
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr
+
+
+@pytest.mark.parametrize(
+    "args, sentence",
+    [
+        (("--device", "cuda"), "error: --device cuda was asked for, but this machine has no CUDA GPU"),
+        (("--device", "meta"), "error: --device must be auto, cpu, cuda or cuda:N; got 'meta'"),
+    ],
+)
+def test_a_device_that_is_not_there_is_one_sentence(args, sentence, tmp_path):
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has a GPU")
+    done = _cli("sample", "checkpoints/vae-emoji-32", "--out", str(tmp_path / "x.png"), *args)
+    assert done.returncode == 2 and done.stderr.startswith(sentence) and done.stderr.count("\n") == 1
+
+
+def test_eval_on_a_data_set_of_other_channels_is_one_sentence():
+    done = _cli("eval", "checkpoints/vae-emoji-32", "--dataset", "mnist", "--n", "8")
+    assert done.returncode == 2 and "mnist has 1 colour channel(s) and this model 3" in done.stderr
+
+
+def test_public_fid_references_are_capped_like_its_samples(public_mode):
+    assert cap_config(TrainConfig(model="vae", dataset="emoji", fid_every=500)).fid_ref_n == 1000
