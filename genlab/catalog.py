@@ -190,7 +190,10 @@ def broken_models(checkpoints: Path | None = None, runs: Path | None = None) -> 
     found = [_entry_or_error(p, "shipped") for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
     found += [_entry_or_error(Path(folder), "hub", repo_id) for repo_id, folder in _pulled().items()]
     found += [_entry_or_error(r.path, "run") for r in list_runs(runs or runs_dir()) if r.has_checkpoint()]
-    found += [BrokenEntry(short(k), _hub_registry(), "hub", why, k) for k, why in _pulled_errors().items()]
+    found += [
+        BrokenEntry(k if is_repo_id(k) else short(k), _hub_registry(), "hub", why, k)
+        for k, why in _pulled_errors().items()
+    ]
     return [e for e in found if isinstance(e, BrokenEntry)]
 
 
