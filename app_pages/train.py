@@ -19,7 +19,11 @@ root = str(runs_dir())
 if public.enabled():  # a hosted app: the caps are the server's, not the visitor's
     lim = public.limits()
     max_runs = lim.max_runs
-    st.caption(f"Public app: each run is capped at {lim.max_steps} steps and {lim.max_minutes:g} minutes.")
+    st.caption(
+        f"Public app: each run is capped at {lim.max_steps} steps and {lim.max_minutes:g} minutes (evaluations and "
+        f"FID included), a batch of {lim.max_batch}, {lim.max_image_size}×{lim.max_image_size} images and "
+        f"{lim.max_params:,} parameters; you can stop or delete only the runs you launched."
+    )
 else:
     max_runs = jobs.default_max_concurrent()
 st.caption(

@@ -36,14 +36,26 @@ def enabled() -> bool:
 
 @dataclass(frozen=True)
 class Limits:
+    """What the Train page tells a visitor (the full list is in docs/security.md)."""
+
     max_steps: int
     max_minutes: float
     max_runs: int
+    max_batch: int
+    max_image_size: int
+    max_params: int
 
 
 def limits() -> Limits:
     s = settings()
-    return Limits(max_steps=s.public_max_steps, max_minutes=s.public_max_minutes, max_runs=s.max_runs)
+    return Limits(
+        max_steps=s.public_max_steps,
+        max_minutes=s.public_max_minutes,
+        max_runs=s.max_runs,
+        max_batch=s.public_max_batch,
+        max_image_size=s.public_max_image_size,
+        max_params=min(s.max_params, s.public_max_params),
+    )
 
 
 def data_dir() -> Path:
