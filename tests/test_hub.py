@@ -490,7 +490,7 @@ def test_a_listing_that_understates_a_size_stops_the_download_and_keeps_nothing(
 
 def test_a_file_of_the_wrong_kind_is_refused_and_nothing_is_kept(hub, tmp_path, tiny_run):
     hub.add_files("genlab/odd", {**_files(tmp_path, tiny_run), "samples.png": b"GIF89a" + bytes(100)})
-    _refused("genlab/odd", r"'genlab/odd' sent a samples.png that is not a PNG image; nothing was kept")
+    _refused("genlab/odd", r"'genlab/odd' sent a samples.png that is not a PNG image of at most 2100×2100 pixels; .*")
     _nothing_kept(hub, tmp_path, "genlab/odd", requested=True)
 
 
