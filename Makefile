@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.genlab-installed
 
-.PHONY: run test lint gpu-check bench-load bench bench-app data clean checkpoints publish
+.PHONY: run test lint gpu-check bench-load bench-load-browser bench bench-app data clean checkpoints publish
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# 20 browser sessions moving the Sample page's slider while a run trains (127.0.0.1 only)
+# the served app's capacity: 1 to 40 simulated visitors over Streamlit's websocket protocol (127.0.0.1 only)
 bench-load: $(STAMP)
+	$(BIN)/python bench/bench_capacity.py --sessions 1,5,10,20,40 --seconds 30
+
+# 20 browser sessions moving the Sample page's slider while a run trains (127.0.0.1 only)
+bench-load-browser: $(STAMP)
 	$(BIN)/python bench/bench_load.py --sessions 20 --seconds 60
 
 # the CUDA tests and the GPU table of docs/benchmarks.md (bench/gpu_check.py --device cpu: the CPU's)

@@ -7,6 +7,7 @@ rerun. Cached models are only used in eval mode under no_grad, which is thread-s
 
 from __future__ import annotations
 
+import gc
 import secrets
 from pathlib import Path
 
@@ -33,6 +34,13 @@ from genlab.explore import (
 from genlab.models import MODELS
 
 DEVICE = str(resolve_device("auto"))
+
+# Streamlit collects garbage (gc.collect(2)) after every script run, and with torch imported that walks
+# millions of long-lived objects: about 150 ms that holds the GIL for every session. This module is imported
+# once per server process, after the heavy imports; freezing moves what exists now out of the collector's
+# reach, so each collection walks only what script runs create (docs/benchmarks.md, "The served app's
+# capacity").
+gc.freeze()
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading model…")

@@ -40,10 +40,11 @@ def start_app(
     cwd: Path = ROOT,
     user: int | None = None,
     python: str = sys.executable,
+    flags: tuple[str, ...] = (),
 ) -> subprocess.Popen:
-    """``streamlit run app.py`` on 127.0.0.1:port, headless, from the app folder ``cwd`` (as the unprivileged
-    ``user`` id, when given). Its output goes to ``log`` (a file, not a pipe: nobody reads a pipe, and a full
-    one would block the server), or nowhere."""
+    """``streamlit run app.py [flags]`` on 127.0.0.1:port, headless, from the app folder ``cwd`` (as the
+    unprivileged ``user`` id, when given). Its output goes to ``log`` (a file, not a pipe: nobody reads a pipe,
+    and a full one would block the server), or nowhere."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the child holds it; closed below)
     try:
         return subprocess.Popen(
@@ -61,6 +62,7 @@ def start_app(
                 str(port),
                 "--browser.gatherUsageStats",
                 "false",
+                *flags,  # more streamlit options, e.g. --runner.postScriptGC false
             ],
             cwd=cwd,
             env=env,

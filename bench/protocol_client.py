@@ -1,0 +1,157 @@
+"""Simulated visitors that speak Streamlit's own websocket protocol: no browser, one process for N sessions.
+
+A browser tab of a Streamlit app is a websocket to ``/_stcore/stream`` carrying protobuf messages that ship
+inside the ``streamlit`` package: the tab sends ``BackMsg`` (``rerun_script`` with the page and the widgets'
+values, as the frontend's ``WidgetStateManager`` does), and the server answers with ``ForwardMsg`` deltas,
+one per element, until ``script_finished``. An ``st.image`` arrives as a delta holding a ``/media/...``
+URL, which the tab then fetches over HTTP. A session here does the same: it opens a page, then, after a
+think time, changes one widget and times from the message it sends to the end of the HTTP fetch of the
+first new image. Everything is on loopback, bounded by a deadline, and cancelled when the time is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from websockets.asyncio.client import connect
+
+REPLY_TIMEOUT_S = 60.0  # a change with no new image within this is an error, not a wait
+
+
+@dataclass
+class Page:
+    """What one run of a page sent: its widgets by label (their ids) and its image URLs, in order."""
+
+    widgets: dict[str, str] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    exceptions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Results:
+    latencies: list[float] = field(default_factory=list)  # seconds from the change to the new image fetched
+    errors: list[str] = field(default_factory=list)
+    ready: int = 0  # sessions whose page rendered once
+
+
+def rerun_message(page_name: str, values: dict[str, float] | None = None) -> bytes:
+    """The ``BackMsg`` a tab sends to run ``page_name`` with these slider values (widget id -> value)."""
+    msg = BackMsg()
+    msg.rerun_script.query_string = ""
+    msg.rerun_script.page_name = page_name
+    for wid, value in (values or {}).items():
+        w = msg.rerun_script.widget_states.widgets.add()
+        w.id = wid
+        w.double_array_value.data.append(value)  # a slider's value, as the frontend sends it
+    return msg.SerializeToString()
+
+
+def _read(fwd: ForwardMsg, page: Page) -> None:
+    if fwd.WhichOneof("type") != "delta" or fwd.delta.WhichOneof("type") != "new_element":
+        return
+    element = fwd.delta.new_element
+    kind = element.WhichOneof("type")
+    proto = getattr(element, kind)
+    if kind == "imgs":
+        page.images += [img.url for img in proto.imgs]
+    elif kind == "exception":
+        page.exceptions.append(proto.message)
+    elif getattr(proto, "id", "") and getattr(proto, "label", ""):
+        page.widgets[proto.label] = proto.id
+
+
+async def run_page(ws, page_name: str, values: dict[str, float] | None = None, first_image: asyncio.Future = None):
+    """Send a rerun and read until ``script_finished``; ``first_image`` gets the first image URL as it arrives."""
+    await ws.send(rerun_message(page_name, values))
+    page = Page()
+    while True:
+        fwd = ForwardMsg()
+        fwd.ParseFromString(await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT_S))
+        _read(fwd, page)
+        if first_image is not None and page.images and not first_image.done():
+            first_image.set_result(page.images[0])
+        if fwd.WhichOneof("type") == "script_finished":
+            return page
+
+
+async def http_get(host: str, port: int, path: str) -> int:
+    """GET ``path`` (a media file) on a fresh connection; the number of bytes of the response."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    if not data.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"GET {path}: {data[:40]!r}")
+    return len(data)
+
+
+async def visitor(
+    host: str,
+    port: int,
+    page_name: str,
+    label: str,
+    values: list[float],
+    think_s: tuple[float, float],
+    deadline: float,
+    results: Results,
+    rng: random.Random,
+) -> None:
+    """One tab: open ``page_name``, then until ``deadline`` wait a think time and move slider ``label``."""
+    async with connect(f"ws://{host}:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None) as ws:
+        page = await run_page(ws, page_name)
+        if label not in page.widgets:
+            raise RuntimeError(f"no widget labelled {label!r} on {page_name}: {sorted(page.widgets)}")
+        results.ready += 1
+        wid, value = page.widgets[label], None
+        while time.monotonic() + think_s[1] < deadline:
+            await asyncio.sleep(rng.uniform(*think_s))
+            value = rng.choice([v for v in values if v != value])  # a change, never the value it has
+            t0 = time.perf_counter()
+            first = asyncio.get_running_loop().create_future()
+            rerun = asyncio.create_task(run_page(ws, page_name, {wid: value}, first))
+            # the tab shows the new image as soon as its delta and its file are in, while the page runs on
+            await asyncio.wait([first, rerun], return_when=asyncio.FIRST_COMPLETED)
+            if first.done():
+                await http_get(host, port, first.result())
+                results.latencies.append(time.perf_counter() - t0)
+            page = await rerun
+            if page.exceptions:
+                results.errors.append(page.exceptions[0][:200])
+            elif not first.done():
+                results.errors.append("no image in the rerun")
+
+
+async def crowd(
+    host: str,
+    port: int,
+    page_name: str,
+    label: str,
+    values: list[float],
+    sessions: int,
+    seconds: float,
+    think_s: tuple[float, float] = (1.0, 3.0),
+    seed: int = 0,
+) -> Results:
+    """``sessions`` visitors for ``seconds``, joining over the first two seconds; their results together."""
+    results, deadline = Results(), time.monotonic() + seconds
+
+    async def one(i: int) -> None:
+        rng = random.Random(seed * 1000 + i)
+        await asyncio.sleep(rng.uniform(0, 2))
+        try:
+            await visitor(host, port, page_name, label, values, think_s, deadline, results, rng)
+        except Exception as e:  # noqa: BLE001 - every failure of a session is counted, none stops the others
+            results.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
+
+    tasks = [asyncio.create_task(one(i)) for i in range(sessions)]
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), seconds + REPLY_TIMEOUT_S + 5)
+    except TimeoutError:
+        results.errors.append("sessions still running at the deadline were cancelled")
+    return results
