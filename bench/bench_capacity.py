@@ -48,9 +48,11 @@ async def warm(port: int, page: str) -> None:
         await run_page(ws, page)
 
 
-def measure(port: int, pid: int, page: str, label: str, values: list[float], n: int, seconds: float) -> dict:
+def measure(
+    port: int, pid: int, page: str, label: str, values: list[float], n: int, seconds: float, think: tuple
+) -> dict:
     cpu0, mine0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
-    res = asyncio.run(crowd("127.0.0.1", port, page, label, values, n, seconds))
+    res = asyncio.run(crowd("127.0.0.1", port, page, label, values, n, seconds, think_s=think))
     cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
     client = (time.process_time() - mine0) / wall  # the load generator's own share of a core
     lat = res.latencies
@@ -76,11 +78,15 @@ def main() -> None:
     ap.add_argument("--slider", default="Temperature")
     ap.add_argument("--values", default="0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2")
     ap.add_argument("--no-post-script-gc", action="store_true", help="start streamlit with --runner.postScriptGC false")
+    ap.add_argument("--think", default="1,3", help="seconds a visitor waits between changes: MIN,MAX")
+    ap.add_argument("--checkpoints", default=None, help="GENLAB_CHECKPOINTS for the server (default: the shipped)")
     ap.add_argument(
         "--rounds", type=int, default=1, help="a soak: each row this many times, new sessions each round (RSS curve)"
     )
     args = ap.parse_args()
     env = {**os.environ, "GENLAB_OFFLINE": "1", "GENLAB_RUNS": str(Path("/tmp") / f"genlab-capacity-{os.getpid()}")}
+    if args.checkpoints:
+        env["GENLAB_CHECKPOINTS"] = str(Path(args.checkpoints).resolve())
     flags = ("--runner.postScriptGC", "false") if args.no_post_script_gc else ()
     port = free_port()
     proc = start_app(env, port, Path("/tmp") / f"genlab-capacity-{os.getpid()}.log", flags=flags)
@@ -88,10 +94,11 @@ def main() -> None:
         wait_healthy(proc, f"http://127.0.0.1:{port}")
         asyncio.run(warm(port, args.page))
         values = [float(v) for v in args.values.split(",")]
+        think = tuple(float(t) for t in args.think.split(","))
         gc = "off (flag)" if args.no_post_script_gc else "as .streamlit/config.toml says"
         print(
-            f"# {args.page} page, slider {args.slider!r}, think 1-3 s, {args.seconds:g} s per row; postScriptGC {gc}; "
-            f"{platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
+            f"# {args.page} page, slider {args.slider!r}, think {args.think} s, {args.seconds:g} s per row; "
+            f"postScriptGC {gc}; {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
         )
         print(
             "| sessions | p50 | p95 | errors | changes/s | server CPU per change | server CPU | server RSS "
@@ -99,7 +106,7 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|---|---|")
         for n in [n for n in map(int, args.sessions.split(",")) for _ in range(args.rounds)]:
-            r = measure(port, proc.pid, args.page, args.slider, values, n, args.seconds)
+            r = measure(port, proc.pid, args.page, args.slider, values, n, args.seconds, think)
             print(
                 f"| {n} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['errors']} | {r['changes_per_s']:.2f} | "
                 f"{r['cpu_ms_per_change']:.0f} ms | {100 * r['server_cpu']:.0f}% | {r['rss_mib']:.0f} MiB | "

@@ -114,6 +114,7 @@ def main() -> int:
     ap.add_argument("--baseline-seconds", type=float, default=30, help="training alone, before the load")
     ap.add_argument("--model", default=str(ROOT / "checkpoints" / "vae-emoji-64"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--no-train", action="store_true", help="no training run beside the sessions")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="genlab-load-") as tmp:
         tmp = Path(tmp)
@@ -125,8 +126,10 @@ def main() -> int:
             "GENLAB_HOME": os.environ.get("GENLAB_HOME", str(Path.home() / ".cache" / "genlab")),
         }
         run = RunDir(tmp / "runs" / "live")
-        train = subprocess.Popen(
-            [
+        train_argv = (
+            []
+            if a.no_train
+            else [
                 sys.executable,
                 "-m",
                 "genlab",
@@ -150,7 +153,10 @@ def main() -> int:
                 "1",
                 "--out",
                 str(run.path),
-            ],
+            ]
+        )
+        train = subprocess.Popen(
+            train_argv or [sys.executable, "-c", "pass"],
             cwd=ROOT,
             env={**env, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"},
             stdout=subprocess.DEVNULL,
@@ -162,10 +168,10 @@ def main() -> int:
         memory, stop = [], threading.Event()
         try:
             wait_healthy(server, url, timeout=120)
-            while not any(r.kind == "train" for r in run.read_metrics()):
+            while train_argv and not any(r.kind == "train" for r in run.read_metrics()):
                 time.sleep(0.2)
             t0 = time.time()
-            time.sleep(a.baseline_seconds)
+            time.sleep(a.baseline_seconds if train_argv else 0)
             t1 = time.time()
 
             def sample_memory():
@@ -178,7 +184,8 @@ def main() -> int:
             t2 = time.time()
             stop.set()
         finally:
-            run.stop_file.touch()
+            if train_argv:
+                run.stop_file.touch()
             stop_app(server)
             train.wait(60)
         lat = sorted(latencies)
