@@ -111,7 +111,8 @@ def readable_dataset(name) -> str | None:
     try:
         public.check_dataset(name)
         if name.startswith("folder:"):
-            return name if Path(name[len("folder:") :].strip() or "/nonexistent").expanduser().exists() else None
+            where = name[len("folder:") :].strip()
+            return name if where and Path(where).expanduser().exists() else None
         return name if _available(name) else None
     except (DatasetUnavailable, public.PublicModeError, OSError, ValueError):
         return None
@@ -127,10 +128,11 @@ def check_model_folder(path: Path, name: str | None = None) -> None:
 def _read_entry(path: Path, source: str, name: str | None, best_step: int | None) -> ModelEntry:
     from .export import read_metrics
 
-    cfg = read_config(resolve_model_dir(path))
+    model_dir = resolve_model_dir(path)
+    cfg = read_config(model_dir)
     family = model_class(cfg["model_type"])
     fields = {k: v for k, v in cfg.items() if k not in ("model_type", FORMAT_KEY)}
-    config_from_dict(family.config_class, fields, str(resolve_model_dir(path) / "config.json"))  # types, bounds
+    config_from_dict(family.config_class, fields, str(model_dir / "config.json"))  # types and bounds, nothing built
     run = RunDir(path if best_step is None else path.parent)
     train_cfg = run.config() if run.exists() else None
     status = run.status() if source == "run" else None
@@ -188,11 +190,11 @@ def broken_models(checkpoints: Path | None = None, runs: Path | None = None) -> 
     """The models every picker leaves out because a file of theirs is malformed, each with its sentence."""
     root = checkpoints or checkpoints_dir()
     found = [_entry_or_error(p, "shipped") for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
-    found += [_entry_or_error(Path(folder), "hub", repo_id) for repo_id, folder in _pulled().items()]
+    pulled, unusable = _read_registry()
+    found += [_entry_or_error(Path(folder), "hub", repo_id) for repo_id, folder in pulled.items()]
     found += [_entry_or_error(r.path, "run") for r in list_runs(runs or runs_dir()) if r.has_checkpoint()]
     found += [
-        BrokenEntry(k if is_repo_id(k) else short(k), _hub_registry(), "hub", why, k)
-        for k, why in _pulled_errors().items()
+        BrokenEntry(k if is_repo_id(k) else short(k), _hub_registry(), "hub", why, k) for k, why in unusable.items()
     ]
     return [e for e in found if isinstance(e, BrokenEntry)]
 
@@ -226,6 +228,9 @@ def worth_showing(entry: ModelEntry) -> bool:
     return ceiling is not None and bpd is not None and bpd <= ceiling
 
 
+WHOLE_LIST = "(the pulled-models list)"  # what Models names, and Remove resets, when the list itself is unreadable
+
+
 def _hub_registry() -> Path:
     return cache_dir() / "hub-models.json"
 
@@ -237,7 +242,7 @@ def _read_registry() -> tuple[dict[str, str], dict[str, str]]:
     except FileNotFoundError:
         return {}, {}
     except (OSError, ValueError) as e:
-        return {}, {"(the pulled-models list)": str(e)}
+        return {}, {WHOLE_LIST: str(e)}
     good, bad = {}, {}
     for repo_id, folder in known.items():
         if not is_repo_id(repo_id):
@@ -247,14 +252,6 @@ def _read_registry() -> tuple[dict[str, str], dict[str, str]]:
         else:
             good[repo_id] = folder
     return good, bad
-
-
-def _pulled() -> dict[str, str]:
-    return _read_registry()[0]
-
-
-def _pulled_errors() -> dict[str, str]:
-    return _read_registry()[1]
 
 
 def _write_registry(update) -> None:
@@ -279,7 +276,7 @@ def remember_pulled(repo_id: str, folder: Path) -> None:
 
 def forget_pulled(repo_id: str) -> None:
     """Take a pulled model (a broken one included) off every picker; its files stay in the Hub cache."""
-    if repo_id == "(the pulled-models list)":  # the list itself is unreadable: start it afresh
+    if repo_id == WHOLE_LIST:  # the list itself is unreadable: start it afresh
         _write_registry(lambda known: {})
     else:
         _write_registry(lambda known: {k: v for k, v in known.items() if k != repo_id})
@@ -287,7 +284,8 @@ def forget_pulled(repo_id: str) -> None:
 
 def hub_models() -> list[ModelEntry]:
     """Models pulled from the Hub whose snapshot is still in the cache."""
-    return [e for repo_id, folder in _pulled().items() if (e := _entry(Path(folder), "hub", name=repo_id))]
+    pulled = _read_registry()[0]
+    return [e for repo_id, folder in pulled.items() if (e := _entry(Path(folder), "hub", name=repo_id))]
 
 
 def available_models(checkpoints: Path | None = None, runs: Path | None = None) -> list[ModelEntry]:
