@@ -74,9 +74,11 @@ def flag_name(name: str) -> str:
 
 
 def _type_problem(v, tp) -> str | None:
-    """What is wrong with ``v`` as a value of a field of type ``tp``; None when it fits (or ``tp`` is not a
-    plain type: a nested dataclass or an enum is converted and checked by its owner)."""
-    if tp is str:
+    """What is wrong with ``v`` as a value of a field of type ``tp``; None when it fits. A nested dataclass
+    may still be the JSON object it is read from, and a string enum the word (its owner converts them)."""
+    if dataclasses.is_dataclass(tp):
+        return None if isinstance(v, (tp, dict)) else "must be an object"
+    if isinstance(tp, type) and issubclass(tp, str):  # str itself, or a string enum such as RunStatus
         return problem(v, TEXT)
     if tp is bool:
         return problem(v, FLAG)

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..config import from_dict, setting
-from ..models.base import CheckpointError
-from ..schema import COUNT, NUMBER, TEXT, BadFile, check_fields, short
+from ..schema import COUNT, NUMBER, TEXT, BadFile, check_fields
 from .config import TrainConfig
 
 
@@ -76,10 +75,6 @@ class RunInfo:
     @classmethod
     def from_dict(cls, d: dict, source: str = "run.json") -> RunInfo:
         info = from_dict(cls, d, source)
-        if not isinstance(info.status, str):  # an unknown word is a newer genlab's status; a number is damage
-            raise CheckpointError(f"{source}: field 'status' must be a string, got {short(info.status)}")
-        if info.config is not None and not isinstance(info.config, dict):
-            raise CheckpointError(f"{source}: field 'config' must be an object, got {short(info.config)}")
         if isinstance(info.config, dict):
             info.config = TrainConfig.from_dict(info.config, f"{source} config")
         info.status = RunStatus(info.status) if info.status in RunStatus._value2member_map_ else RunStatus.UNKNOWN
