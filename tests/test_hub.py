@@ -208,6 +208,7 @@ def test_pulled_model_still_loads_from_the_cache_when_the_hub_is_gone(tmp_path, 
     import genlab
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("GENLAB_HOME", str(tmp_path / "genlab-home"))  # its pulled-models list stays here
     with FakeHub() as server:
         monkeypatch.setattr(constants, "ENDPOINT", server.url)
         monkeypatch.setattr(
