@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from appserver import free_port, start_app, stop_app, wait_healthy  # noqa: E402
+from appserver import free_port, pin_apart, start_app, stop_app, wait_healthy  # noqa: E402
 from protocol_client import crowd, run_page  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
@@ -49,10 +49,10 @@ async def warm(port: int, page: str) -> None:
 
 
 def measure(
-    port: int, pid: int, page: str, label: str, values: list[float], n: int, seconds: float, think: tuple
+    port: int, pid: int, page: str, label: str, values: list[float], n: int, seconds: float, think: tuple, walk: bool
 ) -> dict:
     cpu0, mine0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
-    res = asyncio.run(crowd("127.0.0.1", port, page, label, values, n, seconds, think_s=think))
+    res = asyncio.run(crowd("127.0.0.1", port, page, label, values, n, seconds, think_s=think, walk=walk))
     cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
     client = (time.process_time() - mine0) / wall  # the load generator's own share of a core
     lat = res.latencies
@@ -60,6 +60,7 @@ def measure(
         "sessions": n,
         "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
         "p95_ms": 1000 * quantile(lat, 0.95) if lat else float("nan"),
+        "message_p50_ms": 1000 * statistics.median(res.deltas) if res.deltas else float("nan"),
         "errors": len(res.errors),
         "first_error": res.errors[0] if res.errors else "",
         "changes_per_s": len(lat) / wall,
@@ -78,11 +79,13 @@ def main() -> None:
     ap.add_argument("--slider", default="Temperature")
     ap.add_argument("--values", default="0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2")
     ap.add_argument("--no-post-script-gc", action="store_true", help="start streamlit with --runner.postScriptGC false")
+    ap.add_argument("--walk", action="store_true", help="step along --values in order (as the browser bench does)")
     ap.add_argument("--think", default="1,3", help="seconds a visitor waits between changes: MIN,MAX")
     ap.add_argument("--checkpoints", default=None, help="GENLAB_CHECKPOINTS for the server (default: the shipped)")
     ap.add_argument(
         "--rounds", type=int, default=1, help="a soak: each row this many times, new sessions each round (RSS curve)"
     )
+    ap.add_argument("--pin", action="store_true", help="the server on one CPU, this load generator on the others")
     args = ap.parse_args()
     env = {**os.environ, "GENLAB_OFFLINE": "1", "GENLAB_RUNS": str(Path("/tmp") / f"genlab-capacity-{os.getpid()}")}
     if args.checkpoints:
@@ -90,6 +93,7 @@ def main() -> None:
     flags = ("--runner.postScriptGC", "false") if args.no_post_script_gc else ()
     port = free_port()
     proc = start_app(env, port, Path("/tmp") / f"genlab-capacity-{os.getpid()}.log", flags=flags)
+    pinned = pin_apart(proc.pid) if args.pin else "not pinned"
     try:
         wait_healthy(proc, f"http://127.0.0.1:{port}")
         asyncio.run(warm(port, args.page))
@@ -98,19 +102,19 @@ def main() -> None:
         gc = "off (flag)" if args.no_post_script_gc else "as .streamlit/config.toml says"
         print(
             f"# {args.page} page, slider {args.slider!r}, think {args.think} s, {args.seconds:g} s per row; "
-            f"postScriptGC {gc}; {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
+            f"postScriptGC {gc}; {pinned}; {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
         )
         print(
             "| sessions | p50 | p95 | errors | changes/s | server CPU per change | server CPU | server RSS "
-            "| client CPU |"
+            "| client CPU | p50 to the image's message |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for n in [n for n in map(int, args.sessions.split(",")) for _ in range(args.rounds)]:
-            r = measure(port, proc.pid, args.page, args.slider, values, n, args.seconds, think)
+            r = measure(port, proc.pid, args.page, args.slider, values, n, args.seconds, think, args.walk)
             print(
                 f"| {n} | {r['p50_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['errors']} | {r['changes_per_s']:.2f} | "
                 f"{r['cpu_ms_per_change']:.0f} ms | {100 * r['server_cpu']:.0f}% | {r['rss_mib']:.0f} MiB | "
-                f"{100 * r['client_cpu']:.1f}% |",
+                f"{100 * r['client_cpu']:.1f}% | {r['message_p50_ms']:.0f} ms |",
                 flush=True,
             )
             if r["first_error"]:

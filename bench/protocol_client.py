@@ -28,6 +28,7 @@ class Page:
     """What one run of a page sent: its widgets by label (their ids) and its image URLs, in order."""
 
     widgets: dict[str, str] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)  # a slider's value as the page drew it, by label
     images: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
 
@@ -35,6 +36,7 @@ class Page:
 @dataclass
 class Results:
     latencies: list[float] = field(default_factory=list)  # seconds from the change to the new image fetched
+    deltas: list[float] = field(default_factory=list)  # seconds from the change to the new image's message
     errors: list[str] = field(default_factory=list)
     ready: int = 0  # sessions whose page rendered once
 
@@ -63,6 +65,8 @@ def _read(fwd: ForwardMsg, page: Page) -> None:
         page.exceptions.append(proto.message)
     elif getattr(proto, "id", "") and getattr(proto, "label", ""):
         page.widgets[proto.label] = proto.id
+        if kind == "slider":
+            page.values[proto.label] = (list(proto.value) or list(proto.default) or [0.0])[0]
 
 
 async def run_page(ws, page_name: str, values: dict[str, float] | None = None, first_image: asyncio.Future = None):
@@ -101,23 +105,33 @@ async def visitor(
     deadline: float,
     results: Results,
     rng: random.Random,
+    walk: bool = False,
 ) -> None:
-    """One tab: open ``page_name``, then until ``deadline`` wait a think time and move slider ``label``."""
+    """One tab: open ``page_name``, then until ``deadline`` wait a think time and move slider ``label``: to
+    any other of ``values`` at random, or with ``walk`` one step along them, turning at either end, as the
+    browser bench's arrow keys do."""
     async with connect(f"ws://{host}:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None) as ws:
         page = await run_page(ws, page_name)
         if label not in page.widgets:
             raise RuntimeError(f"no widget labelled {label!r} on {page_name}: {sorted(page.widgets)}")
         results.ready += 1
-        wid, value = page.widgets[label], None
+        wid, value = page.widgets[label], page.values.get(label)
+        i, step = min(range(len(values)), key=lambda j: abs(values[j] - (value or 0.0))), 1
         while time.monotonic() + think_s[1] < deadline:
             await asyncio.sleep(rng.uniform(*think_s))
-            value = rng.choice([v for v in values if v != value])  # a change, never the value it has
+            if walk:
+                step = -1 if i + step >= len(values) else 1 if i + step < 0 else step
+                i += step
+                value = values[i]
+            else:
+                value = rng.choice([v for v in values if v != value])  # a change, never the value it has
             t0 = time.perf_counter()
             first = asyncio.get_running_loop().create_future()
             rerun = asyncio.create_task(run_page(ws, page_name, {wid: value}, first))
             # the tab shows the new image as soon as its delta and its file are in, while the page runs on
             await asyncio.wait([first, rerun], return_when=asyncio.FIRST_COMPLETED)
             if first.done():
+                results.deltas.append(time.perf_counter() - t0)
                 await http_get(host, port, first.result())
                 results.latencies.append(time.perf_counter() - t0)
             page = await rerun
@@ -137,6 +151,7 @@ async def crowd(
     seconds: float,
     think_s: tuple[float, float] = (1.0, 3.0),
     seed: int = 0,
+    walk: bool = False,
 ) -> Results:
     """``sessions`` visitors for ``seconds``, joining over the first two seconds; their results together."""
     results, deadline = Results(), time.monotonic() + seconds
@@ -145,7 +160,7 @@ async def crowd(
         rng = random.Random(seed * 1000 + i)
         await asyncio.sleep(rng.uniform(0, 2))
         try:
-            await visitor(host, port, page_name, label, values, think_s, deadline, results, rng)
+            await visitor(host, port, page_name, label, values, think_s, deadline, results, rng, walk)
         except Exception as e:  # noqa: BLE001 - every failure of a session is counted, none stops the others
             results.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
 

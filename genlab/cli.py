@@ -18,6 +18,7 @@ genlab publish [NAME ...]                    # push the shipped checkpoints to t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,14 @@ def _add_train(sub) -> None:
         help="wait until fewer than N queued runs in the run's parent folder are training",
     )
     p.add_argument(
+        "--nice",
+        type=bounded(int, 0, 19),
+        default=0,
+        metavar="N",
+        help="lower this process's CPU priority by N (0 to 19) first, as the app does for the runs it launches "
+        "(GENLAB_RUN_NICE), so that the people using the app stay served while it trains",
+    )
+    p.add_argument(
         "--nproc-per-node",
         type=bounded(int, 1, 1024),
         default=None,
@@ -83,6 +92,8 @@ def _train(args) -> int:
     from .runs.trainer import Trainer
     from .settings import settings
 
+    if args.nice:
+        os.nice(args.nice)  # before anything heavy; torchrun's workers and data loaders inherit it
     options, model_opts = given(args, TrainConfig), model_options_given(args)
     world = world_from_env()
     if world.distributed and not (args.resume or args.out):

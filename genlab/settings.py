@@ -22,6 +22,7 @@ class Settings:
     checkpoints: Path  # GENLAB_CHECKPOINTS: the shipped models the app lists first
     data_dir: Path  # GENLAB_DATA_DIR: where public mode lets folder: data sets live
     max_runs: int  # GENLAB_MAX_RUNS: runs that train at once; more wait in the queue
+    run_nice: int  # GENLAB_RUN_NICE: how much lower than the app's the CPU priority of a run it launches is
     public: bool  # GENLAB_PUBLIC: a hosted app (genlab.public)
     public_max_steps: int  # GENLAB_PUBLIC_MAX_STEPS: per-run cap in public mode
     public_max_minutes: float  # GENLAB_PUBLIC_MAX_MINUTES: per-run training-time cap in public mode
@@ -70,6 +71,16 @@ def _number(name: str, default: float, kind: type = int) -> float:
     return value
 
 
+def _niceness(name: str, default: int) -> int:
+    """A ``nice`` increment: 0 (the caller's priority) to 19 (the lowest)."""
+    raw = os.environ.get(name, "").strip()
+    if raw == "":
+        return default
+    if not (raw.isdigit() and int(raw) <= 19):
+        raise ValueError(f"environment variable {name} must be a whole number from 0 to 19, got {raw!r}")
+    return int(raw)
+
+
 def _path(name: str, default: Path) -> Path:
     return Path(os.environ.get(name) or default).expanduser()
 
@@ -91,6 +102,7 @@ def settings() -> Settings:
         checkpoints=_path("GENLAB_CHECKPOINTS", REPO_ROOT / "checkpoints"),
         data_dir=_path("GENLAB_DATA_DIR", home / "data"),
         max_runs=int(_number("GENLAB_MAX_RUNS", 1)),
+        run_nice=_niceness("GENLAB_RUN_NICE", 10),
         public=_flag("GENLAB_PUBLIC"),
         public_max_steps=int(_number("GENLAB_PUBLIC_MAX_STEPS", 2000)),
         public_max_minutes=float(_number("GENLAB_PUBLIC_MAX_MINUTES", 10.0, float)),

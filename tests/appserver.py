@@ -7,6 +7,7 @@ bench/bench_load.py), which import it with tests/ on sys.path.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -75,6 +76,18 @@ def start_app(
     finally:
         if log:
             out.close()
+
+
+def pin_apart(server_pid: int) -> str:
+    """Give the server CPU 0 and this process (and what it starts from now on: a load generator, Chromium and
+    its driver) the other CPUs, so that the clients' own work cannot slow the server. Call it right after
+    ``start_app``, before the server has started any thread. What was done, as a phrase for a report."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned (one CPU)"
+    os.sched_setaffinity(server_pid, {cpus[0]})
+    os.sched_setaffinity(0, set(cpus[1:]))
+    return f"server on CPU {cpus[0]}, clients on CPU {','.join(map(str, cpus[1:]))}"
 
 
 def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 90.0, poll_s: float = 0.05) -> None:

@@ -575,3 +575,20 @@ def test_a_preset_run_is_shown_at_its_recipes_temperature_and_changed_kinds_drop
     launched = sorted(app_env.glob("vae-emoji-*/run.json"))
     assert launched and json.loads(launched[0].read_text()).get("preset") is None
     stop_all_runs(app_env)
+
+
+def test_a_second_visit_to_home_samples_nothing(app_env, monkeypatch):
+    """Home's grids are cached across sessions: the first visitor samples each model once, the next none."""
+    import streamlit as st
+
+    from app_pages import common
+
+    calls = []
+    real = common.sample
+    monkeypatch.setattr(common, "sample", lambda *a, **kw: calls.append(a[1:]) or real(*a, **kw))
+    st.cache_data.clear()
+    first = _open("app_pages/home.py")
+    assert len(calls) == 2  # the two shipped models, 16 images each
+    second = _open("app_pages/home.py")  # a new session
+    assert len(calls) == 2
+    assert _image_urls(second) == _image_urls(first)

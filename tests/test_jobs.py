@@ -86,6 +86,19 @@ def test_two_slots_train_two_runs_at_once(tmp_path):
     _wait(lambda: a.status() == "stopped" and b.status() == "stopped")
 
 
+def test_a_launched_run_trains_at_a_lower_cpu_priority_than_the_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_RUN_NICE", "7")
+    run = jobs.launch(_req(100_000), tmp_path, name="a", max_concurrent=1)
+    _wait(lambda: run.status() == "running" and _trained(run))
+    assert "--nice" in run.info().launch  # so a resume from the app is lowered the same way
+    assert os.getpriority(os.PRIO_PROCESS, run.info().pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+    jobs.stop(run)
+    _wait(lambda: run.status() == "stopped")
+    monkeypatch.setenv("GENLAB_RUN_NICE", "20")
+    with pytest.raises(ValueError, match="GENLAB_RUN_NICE must be a whole number from 0 to 19, got '20'"):
+        jobs.launch(_req(10), tmp_path, name="b", max_concurrent=1)
+
+
 def test_a_killed_queued_run_shows_interrupted_and_frees_nothing(tmp_path):
     a = jobs.launch(_req(100_000), tmp_path, name="a", max_concurrent=1)
     b = jobs.launch(_req(100_000), tmp_path, name="b", max_concurrent=1)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from ..paths import safe_name
+from ..settings import settings
 from ..storage import try_lock
 from .config import TrainConfig
 from .records import RunStatus
@@ -38,8 +39,6 @@ SLOTS_DIR = ".slots"
 
 def default_max_concurrent() -> int:
     """``GENLAB_MAX_RUNS``, else 1: two CPU runs at once only halve each other's speed."""
-    from ..settings import settings
-
     return settings().max_runs
 
 
@@ -76,8 +75,12 @@ def new_run_name(cfg: TrainConfig, preset: str | None = None) -> str:
 
 
 def _start(run: RunDir, max_concurrent: int, processes: int = 1) -> None:
-    """The run's process: it waits for a slot, then trains (through torchrun with ``processes`` > 1)."""
+    """The run's process: it waits for a slot, then trains (through torchrun with ``processes`` > 1), at a lower
+    CPU priority than the app that launched it (``GENLAB_RUN_NICE``): the pages stay quick while it trains, and
+    it takes whatever CPU they leave (docs/benchmarks.md, "The served app's capacity")."""
     args = ["train", "--resume", str(run.path), "--queue", str(max_concurrent)]
+    if settings().run_nice:
+        args += ["--nice", str(settings().run_nice)]
     if processes > 1:
         args += ["--nproc-per-node", str(processes)]
     run.update_info(launch=args, processes=processes)
