@@ -29,8 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from appserver import CHROMIUM, CHROMIUM_ARGS, free_port, pin_apart, start_app, stop_app, wait_healthy  # noqa: E402
+from protocol_client import crowd  # noqa: E402
 
 from genlab.runs.rundir import RunDir  # noqa: E402
 
@@ -144,6 +146,17 @@ async def drive(url: str, sessions: int, seconds: float, marks: list, errors: li
         return clock["until"] - seconds  # when the timed window began
 
 
+async def with_crowd(url: str, a, marks: list, errors: list):
+    """The browser sessions, and beside them ``a.crowd`` protocol-client sessions over the same window (from
+    the browsers' start, plus their time to open their pages)."""
+    port = int(url.rsplit(":", 1)[1])
+    values = [round(0.05 * i, 2) for i in range(2, 29)]  # the arrow keys' walk: 0.10 to 1.40 in steps of 0.05
+    crowding = crowd("127.0.0.1", port, "sample", "Temperature", values, a.crowd, a.seconds + 15, (0.2, 1.0), walk=True)
+    jobs = [drive(url, a.sessions, a.seconds, marks, errors)] + ([crowding] if a.crowd else [])
+    done = await asyncio.gather(*jobs)
+    return done[0], (done[1] if a.crowd else None)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=20)
@@ -153,6 +166,13 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-train", action="store_true", help="no training run beside the sessions")
     ap.add_argument("--pin", action="store_true", help="the server on one CPU, Chromium and this bench on the others")
+    ap.add_argument(
+        "--crowd",
+        type=int,
+        default=0,
+        help="this many more sessions from bench/protocol_client.py, walking the same slider: the browser "
+        "sessions are then probes in a crowd that costs the machine little",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="genlab-load-") as tmp:
         tmp = Path(tmp)
@@ -219,7 +239,7 @@ def main() -> int:
 
             threading.Thread(target=sample_memory, daemon=True).start()
             marks, errors = [], []
-            t_load = asyncio.run(drive(url, a.sessions, a.seconds, marks, errors))
+            t_load, crowd_result = asyncio.run(with_crowd(url, a, marks, errors))
             t2 = time.time()
             stop.set()
         finally:
@@ -247,6 +267,14 @@ def main() -> int:
             "train_images_per_s_alone": _speed(run, t0, t1),
             "train_images_per_s_under_load": _speed(run, t_load, t2),
             "first_errors": errors[:5],
+            "crowd": None
+            if crowd_result is None
+            else {
+                "sessions": a.crowd,
+                "changes": len(crowd_result.deltas),
+                "errors": len(crowd_result.errors),
+                "message_p50_p95_ms": [pct(sorted(1000 * d for d in crowd_result.deltas), f) for f in (0.5, 0.95)],
+            },
         }
     print(json.dumps(result, indent=2))
     if a.json:

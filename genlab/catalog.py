@@ -90,10 +90,49 @@ def _entry_or_error(path: Path, source: str, name: str | None = None, best_step:
     """A ``ModelEntry``, or a ``BrokenEntry`` saying which file of ``path`` is malformed (every file of a
     model folder is read through ``genlab.schema``, so one bad file is one bad entry, never a page error)."""
     try:
-        return _read_entry(path, source, name, best_step)
+        run = RunDir(path if best_step is None else path.parent)
+        status = run.status() if source == "run" else None  # a process can die without a file changing
+        return _entry_as_read(path, source, name, best_step, status, _stamp(path), settings())
     except (CheckpointError, ValueError, OSError) as e:
-        label = name or (path.name if best_step is None else f"{path.parent.name} · best")
-        return BrokenEntry(label, path, source, str(e) or type(e).__name__, name if source == "hub" else None)
+        return _broken(path, source, name, best_step, e)
+
+
+def _broken(path: Path, source: str, name: str | None, best_step: int | None, e: Exception) -> BrokenEntry:
+    label = name or (path.name if best_step is None else f"{path.parent.name} · best")
+    return BrokenEntry(label, path, source, str(e) or type(e).__name__, name if source == "hub" else None)
+
+
+def _stamp(path: Path) -> tuple:
+    """Size, mtime and inode of every file an entry of ``path`` is read from: a replaced or edited file, a
+    finished run or new weights change it."""
+    files = [
+        path / "config.json",
+        path / "checkpoint" / "config.json",
+        path / "checkpoint" / "model.safetensors",
+        path / "model.safetensors",
+        path / "metrics.json",
+        path / "run.json",
+        path.parent / "run.json",
+    ]
+    out = []
+    for f in files:
+        try:
+            st = f.stat()
+            out.append((st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+# Every page lists the models on every rerun: reading and checking each folder's three JSON files cost half
+# of the server's CPU with 40 visitors (docs/benchmarks.md, "The served app's capacity"), so an entry is kept
+# for as long as the files it was read from and the settings (public mode's folders) are unchanged.
+@functools.lru_cache(maxsize=512)
+def _entry_as_read(path: Path, source: str, name: str | None, best_step: int | None, status, stamp: tuple, _env):
+    try:
+        return _read_entry(path, source, name, best_step, status)
+    except (CheckpointError, ValueError, OSError) as e:
+        return _broken(path, source, name, best_step, e)
 
 
 @functools.lru_cache(maxsize=32)
@@ -125,7 +164,7 @@ def check_model_folder(path: Path, name: str | None = None) -> None:
         raise CheckpointError(entry.error)
 
 
-def _read_entry(path: Path, source: str, name: str | None, best_step: int | None) -> ModelEntry:
+def _read_entry(path: Path, source: str, name: str | None, best_step: int | None, status) -> ModelEntry:
     from .export import read_metrics
 
     model_dir = resolve_model_dir(path)
@@ -135,7 +174,6 @@ def _read_entry(path: Path, source: str, name: str | None, best_step: int | None
     config_from_dict(family.config_class, fields, str(model_dir / "config.json"))  # types and bounds, nothing built
     run = RunDir(path if best_step is None else path.parent)
     train_cfg = run.config() if run.exists() else None
-    status = run.status() if source == "run" else None
     metrics = read_metrics(path)
     dataset = readable_dataset((train_cfg.dataset if train_cfg else None) or metrics.get("dataset"))
     size = int(cfg.get("image_size", family.default_image_size()))

@@ -120,6 +120,21 @@ def test_catalog_lists_shipped_models_and_runs_with_a_checkpoint(tmp_path, vae, 
     ]
 
 
+def test_the_catalog_rereads_a_model_folder_only_when_one_of_its_files_changes(tmp_path, vae, monkeypatch):
+    from genlab import catalog
+
+    vae.save_pretrained(tmp_path / "ck" / "v")
+    reads = []
+    real = catalog.read_config
+    monkeypatch.setattr(catalog, "read_config", lambda d: reads.append(d) or real(d))
+    first = available_models(tmp_path / "ck", tmp_path / "runs")
+    assert available_models(tmp_path / "ck", tmp_path / "runs") == first and len(reads) == 1  # every rerun lists
+    (tmp_path / "ck" / "v" / "metrics.json").write_text(json.dumps({"samples": {"temperature": 0.7}}))
+    assert [e.temperature for e in available_models(tmp_path / "ck", tmp_path / "runs")] == [0.7]
+    (tmp_path / "ck" / "v" / "config.json").write_text("{not json")
+    assert available_models(tmp_path / "ck", tmp_path / "runs") == [] and len(reads) == 3
+
+
 def test_figures_plot_the_rows_they_are_given():
     t = {"epoch": 0.0, "time": 0.0, "timestamp": 0.0}
     lines = [{"kind": "train", "step": s, "bpd": 5.0 - s / 100, "kl_bpd": 0.1, **t} for s in (10, 20, 30)]
