@@ -81,9 +81,10 @@ def latent_dims(path: str, mtime: float, dataset: str, k: int):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def temperature_strip_image(path: str, mtime: float, temperatures: tuple[float, ...], n: int, seed: int, scale: int):
-    """Independent of the temperature slider, so cached: moving the slider does not redo 40 inversions."""
-    return grid(temperature_strip(model_at(path, mtime), list(temperatures), n, seed), nrow=n, scale=scale)
+def temperature_strip_png(path: str, mtime: float, temperatures: tuple[float, ...], n: int, seed: int, scale: int):
+    """Independent of the temperature slider, so cached: moving the slider does not redo 40 inversions. PNG
+    bytes, as every image here: given a PIL image, st.image encoded a JPEG on every rerun of every visitor."""
+    return png_bytes(grid(temperature_strip(model_at(path, mtime), list(temperatures), n, seed), nrow=n, scale=scale))
 
 
 # The Sample page's images as PNG bytes, cached across sessions: every image is a pure function of the

@@ -33,16 +33,24 @@ models = {k: get_model(e) for k, e in entries.items()}
 if any(m is None for m in models.values()):
     st.stop()
 
-c1, c2 = st.columns(2)
-temperature = c1.slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="cmp_temperature")
-seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed")
-for col, (name, e) in zip(st.columns(2), entries.items()):
-    col.image(
-        sample_png(str(e.path), e.mtime, 16, temperature, int(seed), max(1, 96 // e.image_size)),
-        caption=f"{models[name].display_name}: {e.path.name}, {e.image_size}×{e.image_size}, T={temperature:.2f}",
-        output_format="PNG",
-        width=GRID_WIDTH,
-    )
+
+# The grids have their own temperature and seed: as a fragment, moving them redraws the two grids alone, not
+# the table and the curves below.
+@st.fragment
+def grids(entries: dict, models: dict) -> None:
+    c1, c2 = st.columns(2)
+    temperature = c1.slider("Temperature", 0.0, 1.5, 0.7, 0.05, key="cmp_temperature")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed")
+    for col, (name, e) in zip(st.columns(2), entries.items()):
+        col.image(
+            sample_png(str(e.path), e.mtime, 16, temperature, int(seed), max(1, 96 // e.image_size)),
+            caption=f"{models[name].display_name}: {e.path.name}, {e.image_size}×{e.image_size}, T={temperature:.2f}",
+            output_format="PNG",
+            width=GRID_WIDTH,
+        )
+
+
+grids(entries, models)
 
 
 @st.cache_data(max_entries=16, show_spinner="Timing the samplers…")

@@ -12,7 +12,7 @@ from app_pages.common import (
     model_picker,
     reconstructions_png,
     sample_png,
-    temperature_strip_image,
+    temperature_strip_png,
 )
 from genlab.catalog import figures
 
@@ -58,38 +58,44 @@ st.download_button(
     "Download PNG", png, file_name=f"{entry.path.name}-T{temperature:.2f}-seed{seed}.png", mime="image/png"
 )
 
-if model.ranked_latents:
+
+# The latent sliders and the interpolation controls change only their own images: as fragments, moving one
+# reruns that section alone, not the grid above it (temperature, seed and count rerun everything).
+@st.fragment
+def latent_directions(entry, where: tuple, n: int, temperature: float, seed: int, scale: int) -> None:
     st.subheader("Latent directions")
     if entry.dataset is None:
         st.caption("The data this model was trained on is unknown, so its latent dimensions cannot be ranked.")
-    else:
-        k = st.slider("Directions (ranked by mean KL over test images)", 1, 8, 6, key="k_dims")
-        dims, kl = latent_dims(str(entry.path), entry.mtime, entry.dataset, k)
-        which = st.number_input("Edit sample #", 1, n, 1, key="which") - 1
-        cols = st.columns(4)
-        offsets = [
-            cols[i % 4].slider(f"z[{d}]  (KL {kl[d]:.2f} nats)", -3.0, 3.0, 0.0, 0.25, key=f"dim_{i}")
-            for i, d in enumerate(dims)
-        ]
-        before, after = st.columns(2)
-        before.image(
-            edited_png(*where, n, temperature, int(seed), which, tuple(dims), (0.0,) * len(dims), 2 * scale),
-            caption=f"sample #{which + 1} as drawn",
-            output_format="PNG",
-        )
-        after.image(
-            edited_png(*where, n, temperature, int(seed), which, tuple(dims), tuple(offsets), 2 * scale),
-            caption=f"sample #{which + 1} moved by the sliders",
-            output_format="PNG",
-        )
-        st.image(
-            direction_strips_png(*where, n, temperature, int(seed), which, tuple(dims), scale),
-            caption=f"one row per direction (z[{'], z['.join(map(str, dims))}]): sample #{which + 1} moved "
-            "from −3 to +3 prior standard deviations along it, the others held",
-            output_format="PNG",
-        )
+        return
+    k = st.slider("Directions (ranked by mean KL over test images)", 1, 8, 6, key="k_dims")
+    dims, kl = latent_dims(str(entry.path), entry.mtime, entry.dataset, k)
+    which = st.number_input("Edit sample #", 1, n, 1, key="which") - 1
+    cols = st.columns(4)
+    offsets = [
+        cols[i % 4].slider(f"z[{d}]  (KL {kl[d]:.2f} nats)", -3.0, 3.0, 0.0, 0.25, key=f"dim_{i}")
+        for i, d in enumerate(dims)
+    ]
+    before, after = st.columns(2)
+    before.image(
+        edited_png(*where, n, temperature, seed, which, tuple(dims), (0.0,) * len(dims), 2 * scale),
+        caption=f"sample #{which + 1} as drawn",
+        output_format="PNG",
+    )
+    after.image(
+        edited_png(*where, n, temperature, seed, which, tuple(dims), tuple(offsets), 2 * scale),
+        caption=f"sample #{which + 1} moved by the sliders",
+        output_format="PNG",
+    )
+    st.image(
+        direction_strips_png(*where, n, temperature, seed, which, tuple(dims), scale),
+        caption=f"one row per direction (z[{'], z['.join(map(str, dims))}]): sample #{which + 1} moved "
+        "from −3 to +3 prior standard deviations along it, the others held",
+        output_format="PNG",
+    )
 
-if model.latent_shape is not None:
+
+@st.fragment
+def interpolation_section(where: tuple, temperature: float, scale: int) -> None:
     st.subheader("Interpolation")
     i1, i2, i3 = st.columns(3)
     seed_a = i1.number_input("From seed", 0, 2**31 - 1, 1, key="seed_a")
@@ -100,6 +106,12 @@ if model.latent_shape is not None:
         caption=f"{method} path in latent space at T={temperature:.2f}",
         output_format="PNG",
     )
+
+
+if model.ranked_latents:
+    latent_directions(entry, where, n, temperature, int(seed), scale)
+if model.latent_shape is not None:
+    interpolation_section(where, temperature, scale)
 
 if model.reconstructs and entry.dataset:
     st.subheader("Reconstructions")
@@ -112,6 +124,7 @@ elif model.latent_shape is not None:
     st.subheader("Temperature strip")
     temps = (0.0, 0.25, 0.5, 0.75, 1.0)
     st.image(
-        temperature_strip_image(str(entry.path), entry.mtime, temps, 8, int(seed), scale),
+        temperature_strip_png(str(entry.path), entry.mtime, temps, 8, int(seed), scale),
         caption="rows: T = " + ", ".join(map(str, temps)) + " · same noise in each column (as in Glow, fig. 8)",
+        output_format="PNG",
     )

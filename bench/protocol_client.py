@@ -29,6 +29,7 @@ class Page:
 
     widgets: dict[str, str] = field(default_factory=dict)
     values: dict[str, float] = field(default_factory=dict)  # a slider's value as the page drew it, by label
+    fragments: dict[str, str] = field(default_factory=dict)  # the fragment a widget is drawn in, by label
     images: list[str] = field(default_factory=list)
     exceptions: list[str] = field(default_factory=list)
 
@@ -41,15 +42,23 @@ class Results:
     ready: int = 0  # sessions whose page rendered once
 
 
-def rerun_message(page_name: str, values: dict[str, float] | None = None) -> bytes:
-    """The ``BackMsg`` a tab sends to run ``page_name`` with these slider values (widget id -> value)."""
+def rerun_message(page_name: str, values: dict[str, float | int | str] | None = None, fragment_id: str = "") -> bytes:
+    """The ``BackMsg`` a tab sends to run ``page_name`` (or only its fragment ``fragment_id``, as for a widget
+    drawn in one) with these widget values (widget id -> a slider's float, a number input's int, or the option
+    a radio shows)."""
     msg = BackMsg()
     msg.rerun_script.query_string = ""
     msg.rerun_script.page_name = page_name
+    msg.rerun_script.fragment_id = fragment_id
     for wid, value in (values or {}).items():
         w = msg.rerun_script.widget_states.widgets.add()
         w.id = wid
-        w.double_array_value.data.append(value)  # a slider's value, as the frontend sends it
+        if isinstance(value, str):
+            w.string_value = value  # a radio's or a selectbox's option, as Streamlit 1.67's frontend sends it
+        elif isinstance(value, int):
+            w.int_value = value
+        else:
+            w.double_array_value.data.append(value)  # a slider's value, as the frontend sends it
     return msg.SerializeToString()
 
 
@@ -65,13 +74,16 @@ def _read(fwd: ForwardMsg, page: Page) -> None:
         page.exceptions.append(proto.message)
     elif getattr(proto, "id", "") and getattr(proto, "label", ""):
         page.widgets[proto.label] = proto.id
+        page.fragments[proto.label] = fwd.delta.fragment_id
         if kind == "slider":
             page.values[proto.label] = (list(proto.value) or list(proto.default) or [0.0])[0]
 
 
-async def run_page(ws, page_name: str, values: dict[str, float] | None = None, first_image: asyncio.Future = None):
+async def run_page(
+    ws, page_name: str, values: dict | None = None, first_image: asyncio.Future = None, fragment_id: str = ""
+):
     """Send a rerun and read until ``script_finished``; ``first_image`` gets the first image URL as it arrives."""
-    await ws.send(rerun_message(page_name, values))
+    await ws.send(rerun_message(page_name, values, fragment_id))
     page = Page()
     while True:
         fwd = ForwardMsg()

@@ -10,7 +10,8 @@ import pytest
 from appserver import ROOT, free_port, start_app, stop_app, wait_healthy
 
 sys.path.insert(0, str(ROOT / "bench"))
-from protocol_client import crowd  # noqa: E402
+from protocol_client import crowd, run_page  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,3 +30,27 @@ def test_simulated_visitors_move_a_slider_and_get_each_new_image(tmp_path):
     assert res.errors == [] and res.ready == 2
     assert len(res.latencies) >= 4 and all(0 < t < 60 for t in res.latencies)
     assert Path(tmp_path / "streamlit.log").read_text().count("Traceback") == 0
+
+
+async def _fragment_rerun(port: int):
+    """Open Sample (its default model, a flow) and change the interpolation's path: a widget in a fragment."""
+    async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None) as ws:
+        page = await run_page(ws, "sample")
+        fragment = page.fragments["Path"]
+        again = await run_page(ws, "sample", {page.widgets["Path"]: "linear"}, fragment_id=fragment)
+        return page, fragment, again
+
+
+def test_a_widget_in_a_fragment_reruns_only_its_section_on_the_served_app(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GENLAB_CHECKPOINTS"}
+    env["GENLAB_RUNS"] = str(tmp_path / "runs")
+    port = free_port()
+    proc = start_app(env, port, tmp_path / "streamlit.log")
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{port}", timeout=120)
+        page, fragment, again = asyncio.run(_fragment_rerun(port))
+    finally:
+        stop_app(proc)
+    assert fragment and page.fragments["Temperature"] == ""  # the interpolation is a fragment; the grid is not
+    assert sorted(again.widgets) == ["From seed", "Path", "To seed"]  # nothing above it ran again
+    assert len(again.images) == 1 and again.images[0] not in page.images and not again.exceptions
