@@ -34,7 +34,9 @@ lint: $(STAMP)
 
 # the served app's capacity: 1 to 40 simulated visitors over Streamlit's websocket protocol (127.0.0.1 only)
 bench-load: $(STAMP)
-	$(BIN)/python bench/bench_capacity.py --sessions 1,5,10,20,40 --seconds 30
+	$(BIN)/python -m pip install -q kaleido  # the figure's PNG export (it drives the chromium of `make data`)
+	$(BIN)/python bench/bench_capacity.py --sessions 1,5,10,20,40 --seconds 30 --train both \
+		--json /tmp/genlab-capacity.json --figure docs/img/capacity.png
 
 # 20 browser sessions moving the Sample page's slider while a run trains (127.0.0.1 only)
 bench-load-browser: $(STAMP)
@@ -47,8 +49,9 @@ gpu-check: $(STAMP)
 test: $(STAMP) data lint
 	$(BIN)/python -m pytest
 
+# streamlit run app.py, with the heavy imports done before the server answers (serve.py)
 run: $(STAMP)
-	$(BIN)/streamlit run app.py
+	$(BIN)/python serve.py
 
 bench-app: $(STAMP)
 	$(BIN)/python bench/bench_app.py

@@ -153,11 +153,36 @@ async def visitor(
                 results.errors.append("no image in the rerun")
 
 
+async def visit(host: str, port: int, page_name: str) -> tuple[float, Page]:
+    """A new tab opening ``page_name``: seconds until its script has finished and every image has arrived."""
+    t0 = time.perf_counter()
+    async with connect(f"ws://{host}:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None) as ws:
+        page = await run_page(ws, page_name)
+    await asyncio.gather(*(http_get(host, port, url) for url in dict.fromkeys(page.images)))
+    return time.perf_counter() - t0, page
+
+
+async def visitor_of(
+    host: str, port: int, page_name: str, think_s: tuple, deadline: float, results: Results, rng: random.Random
+) -> None:
+    """Someone who opens ``page_name`` in a new tab, looks, leaves, and comes back after a think time."""
+    results.ready += 1
+    while time.monotonic() + think_s[1] < deadline:
+        seconds, page = await visit(host, port, page_name)
+        if page.exceptions:
+            results.errors.append(page.exceptions[0][:200])
+        elif not page.images:
+            results.errors.append("no image on the page")
+        else:
+            results.latencies.append(seconds)
+        await asyncio.sleep(rng.uniform(*think_s))
+
+
 async def crowd(
     host: str,
     port: int,
     page_name: str,
-    label: str,
+    label: str | None,
     values: list[float],
     sessions: int,
     seconds: float,
@@ -165,14 +190,18 @@ async def crowd(
     seed: int = 0,
     walk: bool = False,
 ) -> Results:
-    """``sessions`` visitors for ``seconds``, joining over the first two seconds; their results together."""
+    """``sessions`` visitors for ``seconds``, joining over the first two seconds; their results together. With
+    ``label`` None, each visitor opens the page in a new tab again and again (``visitor_of``)."""
     results, deadline = Results(), time.monotonic() + seconds
 
     async def one(i: int) -> None:
         rng = random.Random(seed * 1000 + i)
         await asyncio.sleep(rng.uniform(0, 2))
         try:
-            await visitor(host, port, page_name, label, values, think_s, deadline, results, rng, walk)
+            if label is None:
+                await visitor_of(host, port, page_name, think_s, deadline, results, rng)
+            else:
+                await visitor(host, port, page_name, label, values, think_s, deadline, results, rng, walk)
         except Exception as e:  # noqa: BLE001 - every failure of a session is counted, none stops the others
             results.errors.append(f"{type(e).__name__}: {str(e)[:200]}")
 

@@ -42,19 +42,18 @@ def start_app(
     user: int | None = None,
     python: str = sys.executable,
     flags: tuple[str, ...] = (),
+    preload: bool = False,
 ) -> subprocess.Popen:
     """``streamlit run app.py [flags]`` on 127.0.0.1:port, headless, from the app folder ``cwd`` (as the
-    unprivileged ``user`` id, when given). Its output goes to ``log`` (a file, not a pipe: nobody reads a pipe,
+    unprivileged ``user`` id, when given); with ``preload``, ``python serve.py [flags]`` (the same server, its
+    heavy imports done before it starts). Its output goes to ``log`` (a file, not a pipe: nobody reads a pipe,
     and a full one would block the server), or nowhere."""
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (the child holds it; closed below)
     try:
         return subprocess.Popen(
             [
                 python,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
+                *(["serve.py"] if preload else ["-m", "streamlit", "run", "app.py"]),
                 "--server.headless",
                 "true",
                 "--server.address",

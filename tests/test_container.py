@@ -92,7 +92,7 @@ def space():
     marker.touch()
     time.sleep(0.01)  # a file written after this is newer than the marker on every file system's clock
     port = free_port()
-    proc = start_app(env, port, data / "streamlit.log", cwd=app, user=user, python=python)
+    proc = start_app(env, port, data / "streamlit.log", cwd=app, user=user, python=python, preload=True)  # its CMD
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(proc, url, timeout=120)
