@@ -32,10 +32,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# the served app's capacity: 1 to 40 simulated visitors over Streamlit's websocket protocol (127.0.0.1 only)
+# the served app's capacity: 1 to 40 simulated visitors over Streamlit's websocket protocol (127.0.0.1 only), with
+# one thread per computation as the Space has it (public mode), with and without a training run (about 20 min)
 bench-load: $(STAMP)
 	$(BIN)/python -m pip install -q kaleido  # the figure's PNG export (it drives the chromium of `make data`)
-	$(BIN)/python bench/bench_capacity.py --sessions 1,5,10,20,40 --seconds 30 --train both \
+	GENLAB_APP_THREADS=1 $(BIN)/python bench/bench_capacity.py --sessions 1,5,10,20,40 --seconds 30 --train both \
 		--json /tmp/genlab-capacity.json --figure docs/img/capacity.png
 
 # 20 browser sessions moving the Sample page's slider while a run trains (127.0.0.1 only)

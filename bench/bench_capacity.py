@@ -265,11 +265,33 @@ def figure(rows: list[dict], path: Path) -> None:
             )
     fig.add_hline(y=500, line_dash="dot", line_color="gray", annotation_text="500 ms", row=1, col=1)
     fig.update_xaxes(title_text="simulated visitors (think time 1–3 s)", type="log", tickvals=[1, 5, 10, 20, 40])
+    fig.update_yaxes(tickvals=[10, 20, 50, 100, 200, 500, 1000, 2000, 5000], row=1, col=1)
     fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_yaxes(type="log", tickvals=[10, 20, 50, 100, 200, 500, 1000], row=1, col=2)
     fig.update_layout(
         title=f"genlab's served app: {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}",
         width=1100,
         height=450,
+        template="plotly_white",
+    )
+    fig.write_image(path)
+
+
+def rss_figure(memory: dict, rounds: int, seconds: float, path: Path) -> None:
+    """The server's RSS over the soak, one line per page."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for title, points in memory.items():
+        fig.add_trace(go.Scatter(x=[t / 60 for t, _ in points], y=[m for _, m in points], name=title, mode="lines"))
+    fig.update_layout(
+        title=f"Server RSS while sessions join and leave ({rounds} rounds of {seconds:g} s, new sessions each): "
+        f"{platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}",
+        xaxis_title="minutes",
+        yaxis_title="RSS (MiB)",
+        yaxis_rangemode="tozero",
+        width=1100,
+        height=400,
         template="plotly_white",
     )
     fig.write_image(path)
@@ -289,7 +311,9 @@ def main() -> None:
     ap.add_argument("--plain", action="store_true", help="streamlit run app.py, not python serve.py (no preload)")
     ap.add_argument("--pin", action="store_true", help="the server on one CPU, this load generator on the others")
     ap.add_argument("--json", default=None, help="write the rows and the RSS curves here")
-    ap.add_argument("--figure", default=None, help="write the capacity figure here (a PNG; needs kaleido)")
+    ap.add_argument(
+        "--figure", default=None, help="write the capacity figure (the RSS curve with --rounds) here: a PNG, by kaleido"
+    )
     ap.add_argument("--cold-starts", type=int, default=0, help="only time the first render on this many servers")
     args = ap.parse_args()
     if args.cold_starts:
@@ -309,7 +333,9 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "rss_mib": memory}, indent=1))
     if args.figure:
-        figure(rows, Path(args.figure))
+        figure(rows, Path(args.figure)) if args.rounds == 1 else rss_figure(
+            memory, args.rounds, args.seconds, args.figure
+        )
 
 
 if __name__ == "__main__":

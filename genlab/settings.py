@@ -22,6 +22,7 @@ class Settings:
     checkpoints: Path  # GENLAB_CHECKPOINTS: the shipped models the app lists first
     data_dir: Path  # GENLAB_DATA_DIR: where public mode lets folder: data sets live
     max_runs: int  # GENLAB_MAX_RUNS: runs that train at once; more wait in the queue
+    app_threads: int | None  # GENLAB_APP_THREADS: the app's intra-op CPU threads (public mode: 1; else torch's)
     run_nice: int  # GENLAB_RUN_NICE: how much lower than the app's the CPU priority of a run it launches is
     public: bool  # GENLAB_PUBLIC: a hosted app (genlab.public)
     public_max_steps: int  # GENLAB_PUBLIC_MAX_STEPS: per-run cap in public mode
@@ -102,6 +103,7 @@ def settings() -> Settings:
         checkpoints=_path("GENLAB_CHECKPOINTS", REPO_ROOT / "checkpoints"),
         data_dir=_path("GENLAB_DATA_DIR", home / "data"),
         max_runs=int(_number("GENLAB_MAX_RUNS", 1)),
+        app_threads=int(_number("GENLAB_APP_THREADS", 0)) or None,
         run_nice=_niceness("GENLAB_RUN_NICE", 10),
         public=_flag("GENLAB_PUBLIC"),
         public_max_steps=int(_number("GENLAB_PUBLIC_MAX_STEPS", 2000)),
