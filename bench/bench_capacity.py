@@ -102,11 +102,11 @@ class Memory:
         self._stop.set()
 
 
-def measure(port: int, pid: int, s: Scenario, n: int, args, run: RunDir | None) -> dict:
+def measure(port: int, pid: int, s: Scenario, n: int, args, run: RunDir | None, seed: int = 0) -> dict:
     values = [float(v) for v in args.values.split(",")]
     think = tuple(float(t) for t in args.think.split(","))
     cpu0, mine0, t0, w0 = cpu_seconds(pid), time.process_time(), time.perf_counter(), time.time()
-    res = asyncio.run(crowd("127.0.0.1", port, s.page, s.slider, values, n, args.seconds, think, walk=args.walk))
+    res = asyncio.run(crowd("127.0.0.1", port, s.page, s.slider, values, n, args.seconds, think, seed, args.walk))
     cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
     lat = res.latencies
     return {
@@ -200,8 +200,8 @@ def bench_scenario(name: str, args, sessions: list[int], out: list[dict], memory
                     run = launch_run(tmp / "runs")
                     base = alone(run, args.seconds)
                     print(f"| {s.title} | yes, alone | 0 | | | | | | | {rss_mib(proc.pid):.0f} MiB | | {base:.0f} |")
-                for n in [n for n in sessions for _ in range(args.rounds)]:
-                    r = measure(port, proc.pid, s, n, args, run)
+                for k, n in enumerate(n for n in sessions for _ in range(args.rounds)):
+                    r = measure(port, proc.pid, s, n, args, run, seed=k)  # new visitors choose anew
                     r.update(cold_start_s=first, run_alone_images_per_s=base)
                     out.append(r)
                     print(row_text(r), flush=True)
