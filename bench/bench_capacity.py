@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -162,6 +163,13 @@ def launch_run(runs: Path) -> RunDir:
     return jobs.launch(cfg, runs, name="beside-visitors", max_concurrent=1)
 
 
+def stop_run(run: RunDir) -> None:
+    jobs.stop(run)
+    deadline = time.time() + 60
+    while run.status() == "running" and time.time() < deadline:
+        time.sleep(0.5)
+
+
 def alone(run: RunDir, seconds: float) -> float:
     """The run's images/s with no visitors, after its first logged rows."""
     deadline = time.time() + 300
@@ -186,6 +194,7 @@ def bench_scenario(name: str, args, sessions: list[int], out: list[dict], memory
         port = free_port()
         proc = start_app(env, port, tmp / "streamlit.log", flags=flags, preload=not args.plain)
         pinned = pin_apart(proc.pid) if args.pin else "not pinned"
+        run = None
         try:
             wait_healthy(proc, f"http://127.0.0.1:{port}", timeout=120, poll_s=0.02)
             first = asyncio.run(cold_start(port, s.page))
@@ -195,7 +204,7 @@ def bench_scenario(name: str, args, sessions: list[int], out: list[dict], memory
             print(HEADER, flush=True)
             rss = Memory(proc.pid)
             for training in {"no": [False], "yes": [True], "both": [False, True]}[args.train]:
-                run, base = None, None
+                base = None
                 if training:
                     run = launch_run(tmp / "runs")
                     base = alone(run, args.seconds)
@@ -208,13 +217,13 @@ def bench_scenario(name: str, args, sessions: list[int], out: list[dict], memory
                     if r["first_error"]:
                         print(f"  first error: {r['first_error']}", flush=True)
                 if run is not None:
-                    jobs.stop(run)
-                    deadline = time.time() + 60
-                    while run.status() == "running" and time.time() < deadline:
-                        time.sleep(0.5)
+                    stop_run(run)
+                    run = None
             rss.stop()
             memory[s.title] = rss.points
         finally:
+            if run is not None:  # interrupted: the run is its own process, and would train on
+                stop_run(run)
             stop_app(proc)
 
 
@@ -316,6 +325,7 @@ def main() -> None:
     )
     ap.add_argument("--cold-starts", type=int, default=0, help="only time the first render on this many servers")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill stops the server and the run too (finally)
     if args.cold_starts:
         for name in args.scenarios.split(","):
             times = cold_starts(name, args, args.cold_starts)
