@@ -1,10 +1,15 @@
 """genlab's Streamlit app: ``streamlit run app.py``. A router and a sidebar; the pages are in app_pages/."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from genlab.catalog import describe_environment
 
-st.set_page_config(page_title="genlab", page_icon=":material/science:", layout="wide")
+# The tab's icon is a file here (a sample of the shipped VAE): a ":material/…:" icon is fetched from Google's
+# font server by the browser, and the app asks nothing of the internet.
+ICON = str(Path(__file__).with_name("assets") / "icon.png")
+st.set_page_config(page_title="genlab", page_icon=ICON, layout="wide")
 
 nav = st.navigation(
     [

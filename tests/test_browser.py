@@ -157,6 +157,8 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
     url, runs = server
     a = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
     request.addfinalizer(lambda: a.screenshot(path=str(shots / "last-state.png"), full_page=True))
+    outside = []  # the app works offline: a page asks nothing of any other host (fonts, icons, analytics)
+    a.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:")) else outside.append(r.url))
     for path, title in (
         ("", "genlab"),
         ("train", "Train"),
@@ -167,6 +169,7 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
         _goto(a, f"{url}/{path}", title)
         _no_exception(a)
         a.screenshot(path=str(shots / f"app-{path or 'home'}.png"), full_page=True)
+    assert outside == []
 
     _goto(a, f"{url}/sample", "Sample")
     _move_temperature(a)
