@@ -84,6 +84,19 @@ def _add_train(sub) -> None:
     add_train_arguments(p)
 
 
+def _lower_priority(n: int) -> None:
+    """Lower this process's CPU priority by ``n``, before anything heavy (torchrun's workers and data loaders
+    inherit it). A run the app launches leads its own session, and where Linux groups the scheduling of each
+    session (autogroup), a process's nice value only ranks it within its group: the group's own nice, in
+    /proc/self/autogroup, is what ranks the run against the app."""
+    os.nice(n)
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(n))
+    except OSError:
+        pass  # not Linux, or no autogroup: the process's nice value is the whole story
+
+
 def _train(args) -> int:
     from .config import given
     from .runs.config import TrainConfig, config_from_args, model_options_given
@@ -93,7 +106,7 @@ def _train(args) -> int:
     from .settings import settings
 
     if args.nice:
-        os.nice(args.nice)  # before anything heavy; torchrun's workers and data loaders inherit it
+        _lower_priority(args.nice)
     options, model_opts = given(args, TrainConfig), model_options_given(args)
     world = world_from_env()
     if world.distributed and not (args.resume or args.out):
