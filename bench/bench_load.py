@@ -1,4 +1,4 @@
-"""Load test (``make bench-load``): N concurrent browser sessions move the temperature slider on the
+"""Load test (``make bench-load-browser``): N concurrent browser sessions move the temperature slider on the
 Sample page of ``streamlit run app.py`` (127.0.0.1 only) while one training run is live.
 
 Reports errors, p50/p95 latency from a slider key press to the new sample grid shown (its ``load`` event,
