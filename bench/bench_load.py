@@ -151,8 +151,10 @@ async def with_crowd(url: str, a, marks: list, errors: list):
     the browsers' start, plus their time to open their pages)."""
     port = int(url.rsplit(":", 1)[1])
     values = [round(0.05 * i, 2) for i in range(2, 29)]  # the arrow keys' walk: 0.10 to 1.40 in steps of 0.05
-    crowding = crowd("127.0.0.1", port, "sample", "Temperature", values, a.crowd, a.seconds + 15, (0.2, 1.0), walk=True)
-    jobs = [drive(url, a.sessions, a.seconds, marks, errors)] + ([crowding] if a.crowd else [])
+    jobs = [drive(url, a.sessions, a.seconds, marks, errors)]
+    if a.crowd:
+        seconds = a.seconds + 15  # the browsers' window, and their time to open their pages
+        jobs.append(crowd("127.0.0.1", port, "sample", "Temperature", values, a.crowd, seconds, (0.2, 1.0), walk=True))
     done = await asyncio.gather(*jobs)
     return done[0], (done[1] if a.crowd else None)
 
