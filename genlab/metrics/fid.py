@@ -81,7 +81,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     eig = np.linalg.eigvalsh(r1 @ s2 @ r1)  # the eigenvalues of S1 S2, real and >= 0 up to rounding
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+    # a squared distance: rounding can leave about -1e-12 for two identical sets, which printed as "-0.0000"
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean))
 
 
 def fid_from_stats(a: FIDStats, b: FIDStats) -> float:
