@@ -40,8 +40,9 @@ DEVICE = str(resolve_device("auto"))
 # which spin and synchronise, so a hosted app serves more of them; one person alone gets a flow's grid faster
 # with two (185 ms against 278 ms on 2 cores). Public mode takes one unless GENLAB_APP_THREADS says otherwise
 # (docs/benchmarks.md, "Threads").
-if settings().app_threads or settings().public:
-    torch.set_num_threads(settings().app_threads or 1)
+THREADS = settings().app_threads or (1 if settings().public else None)
+if THREADS:
+    torch.set_num_threads(THREADS)
 
 # Streamlit collects garbage (gc.collect(2)) after every script run, and with torch imported that walks
 # millions of long-lived objects: about 150 ms that holds the GIL for every session. This module is imported

@@ -90,8 +90,8 @@ def _entry_or_error(path: Path, source: str, name: str | None = None, best_step:
     """A ``ModelEntry``, or a ``BrokenEntry`` saying which file of ``path`` is malformed (every file of a
     model folder is read through ``genlab.schema``, so one bad file is one bad entry, never a page error)."""
     try:
-        run = RunDir(path if best_step is None else path.parent)
-        status = run.status() if source == "run" else None  # a process can die without a file changing
+        # a run's process can die with no file changing: its status is read on every listing
+        status = RunDir(path if best_step is None else path.parent).status() if source == "run" else None
         return _entry_as_read(path, source, name, best_step, status, _stamp(path), settings())
     except (CheckpointError, ValueError, OSError) as e:
         return _broken(path, source, name, best_step, e)
