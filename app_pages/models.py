@@ -9,7 +9,7 @@ import streamlit as st
 
 from app_pages.common import checkpoint_zip
 from genlab import hub
-from genlab.catalog import available_models, broken_models, checkpoints_dir, figures, forget_pulled
+from genlab.catalog import available_models, broken_models, checkpoints_dir, figures
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
 from genlab.models.base import read_config
@@ -85,7 +85,7 @@ if broken:
         text, button = st.columns([5, 1])
         text.warning(f"**{b.label}** ({b.source}): {b.error}")
         if b.repo_id and button.button("Remove", key=f"forget_{i}", help="take it off the list of pulled models"):
-            forget_pulled(b.repo_id)
+            hub.forget_pulled(b.repo_id)
             st.rerun()
 
 st.subheader("Runs with a checkpoint")

@@ -14,19 +14,19 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import public
+from . import hub, public
 from .data import DatasetUnavailable, dataset_info
 from .display import count
+from .export import read_metrics, read_model_folder
 from .hub import is_repo_id
-from .models import MODELS, model_class, resolve_model_dir
-from .models.base import FORMAT_KEY, CheckpointError, GenerativeModel, config_from_dict, read_config
+from .models import MODELS, resolve_model_dir
+from .models.base import CheckpointError, GenerativeModel
 from .paths import cache_dir
 from .recipes import RECIPES
 from .runs.records import EvalRow, FidRow, RunStatus, last_of
 from .runs.rundir import RunDir, list_runs
-from .schema import TEXT, problem, read_json, short
+from .schema import short
 from .settings import settings
-from .storage import atomic_write_json
 
 
 def checkpoints_dir() -> Path:
@@ -157,24 +157,10 @@ def readable_dataset(name) -> str | None:
         return None
 
 
-def check_model_folder(path: Path, name: str | None = None) -> None:
-    """Raise CheckpointError, with the sentence a page would show, unless ``path`` is a model the pickers offer."""
-    entry = _entry_or_error(Path(path), "hub", name)
-    if isinstance(entry, BrokenEntry):
-        raise CheckpointError(entry.error)
-
-
 def _read_entry(path: Path, source: str, name: str | None, best_step: int | None, status) -> ModelEntry:
-    from .export import read_metrics
-
-    model_dir = resolve_model_dir(path)
-    cfg = read_config(model_dir)
-    family = model_class(cfg["model_type"])
-    fields = {k: v for k, v in cfg.items() if k not in ("model_type", FORMAT_KEY)}
-    config_from_dict(family.config_class, fields, str(model_dir / "config.json"))  # types and bounds, nothing built
+    family, cfg, metrics = read_model_folder(path)
     run = RunDir(path if best_step is None else path.parent)
     train_cfg = run.config() if run.exists() else None
-    metrics = read_metrics(path)
     dataset = readable_dataset((train_cfg.dataset if train_cfg else None) or metrics.get("dataset"))
     size = int(cfg.get("image_size", family.default_image_size()))
     what = f"{family.model_type} {size}×{size}" + (f" · {dataset}" if dataset else "")
@@ -228,11 +214,12 @@ def broken_models(checkpoints: Path | None = None, runs: Path | None = None) -> 
     """The models every picker leaves out because a file of theirs is malformed, each with its sentence."""
     root = checkpoints or checkpoints_dir()
     found = [_entry_or_error(p, "shipped") for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
-    pulled, unusable = _read_registry()
+    pulled, unusable = hub.pulled_models()
     found += [_entry_or_error(Path(folder), "hub", repo_id) for repo_id, folder in pulled.items()]
     found += [_entry_or_error(r.path, "run") for r in list_runs(runs or runs_dir()) if r.has_checkpoint()]
     found += [
-        BrokenEntry(k if is_repo_id(k) else short(k), _hub_registry(), "hub", why, k) for k, why in unusable.items()
+        BrokenEntry(k if is_repo_id(k) else short(k), hub.pulled_list_file(), "hub", why, k)
+        for k, why in unusable.items()
     ]
     return [e for e in found if isinstance(e, BrokenEntry)]
 
@@ -266,63 +253,9 @@ def worth_showing(entry: ModelEntry) -> bool:
     return ceiling is not None and bpd is not None and bpd <= ceiling
 
 
-WHOLE_LIST = "(the pulled-models list)"  # what Models names, and Remove resets, when the list itself is unreadable
-
-
-def _hub_registry() -> Path:
-    return cache_dir() / "hub-models.json"
-
-
-def _read_registry() -> tuple[dict[str, str], dict[str, str]]:
-    """The pulled-models list as (repo id -> snapshot folder, repo id -> why its record is unusable)."""
-    try:
-        known = read_json(_hub_registry())
-    except FileNotFoundError:
-        return {}, {}
-    except (OSError, ValueError) as e:
-        return {}, {WHOLE_LIST: str(e)}
-    good, bad = {}, {}
-    for repo_id, folder in known.items():
-        if not is_repo_id(repo_id):
-            bad[repo_id] = f"{_hub_registry()} holds {short(repo_id)}, which is not a repo id"
-        elif not isinstance(folder, str) or problem(folder, TEXT):
-            bad[repo_id] = f"{_hub_registry()}: the folder recorded for {repo_id} is not a path"
-        else:
-            good[repo_id] = folder
-    return good, bad
-
-
-def _write_registry(update) -> None:
-    """Apply ``update(known)`` to the pulled-models list (a malformed list starts afresh)."""
-    path = _hub_registry()
-    try:
-        known = read_json(path)
-    except (OSError, ValueError):
-        known = {}
-    known = update(known)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, known)
-    except OSError:
-        pass  # an unwritable cache only means the list is not updated
-
-
-def remember_pulled(repo_id: str, folder: Path) -> None:
-    """Record a pulled model so that every model picker offers it (newest pull first)."""
-    _write_registry(lambda known: {repo_id: str(folder), **{k: v for k, v in known.items() if k != repo_id}})
-
-
-def forget_pulled(repo_id: str) -> None:
-    """Take a pulled model (a broken one included) off every picker; its files stay in the Hub cache."""
-    if repo_id == WHOLE_LIST:  # the list itself is unreadable: start it afresh
-        _write_registry(lambda known: {})
-    else:
-        _write_registry(lambda known: {k: v for k, v in known.items() if k != repo_id})
-
-
 def hub_models() -> list[ModelEntry]:
     """Models pulled from the Hub whose snapshot is still in the cache."""
-    pulled = _read_registry()[0]
+    pulled = hub.pulled_models()[0]
     return [e for repo_id, folder in pulled.items() if (e := _entry(Path(folder), "hub", name=repo_id))]
 
 
@@ -352,8 +285,6 @@ def figures(entry: ModelEntry) -> Figures:
     """An exported model's figures come from its card (metrics.json: what its README and the Hub show); a
     run's from its last evaluation and FID rows. The Compare page's optional tighter bound is a separate,
     labelled number."""
-    from .export import read_metrics
-
     m = read_metrics(entry.path)
     if _number(m.get("test_bpd")) is not None:
         n, ref = m.get("test_images"), m.get("fid_reference")

@@ -19,11 +19,8 @@ import types
 import typing
 from typing import Any
 
+from .errors import ConfigError
 from .schema import FLAG, TEXT, problem, short
-
-
-class ConfigError(ValueError):
-    """A config value or key that genlab refuses; the message names it and says what is allowed."""
 
 
 def setting(

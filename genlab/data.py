@@ -27,6 +27,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from . import public
+from .errors import DatasetUnavailable
 from .paths import cache_dir, safe_name
 from .storage import atomic_save_npz
 
@@ -35,10 +36,6 @@ RESIZE_CHUNK = 4096
 SPLIT_SEED = 0
 # the one list of image file types, for data sets and FID folders alike (pytorch-fid's, plus .gif)
 IMAGE_EXTENSIONS = {".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}
-
-
-class DatasetUnavailable(RuntimeError):
-    """A dataset that cannot be had on this machine; the message says what to do."""
 
 
 @dataclass

@@ -24,12 +24,21 @@ from pathlib import Path
 import torch
 
 from .display import count
-from .models import MODELS, load_model, resolve_model_dir
-from .models.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
+from .models import MODELS, load_model, model_class, resolve_model_dir
+from .models.base import (
+    CONFIG_NAME,
+    FORMAT_KEY,
+    WEIGHTS_NAME,
+    CheckpointError,
+    GenerativeModel,
+    config_from_dict,
+    read_config,
+)
 from .runs.records import EvalRow, FidRow, RunInfo, TrainRow, rows_of
 from .runs.rundir import RunDir
 from .schema import MODEL_METRICS, check_bound_keys, check_fields, read_json
 from .storage import atomic_write_json
+from .version import __version__
 
 METRICS_NAME = "metrics.json"
 SAMPLES_NAME = "samples.png"
@@ -59,6 +68,18 @@ def read_metrics(folder: str | Path) -> dict:
     except OSError as e:
         raise CheckpointError(f"{path} cannot be read ({e.strerror or e})") from None
     return check_bound_keys(check_fields(d, MODEL_METRICS, str(path), CheckpointError), str(path), CheckpointError)
+
+
+def read_model_folder(folder: str | Path) -> tuple[type[GenerativeModel], dict, dict]:
+    """A model folder (or a run directory) read as every page reads it: its family, its ``config.json`` (keys,
+    types and bounds checked; nothing built) and its ``metrics.json``. A malformed file is a CheckpointError
+    that names it."""
+    model_dir = resolve_model_dir(folder)
+    cfg = read_config(model_dir)
+    family = model_class(cfg["model_type"])
+    fields = {k: v for k, v in cfg.items() if k not in ("model_type", FORMAT_KEY)}
+    config_from_dict(family.config_class, fields, str(model_dir / CONFIG_NAME))
+    return family, cfg, read_metrics(folder)
 
 
 def _run_record(run: RunDir | None) -> dict:
@@ -156,8 +177,6 @@ def evaluate_model(
 
 def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    from . import __version__
 
     dataset = metrics.get("dataset", "?")
     meta = DATASET_CARD.get(dataset, {"license": "other", "hub": None, "pretty": dataset})
@@ -292,7 +311,6 @@ def export_model(
     """
     from torchvision.utils import save_image
 
-    from . import __version__
     from .device import resolve_device
 
     source, out = Path(source), Path(out)

@@ -24,6 +24,7 @@ Every failure is a ``HubError`` whose message is one sentence a person can act o
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,9 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import public
+from .errors import CheckpointError, HubError
+from .export import HUB_FILES, export_model, read_metrics, read_model_folder
+from .models import load_model as load_local_model
+from .models import resolve_model_dir
 from .models.base import CONFIG_NAME, WEIGHTS_NAME
+from .paths import cache_dir
 from .runs.grids import readable
+from .schema import TEXT, problem, read_json, short
 from .settings import settings as _settings
+from .storage import atomic_write_json
+from .version import __version__
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -42,10 +51,6 @@ PULL_FILES = (CONFIG_NAME, WEIGHTS_NAME, "metrics.json", "samples.png", "README.
 # The largest each of genlab's small files can be: ours are a few KiB (the samples grid a few hundred),
 # so a bigger one is not a file genlab wrote. The weights are bounded by the pull limit alone.
 FILE_CAPS = {CONFIG_NAME: 2**20, "metrics.json": 2**20, "README.md": 2**20, "samples.png": 16 * 2**20}
-
-
-class HubError(RuntimeError):
-    """A Hub operation that failed; the message says why in one sentence."""
 
 
 def timeout() -> float:
@@ -180,12 +185,10 @@ def pull(repo_id: str, revision: str | None = None, token: str | None = None) ->
         raise HubError(f"'{repo_id}' has no {CONFIG_NAME}: it is not a genlab model")
     wanted = {name: listed[name] for name in PULL_FILES if name in listed}
     _check_sizes(repo_id, wanted)
-    from .catalog import check_model_folder, remember_pulled
-
     with _removed_if_unfinished(repo_id):
         folder = _download(repo_id, info.sha or revision, wanted, token)
         try:  # every file read as the pages will read it: a malformed one is refused now, not on every page later
-            check_model_folder(folder, repo_id)
+            read_model_folder(folder)
         except ValueError as e:
             raise HubError(f"'{repo_id}' is not a model genlab can offer: {e}; nothing was kept") from None
 
@@ -275,8 +278,6 @@ def _bounded_bar(bound: int) -> type:
 
 def _fetch(repo_id: str, revision: str | None, name: str, token: str | None, bound: int, size: int | None) -> Path:
     from huggingface_hub import hf_hub_download
-
-    from . import __version__
 
     try:
         return Path(
@@ -388,11 +389,91 @@ def _cached(repo_id: str, revision: str | None) -> Pulled | None:
     return Pulled(folder, repo_id, folder.name, tuple(p.name for p in folder.iterdir()))
 
 
-def load(repo_id: str, revision: str | None = None, map_location="cpu", token: str | None = None):
-    """``pull`` then ``genlab.load_model`` (strict, safetensors)."""
-    from .models import load_model
+def load_model(spec: str | os.PathLike, revision: str | None = None, map_location="cpu", token: str | None = None):
+    """A model from a local folder (a saved model or a run directory) or a Hub repo id ``org/name``.
 
-    return load_model(pull(repo_id, revision, token).path, map_location=map_location)
+    Hub repos are downloaded into huggingface_hub's standard cache and loaded strictly, like a local
+    folder; a local folder of the same name wins. Raises ``CheckpointError`` or ``genlab.hub.HubError``.
+    """
+    # 'checkpoints/nope' has a repo id's shape, but its first part is a folder of models here: a mistyped path
+    if is_repo_id(str(spec)) and not Path(spec).exists() and _holds_models(Path(spec).parent):
+        raise CheckpointError(
+            f"{spec} does not exist: {Path(spec).parent}/ has no folder '{Path(spec).name}' "
+            f"(a Hub repo id would be read as org/name only where no local folder '{Path(spec).parent}' exists)"
+        )
+    if is_repo_id(str(spec)):
+        try:
+            path = pull(str(spec), revision, token).path
+        except HubError as e:  # 'runs/typo' looks like a repo id too: say both what was looked for
+            raise HubError(f"{spec} is no local folder, and {e}") from None
+        return load_local_model(path, map_location)
+    if revision is not None:
+        raise CheckpointError(f"{spec} is a local folder; a revision applies only to a Hub repo id (org/name)")
+    return load_local_model(spec, map_location)
+
+
+def _holds_models(folder: Path) -> bool:
+    """A local folder with a saved model or a run in it (checkpoints/, runs/)."""
+    try:
+        return folder.is_dir() and any(
+            (p / "config.json").is_file() or (p / "run.json").is_file() for p in folder.iterdir()
+        )
+    except OSError:
+        return False
+
+
+WHOLE_LIST = "(the pulled-models list)"  # what Models names, and Remove resets, when the list itself is unreadable
+
+
+def pulled_list_file() -> Path:
+    return cache_dir() / "hub-models.json"
+
+
+def pulled_models() -> tuple[dict[str, str], dict[str, str]]:
+    """The pulled-models list as (repo id -> snapshot folder, repo id -> why its record is unusable)."""
+    try:
+        known = read_json(pulled_list_file())
+    except FileNotFoundError:
+        return {}, {}
+    except (OSError, ValueError) as e:
+        return {}, {WHOLE_LIST: str(e)}
+    good, bad = {}, {}
+    for repo_id, folder in known.items():
+        if not is_repo_id(repo_id):
+            bad[repo_id] = f"{pulled_list_file()} holds {short(repo_id)}, which is not a repo id"
+        elif not isinstance(folder, str) or problem(folder, TEXT):
+            bad[repo_id] = f"{pulled_list_file()}: the folder recorded for {repo_id} is not a path"
+        else:
+            good[repo_id] = folder
+    return good, bad
+
+
+def _write_registry(update) -> None:
+    """Apply ``update(known)`` to the pulled-models list (a malformed list starts afresh)."""
+    path = pulled_list_file()
+    try:
+        known = read_json(path)
+    except (OSError, ValueError):
+        known = {}
+    known = update(known)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, known)
+    except OSError:
+        pass  # an unwritable cache only means the list is not updated
+
+
+def remember_pulled(repo_id: str, folder: Path) -> None:
+    """Record a pulled model so that every model picker offers it (newest pull first)."""
+    _write_registry(lambda known: {repo_id: str(folder), **{k: v for k, v in known.items() if k != repo_id}})
+
+
+def forget_pulled(repo_id: str) -> None:
+    """Take a pulled model (a broken one included) off every picker; its files stay in the Hub cache."""
+    if repo_id == WHOLE_LIST:  # the list itself is unreadable: start it afresh
+        _write_registry(lambda known: {})
+    else:
+        _write_registry(lambda known: {k: v for k, v in known.items() if k != repo_id})
 
 
 @dataclass(frozen=True)
@@ -414,9 +495,6 @@ def push(
     """Upload a run's checkpoint or a model folder as a genlab repo (config, weights, metrics.json,
     samples.png and a generated model card with the Hub's metadata)."""
     from huggingface_hub import HfApi, get_token
-
-    from .export import HUB_FILES, export_model, read_metrics
-    from .models import resolve_model_dir
 
     _check_repo_id(repo_id)
     if not (token or get_token()):

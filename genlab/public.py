@@ -23,11 +23,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .errors import PublicModeError
+from .paths import cache_dir
 from .settings import settings
-
-
-class PublicModeError(PermissionError):
-    """Something a visitor of a public app may not do; the message says what is allowed."""
 
 
 def enabled() -> bool:
@@ -69,10 +67,8 @@ def max_pull_bytes() -> int:
 
 
 def allowed_roots() -> list[Path]:
-    from .catalog import checkpoints_dir, runs_dir
-    from .paths import cache_dir
-
-    return [p.resolve() for p in (runs_dir(), checkpoints_dir(), cache_dir(), data_dir())]
+    s = settings()
+    return [p.resolve() for p in (s.runs, s.checkpoints, cache_dir(), data_dir())]
 
 
 def check_path(path: str | os.PathLike, what: str = "path") -> Path:

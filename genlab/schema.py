@@ -21,14 +21,12 @@ import math
 import os
 from pathlib import Path
 
+from .errors import BadFile
+
 MAX_JSON_BYTES = 1 << 20  # config.json, run.json, metrics.json, trainer_state.json, the pulled-models list
 MAX_LOG_BYTES = 256 << 20  # metrics.jsonl: a row is about 300 bytes, so this is nearly a million rows
 MAX_TEXT = 10_000  # characters of any string genlab shows or uses as a name
 NUMBER, COUNT, TEXT, FLAG = "number", "count", "text", "flag"
-
-
-class BadFile(ValueError):
-    """A file genlab cannot use; the message names the file and what is wrong with it."""
 
 
 def short(v) -> str:

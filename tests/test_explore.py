@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from genlab import load_model
+from genlab import export, load_model
 from genlab.catalog import available_models, export_zip
 from genlab.explore import (
     decode,
@@ -121,12 +121,10 @@ def test_catalog_lists_shipped_models_and_runs_with_a_checkpoint(tmp_path, vae, 
 
 
 def test_the_catalog_rereads_a_model_folder_only_when_one_of_its_files_changes(tmp_path, vae, monkeypatch):
-    from genlab import catalog
-
     vae.save_pretrained(tmp_path / "ck" / "v")
     reads = []
-    real = catalog.read_config
-    monkeypatch.setattr(catalog, "read_config", lambda d: reads.append(d) or real(d))
+    real = export.read_config
+    monkeypatch.setattr(export, "read_config", lambda d: reads.append(d) or real(d))
     first = available_models(tmp_path / "ck", tmp_path / "runs")
     assert available_models(tmp_path / "ck", tmp_path / "runs") == first and len(reads) == 1  # every rerun lists
     (tmp_path / "ck" / "v" / "metrics.json").write_text(json.dumps({"samples": {"temperature": 0.7}}))

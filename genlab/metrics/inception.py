@@ -30,16 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..device import resolve_device
+from ..errors import FIDWeightsUnavailable
 from ..schema import read_json
 from ..settings import settings
 from ..storage import atomic_write_bytes
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 RANDOM_SOURCE = "RANDOM WEIGHTS (tests only: not a real FID)"
-
-
-class FIDWeightsUnavailable(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

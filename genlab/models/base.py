@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, from_dict
+from ..errors import CheckpointError
 from ..schema import read_json
 from ..storage import atomic_write_bytes, atomic_write_json
 from .sizing import check_model
@@ -57,10 +58,6 @@ def eval_mode(module: nn.Module):
         yield
     finally:
         module.train(was_training)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded into the model it describes."""
 
 
 def config_from_dict(cls, d: dict, source: str = "config"):

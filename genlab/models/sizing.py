@@ -19,15 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..config import ConfigError
+from ..errors import ModelTooLarge
 from ..settings import settings
 
 BYTES_PER_PARAM_TRAINING = 16  # float32 weights, gradients, and Adam's exp_avg and exp_avg_sq
 BYTES_PER_PARAM_INFERENCE = 4
-
-
-class ModelTooLarge(ConfigError):
-    """A model (or a batch of it) over genlab's size limits; the message says which limit and how to raise it."""
 
 
 class _CountBytes(TorchDispatchMode):

@@ -31,9 +31,11 @@ from pathlib import Path
 
 import torch
 
+from ..errors import RunLocked
 from ..models.base import CheckpointError
 from ..schema import BEST_METRICS, MAX_LOG_BYTES, TRAINER_STATE, check_fields, read_json
 from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
+from ..version import __version__
 from .config import TrainConfig
 from .records import MetricRow, RunInfo, RunStatus, parse_row
 
@@ -46,15 +48,9 @@ LOG_NAME = "train.log"
 RESERVE_NAME, RESERVE_BYTES = ".reserve", 256 * 1024
 
 
-class RunLocked(RuntimeError):
-    """Another live process is training this run."""
-
-
 def package_versions() -> dict:
     import numpy
     import torchvision
-
-    from .. import __version__
 
     return {
         "genlab": __version__,

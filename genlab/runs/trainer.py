@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..config import ConfigError
 from ..data import DatasetUnavailable, load_dataset
 from ..device import autocast, precision, resolve_device
+from ..errors import ConfigError, TrainingDiverged
 from ..metrics.likelihood import average_metrics
 from ..models import CheckpointError, model_class
 from ..models.sizing import check_model
@@ -38,10 +38,6 @@ from .records import EvalRow, FidRow, RunStatus, TrainRow
 from .rundir import RunDir, package_versions
 
 DIVERGED_BPD = 16.0  # twice the bits/dim of a uniform guess over 256 values
-
-
-class TrainingDiverged(RuntimeError):
-    pass
 
 
 def _disk_full_message(e: OSError, what: str) -> str:

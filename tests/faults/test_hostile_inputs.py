@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 
 from conftest import png_header, tiny_train_config
 from genlab import CheckpointError, load_model
-from genlab.catalog import available_models, broken_models, forget_pulled, remember_pulled
+from genlab.catalog import available_models, broken_models
+from genlab.hub import forget_pulled, remember_pulled
 from genlab.models import VAE, VAEConfig
 from genlab.models.sizing import ModelTooLarge, check_model
 from genlab.public import PublicModeError, cap_config
