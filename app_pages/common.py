@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from genlab import CheckpointError, load_model
+from genlab import GenlabError, load_model
 from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
@@ -67,7 +67,7 @@ def get_model(entry: ModelEntry):
     """The cached model, or None after saying why it cannot be loaded (corrupt or mismatched weights)."""
     try:
         return model_at(str(entry.path), entry.mtime)
-    except (CheckpointError, OSError) as e:
+    except (GenlabError, OSError) as e:  # a malformed model folder; an unreadable file
         st.error(f"{entry.path.name} cannot be loaded: {e}")
         return None
 

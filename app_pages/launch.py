@@ -7,9 +7,8 @@ import streamlit as st
 import torch
 
 from app_pages.common import session_owner
-from genlab import public
-from genlab.config import ConfigError
-from genlab.data import DatasetUnavailable, list_datasets
+from genlab import GenlabError, public
+from genlab.data import list_datasets
 from genlab.display import about
 from genlab.models import MODELS, model_options
 from genlab.recipes import SHIPPED, fastest, recipe
@@ -75,7 +74,7 @@ def _preset_label(name: str) -> str:
     return f"{r.title} · {about(t)} on {r.where_measured()}" if t else r.title
 
 
-def launch_form(root: str, max_runs: int) -> None:
+def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to split (one screen per function)
     datasets = {d.name: d for d in list_datasets()}
     if "preset" not in st.session_state:  # a first visit (or back from another page): every field filled
         st.session_state["preset"] = st.session_state.get("_preset", fastest().name)
@@ -190,5 +189,5 @@ def launch_form(root: str, max_runs: int) -> None:
         st.session_state["train_run"] = run.path.name
         st.toast(f"Launched {run.path.name}")
     # a bad setting, an unavailable data set, a name taken, an unwritable folder, a public-mode refusal
-    except (ConfigError, DatasetUnavailable, FileExistsError, PermissionError, OSError, RuntimeError) as e:
+    except (GenlabError, OSError) as e:  # what the user asked for cannot run; the disk refused the run folder
         st.error(f"Could not launch: {e}")

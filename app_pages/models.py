@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.common import checkpoint_zip
-from genlab import hub
+from genlab import GenlabError, hub
 from genlab.catalog import available_models, broken_models, checkpoints_dir, figures
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
@@ -132,7 +132,7 @@ with st.form("push", clear_on_submit=True):  # cleared after the call: the token
         try:
             done = hub.push(source, target.strip(), private=private, token=token or None)
             st.success(f"Pushed {', '.join(done.files)} to {done.url}")
-        except (hub.HubError, OSError, ValueError) as e:
+        except (GenlabError, OSError) as e:
             st.error(f"Could not push: {e}.")
         finally:
             del st.session_state["push_token"]  # used for this call only (clear_on_submit clears the field too)

@@ -4,14 +4,14 @@ import streamlit as st
 
 from app_pages.common import checkpoint_zip, session_owner
 from app_pages.launch import launch_form
-from genlab import CheckpointError, public
+from genlab import GenlabError, public
 from genlab.catalog import runs_dir
 from genlab.display import duration, megabytes, run_row
 from genlab.plots import fid_figure, loss_figure, lr_figure, terms_figure
 from genlab.runs import jobs
 from genlab.runs.grids import newest_readable
 from genlab.runs.records import RunStatus
-from genlab.runs.rundir import RunDir, RunLocked, list_runs
+from genlab.runs.rundir import RunDir, list_runs
 from genlab.runs.summary import summarize
 
 st.title("Train")
@@ -41,7 +41,7 @@ def _status_line(s) -> str:
 
 
 @st.fragment(run_every=2.0)
-def live():
+def live():  # noqa: C901, PLR0912, PLR0915 - to split (one screen per function)
     runs = list_runs(root)
     if not runs:
         st.caption(f"No runs in `{root}` yet.")
@@ -68,17 +68,17 @@ def live():
         try:
             jobs.stop(run, owner=session_owner())
             st.toast(f"Stopping {pick}: it checkpoints and exits")
-        except (RuntimeError, PermissionError) as e:  # it ended a moment ago
+        except GenlabError as e:  # it ended a moment ago
             st.error(str(e))
     if b2.button("Resume run", disabled=not (s.can_resume and mine), help=others, key="resume"):
         try:
             jobs.resume(run, int(max_runs), owner=session_owner())
-        except (RuntimeError, ValueError, PermissionError) as e:  # resumed by another tab a moment ago; a bad run.json
+        except GenlabError as e:  # resumed by another tab a moment ago; a bad run.json
             st.error(str(e))
     weights = run.weights_file
     try:
         packed = checkpoint_zip(str(run.path), weights.stat().st_mtime) if weights.is_file() else None
-    except (CheckpointError, OSError) as e:  # a damaged checkpoint folder: said, not raised
+    except (GenlabError, OSError) as e:  # a damaged checkpoint folder: said, not raised
         packed = None
         b3.caption(f"No download: {e}")
     if packed is not None:
@@ -95,7 +95,7 @@ def live():
                 jobs.delete(run, owner=session_owner())
                 st.session_state.pop("train_run", None)
                 st.rerun()
-            except (RuntimeError, RunLocked, OSError) as e:  # resumed a moment ago (PermissionError is an OSError)
+            except (GenlabError, OSError) as e:  # resumed a moment ago; the folder could not be removed
                 st.error(str(e))
         if no.button("Cancel", key="cancel_delete"):
             st.session_state.pop("confirm_delete", None)

@@ -10,15 +10,21 @@ curves. Runs live under ``runs/`` (``GENLAB_RUNS``). Models pulled from the Hub 
 from __future__ import annotations
 
 import functools
+import io
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from . import hub, public
 from .data import DatasetUnavailable, dataset_info
+from .device import has_fast_bf16
 from .display import count
 from .export import read_metrics, read_model_folder
 from .hub import is_repo_id
+from .metrics.fid import describe_weights
 from .models import MODELS, resolve_model_dir
 from .models.base import CheckpointError, GenerativeModel
 from .paths import cache_dir
@@ -203,6 +209,12 @@ def model_entry(path: str | Path) -> ModelEntry | None:
     return _entry(Path(path), "run" if RunDir(path).exists() else "shipped")
 
 
+def default_temperature(path: str | Path, model: GenerativeModel) -> float:
+    """Where ``path``'s samples look best: its card's temperature (or its preset's), else the family's."""
+    entry = model_entry(path) if Path(path).exists() else None
+    return entry.temperature if entry else model.default_temperature
+
+
 def shipped_models(root: Path | None = None) -> list[ModelEntry]:
     root = root or checkpoints_dir()
     if not root.is_dir():
@@ -332,15 +344,10 @@ class Environment:
 
 
 def describe_environment() -> Environment:
-    import torch
-
-    from .metrics.fid import describe_weights
 
     if torch.cuda.is_available():
         device = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
-        from .device import has_fast_bf16
-
         bf16 = ", trains in bf16" if has_fast_bf16(torch.device("cpu")) else ""
         device = f"CPU ({count(torch.get_num_threads(), 'thread')}{bf16}; no CUDA GPU)"
     return Environment(
@@ -351,8 +358,6 @@ def describe_environment() -> Environment:
 def export_zip(path: Path) -> bytes:
     """A model (or a run's checkpoint) as a zip that ``load_model`` reads once unpacked: config.json,
     model.safetensors, and the run's run.json and metrics.jsonl when there is a run."""
-    import io
-    import zipfile
 
     model_dir = resolve_model_dir(path)
     buf = io.BytesIO()

@@ -18,27 +18,33 @@ genlab publish [NAME ...]                    # push the shipped checkpoints to t
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
-import time
 from pathlib import Path
 
-from .config import bounded
-from .data import DatasetUnavailable, require_dataset
-from .hub import HubError
-from .metrics.fid import FIDWeightsUnavailable
+from .catalog import default_temperature
+from .config import bounded, given
+from .data import list_datasets, load_dataset
+from .device import resolve_device
+from .display import dataset_row, run_row, text_table
+from .errors import ConfigError, GenlabError
+from .explore import sample_grid
+from .export import dataset_of, export_model
+from .hub import load_model, pull, push
+from .metrics.fid import FID
+from .metrics.likelihood import evaluate
 from .models import MODELS
-from .models.base import CheckpointError
-from .models.sizing import check_model
-from .runs.config import SEED_MAX
+from .recipes import RECIPES, build_checkpoint, chosen, recipe
+from .runs.config import SEED_MAX, TrainConfig, add_train_arguments, config_from_args, model_options_given
+from .runs.distributed import world_from_env
 from .runs.records import RunStatus
-from .runs.rundir import RunDir, RunLocked
+from .runs.rundir import RunDir, list_runs
+from .runs.start import create_run, lower_priority, resume_config, run_path, train
+from .runs.summary import summarize
+from .settings import settings
 
 
 def _add_train(sub) -> None:
-    from .recipes import RECIPES
-    from .runs.config import add_train_arguments
-
     p = sub.add_parser(
         "train",
         help="train a model; writes a run directory",
@@ -84,237 +90,70 @@ def _add_train(sub) -> None:
     add_train_arguments(p)
 
 
-def _lower_priority(n: int) -> None:
-    """Lower this process's CPU priority by ``n``, before anything heavy (torchrun's workers and data loaders
-    inherit it). A run the app launches leads its own session, and where Linux groups the scheduling of each
-    session (autogroup), a process's nice value only ranks it within its group: the group's own nice, in
-    /proc/self/autogroup, is what ranks the run against the app."""
-    os.nice(n)
-    try:
-        with open("/proc/self/autogroup", "w") as f:
-            f.write(str(n))
-    except OSError:
-        pass  # not Linux, or no autogroup: the process's nice value is the whole story
-
-
 def _train(args) -> int:
-    from .config import given
-    from .runs.config import TrainConfig, config_from_args, model_options_given
-    from .runs.distributed import world_from_env
-    from .runs.jobs import new_run_name
-    from .runs.trainer import Trainer
-    from .settings import settings
-
     if args.nice:
-        _lower_priority(args.nice)
-    options, model_opts = given(args, TrainConfig), model_options_given(args)
-    world = world_from_env()
-    if world.distributed and not (args.resume or args.out):
-        print(
-            "error: under torchrun give --out RUN_DIR (or --resume RUN_DIR): every process must name the same "
-            "run directory",
-            file=sys.stderr,
-        )
-        return 2
+        lower_priority(args.nice)
     if args.resume:
-        run = RunDir(args.resume)
-        if not run.exists():
-            print(f"error: {args.resume} is not a run directory (no run.json)", file=sys.stderr)
-            return 2
-        if args.model or model_opts or args.out or args.preset:
-            print(
-                "error: a resumed run keeps its model, model options and folder; give only --resume RUN_DIR "
-                "and the settings to change",
-                file=sys.stderr,
+        if args.model or model_options_given(args) or args.out or args.preset:
+            raise ConfigError(
+                "a resumed run keeps its model, model options and folder; give only --resume RUN_DIR and the "
+                "settings to change"
             )
-            return 2
-        before = run.config()
-        cfg = before.resumed_with(options)
-        if cfg != before and world.main:  # on disk before training: the run records what it trains
-            run.update_info(config=cfg)
-        # a run stopped or killed before its first checkpoint starts again from step 0
-        trainer = Trainer(cfg, run.path, resume=run.has_checkpoint())
+        run = RunDir(args.resume)
+        cfg = resume_config(run, given(args, TrainConfig))
     else:
         if not args.model:
-            print(
-                "error: name a model to train (" + ", ".join(sorted(MODELS)) + ") or give --resume RUN_DIR",
-                file=sys.stderr,
-            )
-            return 2
+            raise ConfigError(f"name a model to train ({', '.join(sorted(MODELS))}) or give --resume RUN_DIR")
+        if world_from_env().distributed and not args.out:
+            raise ConfigError("under torchrun give --out RUN_DIR (or --resume): every process must name the same run")
         cfg = config_from_args(args)
-        require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before a run directory exists
-        cfg.check_size()  # and so does a model too large for this machine
-        out = Path(args.out or settings().runs / new_run_name(cfg))
-        if world.main and RunDir(out).exists() and not _never_started(RunDir(out)):
-            print(
-                f"error: {out} already holds a run; resume it with --resume {out}, or choose another --out",
-                file=sys.stderr,
-            )
-            return 2
-        trainer = Trainer(cfg, out)
-        if world.main:
-            trainer.run.create(cfg, preset=args.preset)
-    slot = None
-    if args.queue and not world.distributed:
-        from .runs.jobs import wait_for_slot
-
-        slot = wait_for_slot(trainer.run, args.queue)
-        if slot is None:
-            print(f"run {trainer.run.path}: stopped while queued")
-            return 0
-    if (args.nproc_per_node or 1) > 1 and not world.distributed:
-        try:
-            return _torchrun(trainer.run, args.nproc_per_node)
-        finally:
-            if slot is not None:
-                slot.release()
-    if world.main and not trainer.resume and trainer.run.metrics_path.exists():
-        trainer.run.truncate_metrics(0)  # rows of an attempt that never reached a checkpoint
-    try:
-        status = trainer.fit()
-    finally:
-        if slot is not None:
-            slot.release()
-    error = trainer.run.info().error
-    print(f"run {trainer.run.path}: {status}" + (f" ({error})" if error else ""))
+        run = RunDir(args.out) if args.out else run_path(settings().runs, cfg, preset=args.preset)
+        if world_from_env().main:
+            create_run(cfg, run, preset=args.preset)
+    status = train(run, cfg, args.queue, args.nproc_per_node)
+    error = run.info().error if status == RunStatus.FAILED else None
+    print(f"run {run.path}: {status}" + (f" ({error})" if error else ""))
     return 1 if status == RunStatus.FAILED else 0
 
 
-def _torchrun(run: RunDir, nproc: int) -> int:
-    """Train ``run`` (its config is in run.json) with ``nproc`` processes on this machine, and wait.
-    A job whose rank 0 died could not say so itself: its run is marked failed here."""
-    import subprocess
-
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        "genlab",
-        "train",
-        "--resume",
-        str(run.path),
-    ]
-    code = subprocess.call(cmd)
-    if code and run.status() in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.INTERRUPTED):
-        run.update_info(
-            status=RunStatus.FAILED,
-            error=f"the {nproc}-process job ended with exit code {code} before rank 0 could record "
-            f"why (rank 0 died; torchrun's summary in train.log names the rank); the last "
-            f"checkpoint is intact. Resume with: python -m genlab train --resume {run.path}",
-        )
-    print(f"run {run.path}: {run.status()}")
-    return 1 if run.status() == RunStatus.FAILED else 0
-
-
-def _never_started(run: RunDir) -> bool:
-    """A run directory written by a launcher (status queued) whose training has not begun."""
-    return run.info().status == RunStatus.QUEUED and not run.has_checkpoint() and not run.read_metrics()
-
-
 def _sample(args) -> int:
-    from . import load_model
-    from .catalog import model_entry
-    from .device import resolve_device
-    from .explore import grid, sample
-
     model = load_model(args.path, map_location=resolve_device(args.device))
-    check_model(
-        type(model), model.config, batch=args.n, what=f"{args.path}", advice="draw fewer samples"
-    )  # the grid's memory, before drawing it
-    temperature = args.temperature
-    if temperature is None:  # where the model card says its samples look best
-        entry = model_entry(args.path) if Path(args.path).exists() else None
-        temperature = entry.temperature if entry else model.default_temperature
+    temperature = args.temperature if args.temperature is not None else default_temperature(args.path, model)
     scale = args.scale or max(1, 64 // model.config.image_size)  # 0: each image at least 64 pixels wide
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid(sample(model, args.n, temperature, args.seed), nrow=args.nrow, scale=scale).save(out)
-    print(f"wrote {args.n} samples (T={temperature:g}, seed={args.seed}, {scale}x) to {out}")
+    sample_grid(model, args.n, temperature, args.seed, nrow=args.nrow, scale=scale, out=args.out)
+    print(f"wrote {args.n} samples (T={temperature:g}, seed={args.seed}, {scale}x) to {args.out}")
     return 0
 
 
 def _eval(args) -> int:
-    import json
-
-    from . import load_model
-    from .data import load_dataset
-    from .device import resolve_device
-    from .metrics.likelihood import average_metrics, nll_bound_bpd
-
     model = load_model(args.path, map_location=resolve_device(args.device))
-    dataset = args.dataset
-    if dataset is None:
-        run = RunDir(args.path)
-        if not run.exists():
-            print("error: give --dataset for a model directory (a run directory knows its own)", file=sys.stderr)
-            return 2
-        dataset = run.config().dataset
+    dataset = args.dataset or dataset_of(args.path)
     images = load_dataset(dataset, model.config.image_size).split(args.split)
-    if images.shape[1] != model.config.channels:
-        raise ValueError(
-            f"{dataset} has {images.shape[1]} colour channel(s) and this model {model.config.channels}: "
-            "evaluate it on a data set like the one it was trained on"
-        )
-    result = {"dataset": dataset, "split": args.split, "images": min(len(images), args.n or len(images))}
-    result.update(average_metrics(model, images, args.batch_size, args.n))
-    k = args.k if args.k is not None else model.default_eval_k
-    if k and model.default_eval_k:
-        result[f"nll_bpd_k{k}"] = nll_bound_bpd(model, images, k, max_images=args.n)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, v in result.items():
-            print(f"{key:>16}: {v:.4f}" if isinstance(v, float) else f"{key:>16}: {v}")
-    return 0
-
-
-def _fid_engine(args):
-    from .metrics.fid import FID
-
-    return FID(device=args.device, batch_size=args.batch_size)
-
-
-def _model_image_size(spec: str) -> int | None:
-    from .models import resolve_model_dir
-    from .models.base import read_config
-
-    try:
-        return int(read_config(resolve_model_dir(spec))["image_size"])
-    except (CheckpointError, KeyError, ValueError, OSError):
-        return None
-
-
-def _fid(args) -> int:
-    import json
-
-    from .metrics.fid import fid_from_stats
-
-    t0 = time.perf_counter()
-    engine = _fid_engine(args)
-    # a data set compared with a model is read at the model's resolution unless told otherwise
-    size = args.image_size or _model_image_size(args.a) or _model_image_size(args.b)
-    a = engine.stats(args.a, n=args.n, image_size=size, seed=args.seed)
-    b = engine.stats(args.b, n=args.n, image_size=size, seed=args.seed + 1)
-    value = fid_from_stats(a, b)
     result = {
-        "fid": value,
-        "n_a": a.n,
-        "n_b": b.n,
-        "weights": engine.source,
-        "seconds": round(time.perf_counter() - t0, 2),
+        "dataset": dataset,
+        "split": args.split,
+        **evaluate(model, images, args.k, args.n, args.n, args.batch_size),
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"FID: {value:.4f}   ({a.n} vs {b.n} images; weights: {engine.source})")
+        for key, v in result.items():
+            print(f"{key:>20}: {v:.4f}" if isinstance(v, float) else f"{key:>20}: {v}")
+    return 0
+
+
+def _fid(args) -> int:
+    engine = FID(device=args.device, batch_size=args.batch_size)
+    result = engine.between(args.a, args.b, n=args.n, image_size=args.image_size, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"FID: {result['fid']:.4f}   ({result['n_a']} vs {result['n_b']} images; weights: {result['weights']})")
     return 0
 
 
 def _fid_stats(args) -> int:
-    engine = _fid_engine(args)
+    engine = FID(device=args.device, batch_size=args.batch_size)
     st = engine.stats(args.source, n=args.n, image_size=args.image_size, seed=args.seed)
     st.save(args.out)
     print(f"wrote mu/sigma of {st.n} images to {args.out} (weights: {engine.source})")
@@ -322,46 +161,19 @@ def _fid_stats(args) -> int:
 
 
 def _runs(args) -> int:
-    from .display import run_row, text_table
-    from .runs.rundir import list_runs
-    from .runs.summary import summarize
-    from .settings import settings
-
     root = Path(args.root) if args.root else settings().runs
     runs = list_runs(root)
-    if not runs:
-        print(f"no runs under {root}")
-        return 0
-    print(text_table([run_row(summarize(r)) for r in runs]))
+    print(text_table([run_row(summarize(r)) for r in runs]) if runs else f"no runs under {root}")
     return 0
 
 
 def _datasets(args) -> int:
-    from .data import list_datasets
-    from .display import text_table
-
-    def where(i) -> str:
-        if not i.available:
-            return "no"
-        return "needs internet" if i.needs_network else "yes"
-
-    rows = [
-        {
-            "dataset": i.name,
-            "here": where(i),
-            "images": str(i.count) if i.count else "?",
-            "source / what to do": i.source if i.available else i.reason,
-        }
-        for i in list_datasets()
-    ]
-    print(text_table(rows))
+    print(text_table([dataset_row(i) for i in list_datasets()]))
     print("\nfolder:PATH reads any folder or .zip of images. Emoji: Twemoji graphics, CC-BY 4.0 (Twitter).")
     return 0
 
 
 def _export(args) -> int:
-    from .export import export_model
-
     out = export_model(
         args.source,
         args.out,
@@ -376,8 +188,6 @@ def _export(args) -> int:
 
 
 def _pull(args) -> int:
-    from .hub import pull
-
     got = pull(args.repo_id, args.revision)
     print(f"{args.repo_id}@{got.commit or args.revision or 'main'}: {', '.join(got.files)}")
     print(got.path)
@@ -385,47 +195,20 @@ def _pull(args) -> int:
 
 
 def _push(args) -> int:
-    from .hub import push
-
     done = push(args.source, args.repo_id, private=args.private, evaluate=args.evaluate, temperature=args.temperature)
     print(f"pushed {', '.join(done.files)} to {done.url} (commit {done.commit})")
     return 0
 
 
 def _checkpoints(args) -> int:
-    """Train each named recipe from scratch into RUNS/NAME, then export it to OUT/NAME with its figures."""
-    import shutil
-
-    from .export import export_model
-    from .recipes import RECIPES, recipe
-
-    for r in [recipe(n) for n in args.names] if args.names else RECIPES:
-        run = Path(args.runs) / r.name
-        if not args.export_only:
-            shutil.rmtree(run, ignore_errors=True)
-            code = main(["train", *r.train, "--out", str(run)])
-            if code:
-                return code
-        out = export_model(
-            run,
-            Path(args.out) / r.name,
-            name=r.name,
-            repo_id=r.repo_id,
-            recipe=r.name,
-            temperature=r.temperature,
-            fid_samples=args.fid_samples,
-            fid_ref_n=r.fid_ref_n,
-            device=args.device,
-        )
+    for r in chosen(args.names):
+        out = build_checkpoint(r, args.runs, args.out, args.fid_samples, args.device, train_first=not args.export_only)
         print(f"exported {out}")
     return 0
 
 
 def _publish(args) -> int:
-    from .hub import push
-    from .recipes import SHIPPED, recipe
-
-    for r in [recipe(n) for n in args.names] if args.names else SHIPPED:
+    for r in chosen(args.names, shipped_only=True):
         done = push(Path(args.checkpoints) / r.name, r.repo_id, temperature=r.temperature)
         print(f"{r.name} -> {done.url}")
     return 0
@@ -438,7 +221,7 @@ BATCH = bounded(int, 1, 4096)
 FID_SAMPLES = bounded(int, 0, 100_000)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one screen per function)
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
     sub = p.add_subparsers(dest="command", required=True)
     _add_train(sub)
@@ -527,8 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument(
         "--temperature", type=TEMPERATURE, default=None, help="of the sample grid (default: the folder's, or 1)"
     )
-    from .recipes import RECIPES
-
     names = [r.name for r in RECIPES]
     ck = sub.add_parser("checkpoints", help="retrain the shipped checkpoints from scratch and export them")
     ck.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {names}")
@@ -546,8 +327,6 @@ def build_parser() -> argparse.ArgumentParser:
 def with_preset(argv: list[str]) -> list[str]:
     """``train --preset NAME [options]`` -> ``train <the recipe's arguments> --preset NAME [options]``:
     argparse keeps the last value of a flag, so options given after the preset override it."""
-    from .recipes import recipe
-
     if not argv or argv[0] != "train":
         return argv
     for i, a in enumerate(argv):
@@ -561,37 +340,29 @@ def with_preset(argv: list[str]) -> list[str]:
     return argv
 
 
+COMMANDS = {
+    "train": _train,
+    "sample": _sample,
+    "eval": _eval,
+    "fid": _fid,
+    "fid-stats": _fid_stats,
+    "runs": _runs,
+    "datasets": _datasets,
+    "export": _export,
+    "pull": _pull,
+    "push": _push,
+    "checkpoints": _checkpoints,
+    "publish": _publish,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse, run the command, and say in one line what the user must change (a ``GenlabError``); any other
+    exception is a bug in genlab and shows as a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        argv = with_preset(argv)
-    except ValueError as e:  # an unknown preset
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    args = build_parser().parse_args(argv)
-    try:
-        return {
-            "train": _train,
-            "sample": _sample,
-            "eval": _eval,
-            "fid": _fid,
-            "fid-stats": _fid_stats,
-            "runs": _runs,
-            "datasets": _datasets,
-            "export": _export,
-            "pull": _pull,
-            "push": _push,
-            "checkpoints": _checkpoints,
-            "publish": _publish,
-        }[args.command](args)
-    except (
-        DatasetUnavailable,
-        CheckpointError,
-        RunLocked,
-        FileNotFoundError,
-        ValueError,
-        FIDWeightsUnavailable,
-        HubError,
-    ) as e:
+        args = build_parser().parse_args(with_preset(argv))
+        return COMMANDS[args.command](args)
+    except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ import gzip
 import importlib.util
 import lzma
 import os
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -24,11 +25,13 @@ from typing import IO
 
 import numpy as np
 import torch
+import torchvision.datasets as tvd
 from PIL import Image, UnidentifiedImageError
 
 from . import public
-from .errors import DatasetUnavailable
+from .errors import ConfigError, DatasetUnavailable
 from .paths import cache_dir, safe_name
+from .settings import settings
 from .storage import atomic_save_npz
 
 TEST_FRACTION = 0.1
@@ -56,7 +59,7 @@ class ImageData:
 
     def split(self, which: str) -> torch.Tensor:
         if which not in ("train", "test"):
-            raise ValueError(f"unknown split {which!r}; use 'train' or 'test'")
+            raise ConfigError(f"unknown split {which!r}; use 'train' or 'test'")
         return self.train if which == "train" else self.test
 
 
@@ -80,8 +83,6 @@ class _Source:
 
 # -- helpers ----------------------------------------------------------------------------------
 def _offline() -> bool:
-    from .settings import settings
-
     return settings().offline
 
 
@@ -166,8 +167,6 @@ _NOT_SMILEYS = {0x1F916, 0x1F926}  # robot face, face palm (a person)
 
 
 def _is_smiley(path: Path) -> bool:
-    import unicodedata
-
     try:
         cp = int(path.stem, 16)  # sequences (skin tones, ZWJ) have '-' in their names and are excluded
         name = unicodedata.name(chr(cp))
@@ -233,8 +232,6 @@ def _mnist_dir() -> Path | None:
 
 
 def _fashion_dir() -> Path | None:
-    from .settings import settings
-
     d = settings().fashion_mnist_dir
     return d if (d / "train-images-idx3-ubyte.gz").is_file() else None
 
@@ -247,7 +244,6 @@ def _torchvision(name: str, cls_name: str, hint: str, **kw):
     """Load (downloading if needed) a torchvision dataset as uint8 [N, H, W(, C)]."""
     if _offline():
         raise DatasetUnavailable(f"Dataset '{name}' must be downloaded, and GENLAB_OFFLINE is set: {hint}.")
-    import torchvision.datasets as tvd
 
     try:
         ds = getattr(tvd, cls_name)(str(_download_root() / name), download=True, **kw)
@@ -299,7 +295,6 @@ def _cifar_load(size: int):
 def _celeba_load(size: int):
     if _offline():
         raise DatasetUnavailable(f"Dataset 'celeba' must be downloaded, and GENLAB_OFFLINE is set: {CIFAR_HINT}.")
-    import torchvision.datasets as tvd
 
     out = []
     for split in ("train", "test"):
@@ -345,8 +340,6 @@ def _folder_members(path: Path, recursive: bool = True) -> list[tuple[str, Calla
 
 
 def _zip_members(path: Path, recursive: bool) -> list[tuple[str, Callable[[], IO[bytes]]]]:
-    from .settings import settings
-
     why = ""
     try:
         zf = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
@@ -392,8 +385,6 @@ def _member_opener(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_b
 
 
 def _check_archive(path: Path, zf: zipfile.ZipFile) -> None:
-    from .settings import settings
-
     s, infos = settings(), zf.infolist()
     total = sum(i.file_size for i in infos)
     if len(infos) > s.max_archive_files or total > s.max_archive_bytes:
@@ -406,8 +397,6 @@ def _check_archive(path: Path, zf: zipfile.ZipFile) -> None:
 
 def _open_images(path: Path, recursive: bool = True, limit: int | None = None):
     """Yield each readable image (loaded), or None for each unreadable or oversized file or member."""
-    from .settings import settings
-
     max_pixels = settings().max_image_pixels
     for _, open_file in _folder_members(path, recursive)[:limit]:
         try:
@@ -513,7 +502,7 @@ def require_dataset(name: str) -> DatasetInfo:
 def load_dataset(name: str, image_size: int = 64) -> ImageData:
     """Images of ``name`` at ``image_size`` × ``image_size``; raises DatasetUnavailable with a clear message."""
     if image_size < 8 or image_size > 512:
-        raise ValueError(f"image_size must be between 8 and 512, got {image_size}")
+        raise ConfigError(f"image_size must be between 8 and 512, got {image_size}")
     public.check_dataset(name)  # whoever asks (a page, a run, FID): a public app reads only its own folders
     src = _source(name)
     info = src.describe()

@@ -7,6 +7,8 @@ import re
 
 import torch
 
+from .errors import ConfigError
+
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """auto, cpu, cuda or cuda:N as a torch device; anything else (meta, a typo) or CUDA on a machine without
@@ -14,9 +16,9 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not re.fullmatch(r"cpu|cuda(:\d{1,3})?", spec):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N; got {spec[:40]!r}")
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N; got {spec[:40]!r}")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+        raise ConfigError(f"--device {spec} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
     return torch.device(spec)
 
 

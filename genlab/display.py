@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from .data import DatasetInfo
 from .runs.summary import RunSummary
 
 
@@ -41,6 +42,17 @@ def run_row(s: RunSummary) -> dict[str, str]:
         "FID@K": f"{s.fid:.1f}@{s.fid_samples}" if s.fid is not None else "-",
         "disk": megabytes(s.disk_bytes),
         "warnings": str(len(s.warnings)) if s.warnings else "",
+    }
+
+
+def dataset_row(i: DatasetInfo) -> dict[str, str]:
+    """One line of ``genlab datasets``: whether the data set is here, how many images, where it comes from."""
+    here = ("needs internet" if i.needs_network else "yes") if i.available else "no"
+    return {
+        "dataset": i.name,
+        "here": here,
+        "images": str(i.count) if i.count else "?",
+        "source / what to do": i.source if i.available else i.reason,
     }
 
 

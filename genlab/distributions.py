@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
+
 LOG2 = math.log(2.0)
 BIN = 1.0 / 255.0  # width of one 8-bit bin when pixels are k/255 in [0, 1]
 
@@ -133,4 +135,4 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: 
         return slerp(z0, z1, t)
     if method == "linear":
         return torch.lerp(z0[None], z1[None], t.reshape(-1, *([1] * z0.dim())))
-    raise ValueError(f"unknown interpolation method {method!r}; use 'linear' or 'slerp'")
+    raise ConfigError(f"unknown interpolation method {method!r}; use 'linear' or 'slerp'")

@@ -61,3 +61,7 @@ class NotARun(GenlabError, FileNotFoundError):
 
 class TrainingDiverged(RunError):
     """The loss or the gradients stayed non-finite for too many steps in a row."""
+
+
+class RunExists(GenlabError, FileExistsError):
+    """A new run was asked for in a folder that already holds one."""

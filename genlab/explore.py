@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
 from .distributions import randn
+from .errors import ConfigError
 from .models.base import eval_mode
+from .models.sizing import check_model
 
 
 def seeded_latents(model, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
@@ -55,6 +59,17 @@ def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1) -> Image
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     return img
+
+
+def sample_grid(model, n: int, temperature: float, seed: int, nrow: int | None, scale: int, out: str | Path) -> Path:
+    """``genlab sample``: ``n`` samples as one PNG grid at ``out`` (the grid's memory is checked first)."""
+    check_model(type(model), model.config, batch=n, what=model.display_name, advice="draw fewer samples")
+    out = Path(out)
+    if out.is_dir() or str(out).endswith(("/", os.sep)):
+        raise ConfigError(f"--out {out} is a folder; give the PNG file to write, e.g. {out / 'samples.png'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(sample(model, n, temperature, seed), nrow=nrow, scale=scale).save(out, format="PNG")
+    return out
 
 
 def png_bytes(img: Image.Image) -> bytes:

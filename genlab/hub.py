@@ -86,7 +86,7 @@ def _chain(e: BaseException | None) -> list[BaseException]:
     return out
 
 
-def explain(e: BaseException, repo_id: str, revision: str | None = None, filename: str | None = None) -> str:
+def explain(e: BaseException, repo_id: str, revision: str | None = None, filename: str | None = None) -> str:  # noqa: C901, PLR0912 - to split (one screen per function)
     """One sentence for any exception huggingface_hub (or its HTTP client) raises."""
     from huggingface_hub import errors
 

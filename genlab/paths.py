@@ -7,13 +7,15 @@ through ``safe_name`` first.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
+from .errors import ConfigError
+from .settings import settings
+
 
 def cache_dir() -> Path:
-    from .settings import settings
-
     return settings().home
 
 
@@ -22,9 +24,7 @@ def safe_name(name: str, max_len: int = 120) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
     s = s.replace("..", "-")
     if not s:
-        raise ValueError(f"{name!r} leaves nothing usable as a file name")
+        raise ConfigError(f"{name!r} leaves nothing usable as a file name")
     if len(s) > max_len:  # keep long names unique with a short hash of the original
-        import hashlib
-
         s = s[: max_len - 9] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return s

@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
-from .export import read_metrics
+from .errors import ConfigError, RunError
+from .export import export_model, read_metrics
 from .runs.config import TrainConfig, config_from_argv
+from .runs.records import RunStatus
+from .runs.rundir import RunDir
+from .runs.start import create_run, train
 from .settings import settings
 
 HUB_ORG = settings().hub_org
@@ -156,4 +162,41 @@ def recipe(name: str) -> Recipe:
     for r in RECIPES:
         if r.name == name:
             return r
-    raise ValueError(f"there is no recipe (preset) called {name!r}; there are {', '.join(r.name for r in RECIPES)}")
+    raise ConfigError(f"there is no recipe (preset) called {name!r}; there are {', '.join(r.name for r in RECIPES)}")
+
+
+def chosen(names: list[str], shipped_only: bool = False) -> list[Recipe]:
+    """The recipes named (all of them, or all that ship, when none is)."""
+    if names:
+        return [recipe(n) for n in names]
+    return [r for r in RECIPES if r.ships or not shipped_only]
+
+
+def build_checkpoint(
+    r: Recipe,
+    runs_root: str | Path,
+    out_root: str | Path,
+    fid_samples: int = 1000,
+    device: str = "auto",
+    train_first=True,
+) -> Path:
+    """``genlab checkpoints`` (``make checkpoints``): train recipe ``r`` from scratch into ``runs_root/NAME``, then
+    export it to ``out_root/NAME`` with its figures and card. ``train_first=False`` exports the existing run."""
+    run = RunDir(Path(runs_root) / r.name)
+    if train_first:
+        shutil.rmtree(run.path, ignore_errors=True)
+        cfg = config_from_argv(r.train)  # with its own evaluation cadence, unlike the preset
+        status = train(create_run(cfg, run), cfg)
+        if status != RunStatus.FINISHED:
+            raise RunError(f"{r.name} did not finish training ({status}: {run.info().error}); nothing was exported")
+    return export_model(
+        run.path,
+        Path(out_root) / r.name,
+        name=r.name,
+        repo_id=r.repo_id,
+        recipe=r.name,
+        temperature=r.temperature,
+        fid_samples=fid_samples,
+        fid_ref_n=r.fid_ref_n,
+        device=device,
+    )

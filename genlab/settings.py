@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConfigError
+
 _FALSE = ("", "0", "false", "no", "off")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,11 +66,11 @@ def _number(name: str, default: float, kind: type = int) -> float:
     try:
         value = kind(raw)
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"environment variable {name} must be {'a whole' if kind is int else 'a'} number, got {raw!r}"
         ) from None
     if not value > 0:
-        raise ValueError(f"environment variable {name} must be positive, got {raw!r}")
+        raise ConfigError(f"environment variable {name} must be positive, got {raw!r}")
     return value
 
 
@@ -78,7 +80,7 @@ def _niceness(name: str, default: int) -> int:
     if raw == "":
         return default
     if not (raw.isdigit() and int(raw) <= 19):
-        raise ValueError(f"environment variable {name} must be a whole number from 0 to 19, got {raw!r}")
+        raise ConfigError(f"environment variable {name} must be a whole number from 0 to 19, got {raw!r}")
     return int(raw)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 
@@ -43,8 +44,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
     """``numpy.savez`` to ``path``, atomically (numpy would add '.npz' to a temporary name; a buffer avoids that)."""
-    import numpy as np
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())

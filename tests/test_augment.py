@@ -6,15 +6,17 @@ import torch
 
 from conftest import tiny_train_config
 from genlab import load_model
+from genlab.data import load_dataset
+from genlab.runs.batches import Batches
 from genlab.runs.distributed import World
 from genlab.runs.trainer import Trainer
 
 
-def _built(tmp_path, name, **kw) -> Trainer:
-    t = Trainer(tiny_train_config(**kw), tmp_path / name)
-    t._build()
-    t._perm_epoch = -1
-    return t
+def _built(tmp_path, name, world=World(rank=0, size=1), **kw) -> Batches:
+    """The batches a run of ``tiny_train_config(**kw)`` trains on (as process ``world.rank`` of ``world.size``)."""
+    cfg = tiny_train_config(**kw)
+    train = load_dataset(cfg.dataset, cfg.image_size).train
+    return Batches(train, cfg.batch_size, cfg.seed, world, cfg.hflip, torch.contiguous_format)
 
 
 def test_hflip_mirrors_about_half_of_each_batch_and_nothing_else(tmp_path):
@@ -22,7 +24,7 @@ def test_hflip_mirrors_about_half_of_each_batch_and_nothing_else(tmp_path):
     n_flipped = n = 0
     patterns = set()
     for step in range(8):  # over more than one epoch of emoji's training split at batch 32
-        a, b = plain._batch(step), flipped._batch(step)
+        a, b = plain(step), flipped(step)
         same = (a == b).flatten(1).all(1)  # [B]
         mirrored = (a.flip(-1) == b).flatten(1).all(1)  # [B]
         symmetric = (a == a.flip(-1)).flatten(1).all(1)
@@ -32,18 +34,16 @@ def test_hflip_mirrors_about_half_of_each_batch_and_nothing_else(tmp_path):
         patterns.add(tuple(mirrored.tolist()))
     assert 0.35 < n_flipped / n < 0.65, (n_flipped, n)
     assert len(patterns) == 8  # a new draw at every step
-    assert torch.equal(flipped._batch(3), _built(tmp_path, "again", hflip=True)._batch(3))  # a function of the step
-    assert not torch.equal(flipped._batch(3), _built(tmp_path, "seed1", hflip=True, seed=1)._batch(3))
+    assert torch.equal(flipped(3), _built(tmp_path, "again", hflip=True)(3))  # a function of the step
+    assert not torch.equal(flipped(3), _built(tmp_path, "seed1", hflip=True, seed=1)(3))
 
 
 def test_two_processes_flip_the_slices_of_the_one_process_batch(tmp_path):
     one = _built(tmp_path, "one", hflip=True)
     halves = []
     for rank in (0, 1):
-        t = _built(tmp_path, f"rank{rank}", hflip=True)
-        t.world, t.local_batch = World(rank=rank, size=2), t.cfg.batch_size // 2
-        halves.append(t._batch(5))
-    assert torch.equal(torch.cat(halves), one._batch(5))
+        halves.append(_built(tmp_path, f"rank{rank}", world=World(rank=rank, size=2), hflip=True)(5))
+    assert torch.equal(torch.cat(halves), one(5))
 
 
 def test_a_run_with_hflip_resumes_exactly(tmp_path):

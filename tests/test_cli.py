@@ -59,7 +59,7 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
     assert main(args) == 0
     assert "finished" in capsys.readouterr().out
     assert main(args) == 2  # never overwrite a run
-    assert "already holds a run" in capsys.readouterr().err
+    assert "already exists" in capsys.readouterr().err
     for src in (out, out / "checkpoint"):
         png = tmp_path / "grid.png"
         cmd = ["sample", str(src), "--n", "6", "--nrow", "3", "--temperature", "0.7", "--out", str(png)]
@@ -72,8 +72,8 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
     capsys.readouterr()
     assert main(["eval", str(out), "--k", "5", "--n", "8", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["dataset"] == "emoji" and result["images"] == 8
-    assert 0 < result["nll_bpd_k5"] < 9 and 0 < result["bpd"] < 9
+    assert result["dataset"] == "emoji" and result["test_images"] == 8
+    assert 0 < result["iwae_k5_bpd"] < 9 and 0 < result["test_bpd"] < 9
     assert main(["eval", str(out / "checkpoint"), "--k", "0"]) == 2  # a bare model dir needs --dataset
     # resume with a larger budget continues the same run
     assert main(["train", "--resume", str(out), "--max-steps", "6"]) == 0

@@ -32,7 +32,7 @@ def test_training_on_cuda_keeps_the_data_on_the_gpu_and_bf16_matches_fp32(tmp_pa
         )
         trainer = Trainer(cfg, tmp_path / f"amp-{amp}")
         assert trainer.fit() == "finished"
-        assert trainer.train_x.device.type == "cuda" and trainer.train_x.dtype == torch.uint8
+        assert trainer.batches.images.device.type == "cuda" and trainer.batches.images.dtype == torch.uint8
         runs[amp] = [r.value("bpd") for r in RunDir(tmp_path / f"amp-{amp}").read_metrics() if r.kind == "train"]
     # the likelihood is computed in float32 under autocast: bf16 convolutions move it by well under 1%
     assert runs[True] == pytest.approx(runs[False], rel=1e-2)

@@ -13,13 +13,17 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data import IMAGE_EXTENSIONS
+from ..data import IMAGE_EXTENSIONS, dataset_info, load_dataset, read_image_folder
+from ..errors import BadFile, CheckpointError, ConfigError
+from ..models import load_model, resolve_model_dir
+from ..models.base import read_config
 from ..paths import cache_dir, safe_name
 from ..storage import atomic_save_npz
 from .inception import (  # noqa: F401
@@ -43,7 +47,7 @@ class FIDStats:
     @classmethod
     def from_features(cls, feats: np.ndarray, weights: str = "") -> FIDStats:
         if len(feats) < 2:
-            raise ValueError(f"FID needs at least 2 images, got {len(feats)}")
+            raise ConfigError(f"FID needs at least 2 images, got {len(feats)}")
         f = feats.astype(np.float64)
         return cls(f.mean(0), np.cov(f, rowvar=False), len(f), weights)
 
@@ -60,9 +64,9 @@ class FIDStats:
                 n = int(z["n"]) if "n" in z else -1
                 w = str(z["weights"]) if "weights" in z else "unknown (pytorch-fid format)"
         except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"{path} is not a statistics file with 'mu' and 'sigma' ({e})") from None
+            raise BadFile(f"{path} is not a statistics file with 'mu' and 'sigma' ({e})") from None
         if mu.shape != (2048,) or sigma.shape != (2048, 2048):
-            raise ValueError(f"{path}: expected mu [2048] and sigma [2048, 2048], got {mu.shape} and {sigma.shape}")
+            raise BadFile(f"{path}: expected mu [2048] and sigma [2048, 2048], got {mu.shape} and {sigma.shape}")
         return cls(mu, sigma, n, w)
 
 
@@ -76,7 +80,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or s1.shape != s2.shape:
-        raise ValueError("the two sets of statistics have different dimensions")
+        raise ConfigError("the two sets of statistics have different dimensions")
     r1 = _sqrt_psd(s1)
     eig = np.linalg.eigvalsh(r1 @ s2 @ r1)  # the eigenvalues of S1 S2, real and >= 0 up to rounding
     tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
@@ -117,8 +121,6 @@ class FID:
     def stats_of_dataset(
         self, dataset: str, split: str, image_size: int, n: int | None = None, use_cache: bool = True
     ) -> FIDStats:
-        from ..data import load_dataset
-
         images = load_dataset(dataset, image_size).split(split)
         n = min(n or len(images), len(images))
         path = stats_cache_path(dataset, split, image_size, n, self.features.weights)
@@ -151,15 +153,11 @@ class FID:
             return FIDStats.load(p)
         if p.is_dir():
             if (p / "config.json").is_file() or (p / "checkpoint" / "config.json").is_file():
-                from ..models import load_model
-
                 model = load_model(p, map_location=self.features.device)
                 return self.stats_of_model(model, n or 10000, seed=seed)
-            from ..data import read_image_folder
-
             images = read_image_folder(p, limit=n)
             if not images:
-                raise ValueError(f"{p} holds no readable images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+                raise ConfigError(f"{p} holds no readable images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
             return self.stats_of_images(images)
         if ":" in spec and not p.exists():
             dataset, _, split = spec.rpartition(":")
@@ -167,8 +165,29 @@ class FID:
                 return self.stats_of_dataset(dataset, split, image_size or 64, n)
             return self.stats_of_dataset(spec, "train", image_size or 64, n)
         if spec.endswith(".npz"):
-            raise ValueError(f"{spec}: no such statistics file")
-        from ..data import dataset_info
-
+            raise ConfigError(f"{spec}: no such statistics file")
         dataset_info(spec)  # an unknown name raises a clear DatasetUnavailable
         return self.stats_of_dataset(spec, "train", image_size or 64, n)
+
+    def between(self, a: str, b: str, n: int | None = None, image_size: int | None = None, seed: int = 0) -> dict:
+        """``genlab fid A B``: FID between two of a data set split, an image folder, a model or run directory and a
+        statistics file. A data set compared with a model is read at the model's resolution unless told otherwise."""
+        t0 = time.perf_counter()
+        size = image_size or _model_image_size(a) or _model_image_size(b)
+        sa = self.stats(a, n=n, image_size=size, seed=seed)
+        sb = self.stats(b, n=n, image_size=size, seed=seed + 1)
+        return {
+            "fid": fid_from_stats(sa, sb),
+            "n_a": sa.n,
+            "n_b": sb.n,
+            "weights": self.source,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+
+
+def _model_image_size(spec: str) -> int | None:
+    """The resolution of the model at ``spec``; None when ``spec`` is no model."""
+    try:
+        return int(read_config(resolve_model_dir(spec))["image_size"])
+    except (CheckpointError, KeyError, ValueError, OSError):
+        return None

@@ -1,10 +1,15 @@
-"""Held-out likelihood of any genlab model, in bits/dim over 8-bit pixels.
+"""Held-out likelihood of any genlab model, in bits/dim over 8-bit pixels: the one evaluation path.
 
 ``average_metrics`` averages ``model.loss`` metrics over a split (the trainer's periodic
 evaluation uses it); ``nll_bound_bpd`` averages a model's k-sample bound ``nll_bpd(x, k)``:
 for the VAE the IWAE bound (Burda et al., arXiv 1509.00519), tighter than the ELBO and what
 should be compared with a flow's bits/dim; for RealNVP k dequantization samples inside the
 log (Ho et al., arXiv 1902.00275), where k=1 is the usual bits/dim.
+
+``evaluate`` puts the two together under one key scheme (``test_bpd``, ``test_bpd_kind``,
+``iwae_k{K}_bpd``, ...): what ``genlab eval`` prints, what ``genlab export`` writes into
+metrics.json and the model card, and what Compare shows, so every page shows the same figure
+for the same evaluation.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import contextlib
 from dataclasses import dataclass
 
 import torch
+
+from ..data import load_dataset
+from ..errors import ConfigError
 
 
 def _batches(
@@ -61,7 +69,7 @@ def nll_bound_bpd(
 ) -> float:
     """Mean k-sample bound on -log2 p(x) / D (bits/dim); needs a family with ``default_eval_k > 0``."""
     if not model.default_eval_k:
-        raise ValueError(f"{model.display_name} has no k-sample bound (nll_bpd)")
+        raise ConfigError(f"{model.display_name} has no k-sample bound (nll_bpd)")
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     total, n = 0.0, 0
@@ -69,6 +77,47 @@ def nll_bound_bpd(
         total += model.nll_bpd(x, k=k, generator=g).sum().item()
         n += len(x)
     return total / n
+
+
+def bound_key(k: int) -> str:
+    """The metrics key of a k-sample bound, for every family (the flow's is importance-weighted over k
+    dequantizations, the VAE's over k posterior samples)."""
+    return f"iwae_k{k}_bpd"
+
+
+def bound_keys(metrics: dict) -> dict[int, str]:
+    """The k-sample bounds a metrics dict holds, as {k: key}."""
+    out = {}
+    for key in metrics:
+        k = key[len("iwae_k") : -len("_bpd")] if key.startswith("iwae_k") and key.endswith("_bpd") else ""
+        if k.isdigit():
+            out[int(k)] = key
+    return dict(sorted(out.items()))
+
+
+def evaluate(
+    model,
+    images: torch.Tensor,
+    k: int | None = None,
+    max_images: int | None = None,
+    bound_images: int | None = None,
+    batch_size: int = 64,
+) -> dict:
+    """The held-out evaluation: the means of the loss's metrics on the first ``max_images`` images (default
+    all), as ``test_*``, and, when ``k`` > 1 and the family has one, the k-sample bound on the first
+    ``bound_images`` of them (IWAE k=100 costs 100 decoder passes per image) with the loss's bits/dim on those
+    same images, so that the two are compared like for like. ``k`` defaults to the family's ``default_eval_k``;
+    k=1 is the loss's own bound, so it adds nothing."""
+    n = len(images) if max_images is None else min(max_images, len(images))
+    loss = average_metrics(model, images, batch_size, n)
+    out = {"test_images": n, **{f"test_{name}": v for name, v in loss.items()}, "test_bpd_kind": model.loss_bpd_kind}
+    k = model.default_eval_k if k is None else k
+    if k > 1 and model.default_eval_k:
+        nb = n if bound_images is None else min(n, bound_images)
+        out[bound_key(k)] = nll_bound_bpd(model, images, k, batch_size, nb)
+        out["iwae_images"] = nb
+        out["elbo_bpd_iwae_images"] = loss["bpd"] if nb == n else average_metrics(model, images, batch_size, nb)["bpd"]
+    return out
 
 
 @dataclass
@@ -80,15 +129,12 @@ class HeldOutBpd:
 
 
 def held_out_bpd(model, dataset: str, k: int | None = None, max_images: int | None = None) -> HeldOutBpd:
-    """Test-split bits/dim comparable across families: the model's k-sample bound (k defaults to its
-    ``default_eval_k``: IWAE k=100 for the VAE, the exact likelihood of one dequantization for the flow),
-    or the bits/dim of its loss for a family without one."""
-    from ..data import load_dataset
-
-    images = load_dataset(dataset, model.config.image_size).test
-    n = min(len(images), max_images or len(images))
-    k = k or model.default_eval_k
-    if not k:
-        value = average_metrics(model, images, max_images=max_images)["bpd"]
-        return HeldOutBpd(value, model.loss_bpd_kind, n, dataset)
-    return HeldOutBpd(nll_bound_bpd(model, images, k, max_images=max_images), model.bound_kind(k), n, dataset)
+    """Test-split bits/dim comparable across families, through ``evaluate``: the model's k-sample bound when it
+    has one tighter than its loss (k defaults to its ``default_eval_k``: IWAE k=100 for the VAE), else the
+    bits/dim of its loss (the flow's exact likelihood of one dequantization)."""
+    m = evaluate(model, load_dataset(dataset, model.config.image_size).test, k, max_images)
+    bounds = bound_keys(m)
+    if bounds:
+        k, key = next(iter(bounds.items()))
+        return HeldOutBpd(m[key], model.bound_kind(k), m["iwae_images"], dataset)
+    return HeldOutBpd(m["test_bpd"], m["test_bpd_kind"], m["test_images"], dataset)

@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 from torch import nn
 
 from ..config import ConfigError, from_dict
+from ..distributions import interpolate_latents
 from ..errors import CheckpointError
 from ..schema import read_json
 from ..storage import atomic_write_bytes, atomic_write_json
@@ -117,8 +121,6 @@ class GenerativeModel(nn.Module):
     @torch.no_grad()
     def interpolate(self, z0: torch.Tensor, z1: torch.Tensor, steps: int = 8, method: str = "slerp") -> torch.Tensor:
         """Images along a 'slerp' or 'linear' path between latents z0 and z1: [steps, C, H, W]."""
-        from ..distributions import interpolate_latents
-
         with eval_mode(self):
             return self.generate(interpolate_latents(z0, z1, steps, method))
 
@@ -149,8 +151,6 @@ class GenerativeModel(nn.Module):
         return {"model_type": self.model_type, FORMAT_KEY: FORMAT_VERSION, **dataclasses.asdict(self.config)}
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        from safetensors.torch import save as st_save
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
@@ -197,8 +197,6 @@ def read_config(directory: Path) -> dict:
 
 def read_weights(path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
     """Read a safetensors file and check it against ``model`` tensor by tensor."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():

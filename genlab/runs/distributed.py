@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ..storage import atomic_write_bytes
+from .rundir import _pid_alive
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ def record_pid(run_path: Path, world: World) -> None:
 
 def dead_ranks(run_path: Path, world: World) -> list[int]:
     """Ranks on this machine whose process is gone (ranks on other machines cannot be checked from here)."""
-    from .rundir import _pid_alive
-
     dead, here = [], socket.gethostname()
     for r in range(world.size):
         try:

@@ -25,16 +25,14 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-from ..paths import safe_name
+from .. import public
+from ..errors import NotARun, PublicModeError, RunError
 from ..settings import settings
-from ..storage import try_lock
 from .config import TrainConfig
 from .records import RunStatus
-from .rundir import RunDir, list_runs, process_start
-
-SLOTS_DIR = ".slots"
+from .rundir import RunDir, process_start
+from .start import create_run, run_path
 
 
 def default_max_concurrent() -> int:
@@ -68,12 +66,6 @@ def _spawn(args: list[str], run: RunDir) -> subprocess.Popen:
     return proc
 
 
-def new_run_name(cfg: TrainConfig, preset: str | None = None) -> str:
-    """``vae-emoji-faces-20261201-213000``, or the preset's name and the time for a preset's run."""
-    what = preset or f"{cfg.model}-{cfg.dataset}"
-    return safe_name(f"{what}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
 def _start(run: RunDir, max_concurrent: int, processes: int = 1) -> None:
     """The run's process: it waits for a slot, then trains (through torchrun with ``processes`` > 1), at a lower
     CPU priority than the app that launched it (``GENLAB_RUN_NICE``): the pages stay quick while it trains, and
@@ -89,7 +81,7 @@ def _start(run: RunDir, max_concurrent: int, processes: int = 1) -> None:
     except OSError as e:  # EAGAIN, ENOMEM: no process will ever take this run, so it must not wait as queued
         why = f"its training process could not start ({e.strerror or e}); resume it when the machine has room"
         run.update_info(status=RunStatus.FAILED, error=why, pid=None, pid_start=None)
-        raise RuntimeError(f"{run.path.name}: {why}") from None
+        raise RunError(f"{run.path.name}: {why}") from None
     run.update_info(pid=pid, pid_start=process_start(pid))  # alive while it starts up, before it takes the lock
 
 
@@ -105,18 +97,12 @@ def launch(
     """Create the run directory (status ``queued``, the whole config in run.json) and start its training
     process. In public mode (``genlab.public``) the paths are checked and the run is capped first, and
     ``owner`` (the launching session's secret token) is what Stop, Resume and Delete ask for later."""
-    from .. import public
-    from ..data import require_dataset
-
     public.check_path(runs_root, "runs folder")
     public.check_dataset(cfg.dataset)
     cfg, max_concurrent = public.cap_config(cfg), public.cap_runs(max_concurrent)
-    require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
-    cfg.check_size()  # so does a model too large for this machine (or this public app)
-    run = RunDir(Path(runs_root) / safe_name(name or new_run_name(cfg, preset)))
-    if run.path.exists() and any(run.path.iterdir()):
-        raise FileExistsError(f"a run named '{run.path.name}' already exists in {run.path.parent}; choose another name")
-    run.create(cfg, queued_at=time.time(), preset=preset, owner=owner_hash(owner))
+    run = create_run(
+        cfg, run_path(runs_root, cfg, name, preset), queued_at=time.time(), preset=preset, owner=owner_hash(owner)
+    )
     _start(run, max_concurrent or default_max_concurrent(), public.cap_processes(processes))
     return run
 
@@ -129,8 +115,6 @@ def owner_hash(token: str | None) -> str | None:
 def may_control(run: RunDir, owner: str | None) -> bool:
     """Whether the session with token ``owner`` may stop, resume or delete ``run``: anyone at a local app; in a
     public app, only the session that launched it."""
-    from .. import public
-
     if not public.enabled():
         return True
     try:
@@ -141,10 +125,8 @@ def may_control(run: RunDir, owner: str | None) -> bool:
 
 
 def _check_owner(run: RunDir, owner: str | None, what: str) -> None:
-    from .. import public
-
     if not may_control(run, owner):
-        raise public.PublicModeError(
+        raise PublicModeError(
             f"this is a public genlab app: only the visitor who launched {run.path.name} can {what} it"
         )
 
@@ -154,14 +136,12 @@ def resume(
 ) -> None:
     """Continue a stopped, interrupted or failed run from its last checkpoint (queued like a launch).
     ``overrides`` change resumable settings (``TrainConfig.resumed_with``); others raise ConfigError."""
-    from .. import public
-
     _check_owner(run, owner, "resume")
     status = run.status()
     if status.active:
-        raise RuntimeError(f"{run.path.name} is {status}; stop it before resuming")
+        raise RunError(f"{run.path.name} is {status}; stop it before resuming")
     if run.info().resumable is False:
-        raise RuntimeError(f"{run.path.name} failed for a reason a resume cannot fix; launch a new run instead")
+        raise RunError(f"{run.path.name} failed for a reason a resume cannot fix; launch a new run instead")
     public.check_path(run.path, "run")
     cfg = run.config().resumed_with(overrides)
     if public.enabled():  # the caps travel with the resumed run, whatever it was launched with
@@ -178,7 +158,7 @@ def stop(run: RunDir, owner: str | None = None) -> None:
     process is gone has nobody to read the request, and is refused: it shows as interrupted, to resume or delete."""
     _check_owner(run, owner, "stop")
     if not run.status().active:
-        raise RuntimeError(f"{run.path.name} is not training; there is nothing to stop")
+        raise RunError(f"{run.path.name} is not training; there is nothing to stop")
     run.stop_file.touch()
 
 
@@ -186,67 +166,16 @@ def delete(run: RunDir, owner: str | None = None) -> None:
     """Delete a run's folder for good; refused while a process trains it or waits to, and in a public app
     for anyone but the visitor who launched it."""
     if not run.exists():
-        raise FileNotFoundError(f"{run.path} is not a run directory (no run.json)")
+        raise NotARun(f"{run.path} is not a run directory (no run.json)")
     try:
         status = run.status()
     except (OSError, ValueError):  # an unreadable run.json: still deletable unless a process holds the run
         status = RunStatus.UNKNOWN
     if status.active or run.is_locked():
-        raise RuntimeError(f"{run.path.name} is {status}; stop it before deleting it")
+        raise RunError(f"{run.path.name} is {status}; stop it before deleting it")
     _check_owner(run, owner, "delete")
     lock = run.acquire_lock()  # RunLocked if a process took it a moment ago; nothing trains it while we delete
     try:
         shutil.rmtree(run.path)
-    finally:
-        lock.release()
-
-
-# -- the queue (runs in the training process, via ``genlab train --queue N``) ------------------
-def _queued_ahead(run: RunDir) -> list[RunDir]:
-    """Live queued runs under the same folder that were queued before ``run``."""
-    mine = run.info().queued_at or 0.0
-    ahead = []
-    for other in list_runs(run.path.parent):
-        if other.path == run.path:
-            continue
-        try:
-            info = other.info()
-        except (OSError, ValueError):
-            continue
-        # status() counts a run whose process is still starting (alive, not yet locked) as queued
-        if other.status() == RunStatus.QUEUED and (info.queued_at or 0.0, other.path.name) < (mine, run.path.name):
-            ahead.append(other)
-    return ahead
-
-
-def try_slot(root: Path, max_concurrent: int):
-    """A held slot lock if one of ``max_concurrent`` is free, else None (release it with ``.release()``)."""
-    slots = Path(root) / SLOTS_DIR
-    slots.mkdir(parents=True, exist_ok=True)
-    for i in range(max_concurrent):
-        slot = try_lock(slots / f"slot-{i}")
-        if slot is not None:
-            return slot
-    return None
-
-
-def wait_for_slot(run: RunDir, max_concurrent: int, poll_s: float = 0.5):
-    """Block until ``run`` may train; return the slot (keep it open while training) or None if
-    the run was stopped while it waited. The caller must not hold the run's ``.lock``."""
-    lock = run.acquire_lock()  # marks this queued run as alive
-    try:
-        if not run.info().queued_at:
-            run.update_info(queued_at=time.time())
-        run.update_info(status=RunStatus.QUEUED, pid=os.getpid())
-        while True:
-            if run.stop_file.exists():
-                run.clear_stop()
-                run.update_info(status=RunStatus.STOPPED, error=None)
-                return None
-            if not _queued_ahead(run):
-                slot = try_slot(run.path.parent, max_concurrent)
-                if slot is not None:
-                    return slot
-            time.sleep(poll_s)
     finally:
         lock.release()

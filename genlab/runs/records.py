@@ -86,7 +86,7 @@ class RunInfo:
         known = {f.name for f in dataclasses.fields(RunInfo)}
         unknown = sorted(set(fields) - known)
         if unknown:
-            raise ValueError(f"run.json has no fields {unknown}")
+            raise BadFile(f"run.json has no fields {unknown}")
         return {k: v.to_dict() if isinstance(v, TrainConfig) else v for k, v in fields.items()}
 
 

@@ -29,10 +29,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy
 import torch
+import torchvision
+from safetensors.torch import load_file, save
 
-from ..errors import RunLocked
-from ..models.base import CheckpointError
+from ..errors import NotARun, RunLocked
+from ..models.base import CheckpointError, read_weights
 from ..schema import BEST_METRICS, MAX_LOG_BYTES, TRAINER_STATE, check_fields, read_json
 from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, is_locked, try_lock
 from ..version import __version__
@@ -49,8 +52,6 @@ RESERVE_NAME, RESERVE_BYTES = ".reserve", 256 * 1024
 
 
 def package_versions() -> dict:
-    import numpy
-    import torchvision
 
     return {
         "genlab": __version__,
@@ -157,7 +158,7 @@ class RunDir:
         try:
             return read_json(self.run_json, CheckpointError)
         except FileNotFoundError:
-            raise FileNotFoundError(f"{self.path} is not a run directory (no run.json)") from None
+            raise NotARun(f"{self.path} is not a run directory (no run.json)") from None
 
     def info(self) -> RunInfo:
         return RunInfo.from_dict(self._raw_info(), str(self.run_json))
@@ -276,8 +277,6 @@ class RunDir:
         """The model (``ema``, the weights' moving average, when there is one) as ``model.safetensors``, which
         is what loading the run gives; the training weights (under ``train.`` when they differ), the
         optimizer and the RNG state beside it, in ``optimizer.safetensors``."""
-        from safetensors.torch import save
-
         for m in (model, ema) if ema is not None else (model,):
             for name, p in m.state_dict().items():
                 if p.is_floating_point() and not torch.isfinite(p).all():
@@ -309,9 +308,6 @@ class RunDir:
         """Load weights (and optimizer and RNG state) into ``model``, and the moving average into ``ema``
         when given (a run that starts averaging on resume starts from the weights); return the trainer
         state. A run saved with an average and resumed without one trains on from its training weights."""
-        from safetensors.torch import load_file
-
-        from ..models.base import read_weights
 
         self.recover_checkpoint()
         ckpt = self.path / CKPT

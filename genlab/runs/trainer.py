@@ -1,10 +1,13 @@
-"""One model-agnostic trainer, in the spirit of minGPT's: it only calls ``model.loss(x)``.
+"""One model-agnostic trainer, in the spirit of nanoGPT's ``train.py``: it only calls ``model.loss(x)``.
 
-The whole dataset lives on the training device as uint8 (emoji at 64×64 is 49 MB), so a
-batch is one index and one cast: no DataLoader workers, no host-to-device copies per
-step. The epoch order is a permutation seeded by (seed, epoch), and the RNG state
-travels in the checkpoint, so a resumed run takes exactly the steps an uninterrupted one
-would have taken.
+Read it top to bottom: ``_build`` makes the model, the optimizer and the batches; ``fit`` records the
+run and calls ``_loop``; the loop takes one ``train_step`` after another and asks ``at_step`` what is
+due (a metrics row, an evaluation with samples and the best weights, FID, a checkpoint). Progress
+is one ``TrainState``, saved with every checkpoint, so a resumed run takes exactly the steps an
+uninterrupted one would have taken.
+
+The whole dataset lives on the training device as uint8 (emoji at 64×64 is 49 MB), so a batch is
+one index and one cast (``genlab.runs.batches``): no DataLoader workers, no host-to-device copies.
 
 Under ``torchrun`` (``genlab.runs.distributed``) every process runs this same trainer on its slice
 of each global batch through ``DistributedDataParallel``; only rank 0 writes the run directory.
@@ -20,31 +23,30 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
 
-from ..data import DatasetUnavailable, load_dataset
+from ..data import ImageData, load_dataset
 from ..device import autocast, precision, resolve_device
-from ..errors import ConfigError, TrainingDiverged
+from ..errors import CheckpointError, ConfigError, DatasetUnavailable, GenlabError, TrainingDiverged
+from ..metrics.fid import FID, FIDStats, fid_from_stats
 from ..metrics.likelihood import average_metrics
-from ..models import CheckpointError, model_class
+from ..models import model_class
+from ..models.base import GenerativeModel
 from ..models.sizing import check_model
 from . import distributed
+from .batches import Batches
 from .config import TrainConfig, cadence
 from .grids import write_grid
 from .records import EvalRow, FidRow, RunStatus, TrainRow
 from .rundir import RunDir, package_versions
+from .state import TrainState, diverged_message, over_budget, rank_seed
 
 DIVERGED_BPD = 16.0  # twice the bits/dim of a uniform guess over 256 values
-
-
-def _disk_full_message(e: OSError, what: str) -> str:
-    return (
-        f"the disk is full while writing {what} ({e.strerror}); the previous checkpoint is intact. "
-        f"Free some space and resume with: python -m genlab train --resume RUN_DIR"
-    )
 
 
 class _Loss(torch.nn.Module):
@@ -58,71 +60,122 @@ class _Loss(torch.nn.Module):
         return self.model.loss(x)
 
 
+@dataclass
+class Step:
+    """What one training step did, agreed by every process."""
+
+    metrics: dict  # the model's metrics and the gradient norm, as tensors
+    bad: bool  # the loss or the gradients were not finite: no weight changed
+    stop: bool  # someone asked the run to stop (a signal or the STOP file)
+    time_up: bool  # the run's time budget is spent
+    loss: torch.Tensor
+    grad_norm: torch.Tensor
+
+
+class _Window:
+    """The training steps since the last metrics row: their summed metrics, counts and duration."""
+
+    def __init__(self):
+        self.sums: dict = {}
+        self.count = 0  # steps that updated the weights
+        self.skipped = 0  # non-finite steps
+        self.started = time.perf_counter()
+
+    def add(self, step: Step) -> None:
+        if step.bad:
+            self.skipped += 1
+            return
+        for k, v in step.metrics.items():  # summed as tensors: no device sync until the row is written
+            self.sums[k] = self.sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else v)
+        self.count += 1
+
+    def running_s(self) -> float:
+        return time.perf_counter() - self.started
+
+
 class Trainer:
+    # built by _build(), once the run directory is locked: the data, the weights and how they train
+    data: ImageData
+    test_x: torch.Tensor  # uint8 [N, C, S, S], resident on the device
+    batches: Batches
+    model: GenerativeModel  # the training weights
+    ema: AveragedModel | None  # their moving average (--ema), evaluated, sampled and saved in their place
+    step_loss: torch.nn.Module  # model.loss as one forward pass: wrapped by DDP under torchrun, compiled on request
+    opt: torch.optim.Optimizer
+    fid: FID | None
+    fid_ref: FIDStats | None
+    total_steps: int
+    eval_every: int
+    ckpt_every: int
+
     def __init__(self, config: TrainConfig, run_dir: str | Path, resume: bool = False):
         self.cfg = config
         self.run = RunDir(run_dir)
         self.resume = resume
-        self.stop_requested = False
         self.world = distributed.world_from_env()
         self.device = resolve_device(config.device)
+        self.stop_requested = False  # set by SIGTERM or SIGINT
         self.setup_side_s = 0.0  # seconds of FID reference statistics before the first step
+        self.last_checkpoint: int | None = None  # the step of the last checkpoint written (or resumed from)
+        self.warned = False  # the run has been said to diverge
 
     # -- setup -----------------------------------------------------------------------------
-    def _build(self):
+    def _build(self) -> None:
         cfg, world = self.cfg, self.world
         if cfg.batch_size % world.size:
-            raise ValueError(
+            raise GenlabError(
                 f"--batch-size is the global batch and must divide evenly over the {world.size} "
                 f"processes; {cfg.batch_size} does not"
             )
         self.device = distributed.setup(world, self.device)
-        data = load_dataset(cfg.dataset, cfg.image_size)
-        self.data = data
-        self.train_x = data.train.to(self.device)  # uint8 [N, C, S, S], resident on the device
-        self.test_x = data.test.to(self.device)
+        self.data = load_dataset(cfg.dataset, cfg.image_size)
+        self.test_x = self.data.test.to(self.device)
+        self._build_model()
+        self.batches = Batches(
+            self.data.train.to(self.device), cfg.batch_size, cfg.seed, world, cfg.hflip, self.memory_format
+        )
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.fid, self.fid_ref = None, None
+        if cfg.fid_every:
+            self.fid = FID(device=str(self.device))
+            t_ref = time.perf_counter()
+            self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
+            self.setup_side_s = time.perf_counter() - t_ref  # counted in a public run's budget (cached later)
+        self.total_steps = cfg.total_steps(self.batches.steps_per_epoch)
+        self.eval_every = cfg.eval_every or cadence(self.total_steps)
+        self.ckpt_every = cfg.checkpoint_every or self.eval_every
+
+    def _build_model(self) -> None:
+        cfg, world = self.cfg, self.world
         mcls = model_class(cfg.model)
-        mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": data.channels})
+        mconf = mcls.config_class(**{**cfg.model_config, "image_size": cfg.image_size, "channels": self.data.channels})
         check_model(mcls, mconf, batch=cfg.batch_size // world.size, training=True, what=f"this {cfg.model}")
         torch.manual_seed(cfg.seed)
         self.model = mcls(mconf).to(self.device)
         self.memory_format = torch.channels_last if self.model.prefers_channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        # the moving average of the weights (Polyak averaging): evaluated, sampled and saved in their place (a copy
-        # taken before DDP wraps the model; its BatchNorm buffers are averaged like the weights)
+        # Polyak averaging: a copy taken before DDP wraps the model; its BatchNorm buffers are averaged like the weights
         self.ema = None
         if cfg.ema:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
             self.ema.n_averaged.fill_(1)  # it starts as a copy: average from the first step on, never re-copy
-        self.ddp = None
+        self.step_loss = _Loss(self.model)
         if world.distributed:
             if self.device.type == "cuda":  # batch statistics over the global batch, as in one process
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+                self.step_loss = _Loss(self.model)
             # (SyncBatchNorm is CUDA-only: on CPU each process normalises over its own slice of the batch)
-            self.ddp = torch.nn.parallel.DistributedDataParallel(
-                _Loss(self.model), device_ids=[self.device] if self.device.type == "cuda" else None
-            )
-        self.local_batch = cfg.batch_size // world.size
-        # the training step: DDP around model.loss under torchrun, compiled on request
-        self.step_loss = self.ddp if self.ddp is not None else _Loss(self.model)
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.step_loss = torch.nn.parallel.DistributedDataParallel(self.step_loss, device_ids=ids)
         if cfg.compile:
             self.step_loss = torch.compile(self.step_loss)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.fid = None
-        if cfg.fid_every:
-            from ..metrics.fid import FID
 
-            self.fid = FID(device=str(self.device))
-            t_ref = time.perf_counter()
-            self.fid_ref = self.fid.stats_of_dataset(cfg.dataset, "train", cfg.image_size, cfg.fid_ref_n)
-            self.setup_side_s = time.perf_counter() - t_ref  # counted in a public run's budget (cached later)
-        self.steps_per_epoch = max(1, len(self.train_x) // cfg.batch_size)
-        self.images_per_step = min(cfg.batch_size, len(self.train_x))  # a batch never holds more than the data
-        self.total_steps = cfg.total_steps(self.steps_per_epoch)
-        self.eval_every = cfg.eval_every or cadence(self.total_steps)
-        self.ckpt_every = cfg.checkpoint_every or self.eval_every
+    @property
+    def net(self) -> GenerativeModel:
+        """The model that is evaluated, sampled and saved: the moving average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
-    def _install_signal_handlers(self):
+    def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
 
@@ -132,37 +185,245 @@ class Trainer:
         for s in (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, handler)
 
-    def _batch(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.steps_per_epoch)
-        if i == 0 or self._perm_epoch != epoch:
-            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(len(self.train_x), generator=g).to(self.device)
-            self._perm_epoch = epoch
-        idx = self._perm[i * self.cfg.batch_size : (i + 1) * self.cfg.batch_size]  # the global batch
-        mine = slice(self.world.rank * self.local_batch, (self.world.rank + 1) * self.local_batch)
-        x = self.train_x[idx[mine]].float().div_(255.0)  # [B / processes, C, S, S] in [0, 1]
-        if self.cfg.hflip:
-            # drawn for the global batch from (seed, step) alone: a resumed run, and any number of
-            # processes, flip exactly the images an uninterrupted single process would have flipped
-            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step + (1 << 40))
-            flip = (torch.rand(len(idx), generator=g) < 0.5)[mine].to(self.device)  # [B / processes]
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        return x.contiguous(memory_format=self.memory_format)
-
     def _autocast(self):
         return autocast(self.device, self.cfg.amp)
 
-    # -- evaluation and samples ------------------------------------------------------------
-    @property
-    def averaged(self):
-        """The moving average of the weights, as a model; None without ``--ema``."""
-        return self.ema.module if self.ema is not None else None
+    # -- starting and ending a run ---------------------------------------------------------
+    def fit(self) -> RunStatus:
+        """Train until done or stopped; return the final status. Never raises for a training failure."""
+        lock = self.run.acquire_lock() if self.world.main else None
+        try:
+            return self._fit()
+        finally:
+            distributed.teardown(self.world)
+            if lock is not None:
+                lock.release()
 
-    @property
-    def net(self):
-        """The model that is evaluated, sampled and saved: the moving average when there is one."""
-        return self.averaged if self.ema is not None else self.model
+    def _fit(self) -> RunStatus:
+        try:
+            self._build()
+        except Exception as e:
+            return self._failed_to_build(e)
+        state = TrainState()
+        if self.resume:
+            try:
+                state = TrainState.from_json(
+                    self.run.load_checkpoint(self.model, self.opt, ema=self.ema.module if self.ema else None)
+                )
+            except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
+                return self._fail(str(e))
+            self.last_checkpoint = state.step
+        if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
+            torch.manual_seed(rank_seed(self.cfg.seed, self.world.rank, state.step))
+        distributed.record_pid(self.run.path, self.world)
+        self._install_signal_handlers()
+        if self.world.main:
+            self._record_start(state)
+        status = self._train(state)
+        if status != RunStatus.FAILED and self.world.main:
+            try:  # a spent time budget shortens the run: the plan becomes the steps actually taken
+                self.run.update_info(status=status, error=None, total_steps=self.total_steps)
+            except OSError as e:
+                print(f"warning: could not record status '{status}': {e}", file=sys.stderr)
+        return status
 
+    def _failed_to_build(self, e: Exception) -> RunStatus:
+        if self.world.main:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            error = str(e) if isinstance(e, GenlabError) else f"{type(e).__name__}: {e}"
+            # a missing data set or a bad option fails the same way on every resume
+            self.run.update_info(
+                status=RunStatus.FAILED,
+                error=error,
+                config=self.cfg,
+                resumable=not isinstance(e, (ConfigError, DatasetUnavailable)),
+            )
+        print(f"error: {e}", file=sys.stderr)
+        return RunStatus.FAILED
+
+    def _record_start(self, state: TrainState) -> None:
+        """run.json says the run is training, with everything needed to reproduce it."""
+        cfg, run = self.cfg, self.run
+        run.ensure_reserve()
+        if self.resume:
+            run.drop_best_after(state.step)
+            state.best_bpd = best[1] if (best := run.best()) else None
+            run.truncate_metrics(state.step)
+            run.clear_stop()
+        else:
+            run.samples.mkdir(parents=True, exist_ok=True)
+        run.update_info(
+            status=RunStatus.RUNNING,
+            error=None,
+            resumable=None,
+            warning=None,
+            pid=os.getpid(),
+            config=cfg,
+            processes=self.world.size,
+            dataset={
+                "name": cfg.dataset,
+                "train": len(self.batches.images),
+                "test": len(self.test_x),
+                "credit": self.data.credit,
+                "skipped": self.data.skipped,
+            },
+            seed=cfg.seed,
+            versions=package_versions(),
+            device=str(self.device),
+            threads=torch.get_num_threads(),
+            precision=precision(self.device, cfg.amp),
+            total_steps=self.total_steps,
+            steps_per_epoch=self.batches.steps_per_epoch,
+            num_parameters=self.model.num_parameters(),
+            **({} if self.resume else {"created_at": time.time()}),
+        )
+
+    def _train(self, state: TrainState) -> RunStatus:
+        """The loop, with every failure turned into a status and a sentence (written by rank 0)."""
+        try:
+            return self._loop(state)
+        except TrainingDiverged as e:
+            return self._fail(str(e))
+        except OSError as e:
+            full = e.errno == errno.ENOSPC
+            return self._fail(_disk_full_message(e) if full else f"{type(e).__name__}: {e}")
+        except Exception as e:
+            if self.world.distributed:  # a peer that died breaks the next collective operation
+                return self._fail(self._peer_failure(state, e))
+            traceback.print_exc()
+            return self._fail(f"{type(e).__name__}: {e}")
+
+    # -- the loop --------------------------------------------------------------------------
+    def _loop(self, state: TrainState) -> RunStatus:
+        bar = tqdm(
+            total=self.total_steps,
+            initial=state.step,
+            disable=None if self.world.main else True,
+            dynamic_ncols=True,
+            desc=self.cfg.model,
+        )
+        window = _Window()
+        state.side_elapsed += self.setup_side_s
+        self.model.train()
+        while state.step < self.total_steps:
+            step = self.train_step(state, window)
+            if step.bad:
+                state.nonfinite_total += 1
+                state.consecutive_bad += 1
+                if state.consecutive_bad >= self.cfg.max_nonfinite:
+                    raise TrainingDiverged(self._diverged(state, step))
+            else:
+                state.consecutive_bad = 0
+            window.add(step)
+            state.step += 1
+            bar.update(1)
+            if step.time_up:
+                self.total_steps = state.step  # the budget is spent: this step is the last one
+            if self._due(state.step, self.cfg.log_every):
+                row = self.log_row(state, window)
+                bar.set_postfix({k: f"{v:.3f}" for k in ("loss", "bpd") if (v := row.value(k)) is not None})
+                window = _Window()
+            t_side = time.perf_counter()
+            self.at_step(state, skip_fid=step.time_up and self.cfg.side_work_counts)
+            side = time.perf_counter() - t_side
+            window.started += side  # evaluation and checkpoints are not training time (nor part of images/s)
+            state.side_elapsed += side
+            if step.stop and state.step < self.total_steps:
+                if self.last_checkpoint != state.step:
+                    self.checkpoint(state)
+                break
+        bar.close()
+        distributed.barrier(self.world)  # nobody leaves while rank 0 still writes
+        return RunStatus.FINISHED if state.step >= self.total_steps else RunStatus.STOPPED
+
+    def train_step(self, state: TrainState, window: _Window) -> Step:
+        """One optimizer step on batch ``state.step``; skipped (no weight changes) when any process saw a
+        non-finite loss or gradient. Every process takes the same decisions at the same step."""
+        lr = self.cfg.lr_at(state.step, self.total_steps)  # also what a resume with a new --lr or schedule changes
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        x = self.batches(state.step)
+        with self._autocast():
+            loss, metrics = self.step_loss(x)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()  # under DDP the gradients arrive averaged over all processes
+        loss = loss.detach()
+        clip = self.cfg.grad_clip if self.cfg.grad_clip else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        stop = self.stop_requested or (self.world.main and self.run.stop_file.exists())
+        bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
+        time_up = over_budget(self.cfg, state, window.running_s())
+        if self.world.distributed:
+            stop, bad, time_up = map(bool, distributed.all_max(self.world, [stop, bad, time_up], self.device))
+        if not bad:
+            self.opt.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+        return Step({**metrics, "grad_norm": grad_norm}, bad, stop, time_up, loss, grad_norm)
+
+    def _due(self, step: int, every: int | None) -> bool:
+        return bool(every) and step % every == 0 or step == self.total_steps
+
+    def at_step(self, state: TrainState, skip_fid: bool = False) -> None:
+        """Everything a step may be due for, in one place: an evaluation (with sample grids and the best
+        weights), FID, and a checkpoint. ``skip_fid``: a public run whose budget is spent skips its last FID
+        (an FID of 1,000 samples takes minutes on a CPU)."""
+        if self._due(state.step, self.eval_every):
+            test = self.evaluate()  # every process evaluates its share
+            if self.world.main:
+                self.run.append_metrics(EvalRow(**self._when(state), metrics=test))
+                self.save_samples(state.step)
+                self.keep_if_best(state, test)
+        # FID on all K samples, by rank 0 (the others wait at the next step's reduction)
+        if self.fid is not None and self.world.main and self._due(state.step, self.cfg.fid_every) and not skip_fid:
+            self.run.append_metrics(FidRow(**self._when(state), **self.measure_fid()))
+        # during a streak of non-finite steps the last checkpoint stays the last good one
+        if self._due(state.step, self.ckpt_every) and state.consecutive_bad == 0:
+            self.checkpoint(state)
+
+    def checkpoint(self, state: TrainState) -> None:
+        """The one place a checkpoint is written: weights, optimizer, random state and ``state``."""
+        if self.world.main:
+            self.run.save_checkpoint(self.model, self.opt, state.to_json(), ema=self.ema.module if self.ema else None)
+        self.last_checkpoint = state.step
+
+    # -- metrics rows ----------------------------------------------------------------------
+    def _when(self, state: TrainState) -> dict:
+        """The fields every metrics row starts with."""
+        return {
+            "step": state.step,
+            "epoch": state.epoch(self.batches.steps_per_epoch),
+            "time": round(state.elapsed, 3),
+            "timestamp": time.time(),
+        }
+
+    def log_row(self, state: TrainState, window: _Window) -> TrainRow:
+        """The mean metrics of the steps since the last row (over all processes), written by rank 0."""
+        dt = window.running_s()
+        state.elapsed += dt
+        done = window.count + window.skipped
+        row = TrainRow(
+            **self._when(state),
+            images_per_s=round(done * min(self.cfg.batch_size, len(self.batches.images)) / max(dt, 1e-9), 2),
+            lr=self.opt.param_groups[0]["lr"],
+            skipped_steps=window.skipped,
+            metrics=self._mean_over_processes(window.sums, window.count),
+        )
+        if self.world.main:
+            self.run.append_metrics(row)
+            self._warn_if_diverging(row)
+        return row
+
+    def _mean_over_processes(self, sums: dict, count: int) -> dict[str, float]:
+        """Per-step means of the logged metrics, over the steps since the last row and over all processes."""
+        if not count:
+            return {}
+        keys = sorted(sums)
+        vals = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device) for k in keys])
+        vals = distributed.all_sum(self.world, vals) / self.world.size
+        return {k: float(v) / count for k, v in zip(keys, vals.tolist())}
+
+    # -- evaluation, FID, samples and the best weights -------------------------------------
     def evaluate(self) -> dict[str, float]:
         """Test metrics over the (capped) test split; under torchrun each process takes every N-th image
         and the image-weighted means are reduced over all of them."""
@@ -170,7 +431,7 @@ class Trainer:
         images = self.test_x[: self.cfg.eval_batches * bs] if self.cfg.eval_batches else self.test_x
         mine = images[world.rank :: world.size]
         m = average_metrics(
-            self.net, mine, self.local_batch, autocast=self._autocast(), memory_format=self.memory_format
+            self.net, mine, self.batches.local_batch, autocast=self._autocast(), memory_format=self.memory_format
         )
         if world.distributed:
             keys = sorted(m)
@@ -181,8 +442,6 @@ class Trainer:
         return {f"test_{k}": v for k, v in m.items()}
 
     def measure_fid(self) -> dict:
-        from ..metrics.fid import fid_from_stats
-
         t = time.perf_counter()
         st = self.fid.stats_of_model(self.net, self.cfg.fid_samples, seed=self.cfg.seed)
         return {
@@ -202,112 +461,32 @@ class Trainer:
             pairs = torch.stack([x, self.net.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
             write_grid(self.run.recon_grid(step), pairs, nrow=16)
 
-    def keep_if_best(self, step: int, test: dict[str, float]) -> None:
+    def keep_if_best(self, state: TrainState, test: dict[str, float]) -> None:
         """Save the evaluated weights as the run's best when their test bits/dim are the lowest so far."""
         bpd = test.get("test_bpd")
-        if bpd is None or not math.isfinite(bpd) or (self.best_bpd is not None and bpd >= self.best_bpd):
+        if bpd is None or not math.isfinite(bpd) or (state.best_bpd is not None and bpd >= state.best_bpd):
             return
-        self.run.save_best(self.net, step, bpd, self.cfg.dataset)
-        self.best_bpd = bpd
+        self.run.save_best(self.net, state.step, bpd, self.cfg.dataset)
+        state.best_bpd = bpd
 
-    # -- the loop --------------------------------------------------------------------------
-    def fit(self) -> RunStatus:
-        """Train until done or stopped; return the final status. Never raises for a training failure."""
-        lock = self.run.acquire_lock() if self.world.main else None
-        try:
-            return self._fit()
-        finally:
-            distributed.teardown(self.world)
-            if lock is not None:
-                lock.release()
+    # -- what a failing run says -----------------------------------------------------------
+    def _diverged(self, state: TrainState, step: Step) -> str:
+        loss, norm = step.loss.item(), float(step.grad_norm)
+        return diverged_message(self.cfg, state.step + 1, state.consecutive_bad, loss, norm, self.last_checkpoint)
 
-    def _fit(self) -> RunStatus:
-        cfg, run = self.cfg, self.run
-        try:
-            self._build()
-        except Exception as e:
-            if self.world.main:
-                run.path.mkdir(parents=True, exist_ok=True)
-                # a missing data set or a bad option fails the same way on every resume
-                fixable = not isinstance(e, (DatasetUnavailable, ConfigError))
-                error = str(e) if not fixable else f"{type(e).__name__}: {e}"
-                run.update_info(status=RunStatus.FAILED, error=error, config=cfg, resumable=fixable)
-            print(f"error: {e}", file=sys.stderr)
-            return RunStatus.FAILED
-        state = {"step": 0, "elapsed": 0.0, "nonfinite_total": 0}
-        if self.resume:
-            try:
-                state = run.load_checkpoint(self.model, self.opt, ema=self.averaged)
-            except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
-                return self._fail(str(e))
-        if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
-            torch.manual_seed(cfg.seed * 1_000_003 + 7919 * self.world.rank + state["step"])
-        distributed.record_pid(run.path, self.world)
-        self._perm_epoch = -1
-        self.best_bpd = None
-        self._last_ckpt = f"step {state['step']}" if self.resume else None
-        self._install_signal_handlers()
-        if not self.world.main:
-            return self._train(state)
-        run.ensure_reserve()
-        if self.resume:
-            run.drop_best_after(state["step"])
-            self.best_bpd = best[1] if (best := run.best()) else None
-            run.truncate_metrics(state["step"])
-            run.clear_stop()
-        else:
-            run.samples.mkdir(parents=True, exist_ok=True)
-        run.update_info(
-            status=RunStatus.RUNNING,
-            error=None,
-            resumable=None,
-            warning=None,
-            pid=os.getpid(),
-            config=cfg,
-            processes=self.world.size,
-            dataset={
-                "name": cfg.dataset,
-                "train": len(self.train_x),
-                "test": len(self.test_x),
-                "credit": self.data.credit,
-                "skipped": self.data.skipped,
-            },
-            seed=cfg.seed,
-            versions=package_versions(),
-            device=str(self.device),
-            threads=torch.get_num_threads(),
-            precision=precision(self.device, cfg.amp),
-            total_steps=self.total_steps,
-            steps_per_epoch=self.steps_per_epoch,
-            num_parameters=self.model.num_parameters(),
-            **({} if self.resume else {"created_at": time.time()}),
-        )
-        status = self._train(state)
-        if status == RunStatus.FAILED:
-            return status
-        try:
-            # a spent time budget shortens the run: the plan becomes the steps actually taken
-            run.update_info(status=status, error=None, total_steps=self.total_steps)
-        except OSError as e:
-            print(f"warning: could not record status '{status}': {e}", file=sys.stderr)
-        return status
+    def _warn_if_diverging(self, row: TrainRow) -> None:
+        """A loss can blow up without becoming NaN; bits/dim far above 8 (what knowing nothing about the
+        pixels costs) means the run is diverging. Said once, in run.json; the run goes on (clipping may
+        bring it back)."""
+        bpd = row.value("bpd")
+        if bpd is not None and bpd > DIVERGED_BPD and not self.warned:
+            self.warned = True
+            self.run.update_info(
+                warning=f"train bits/dim reached {bpd:.3g} at step {row.step}, far worse than uniform noise "
+                f"(8 bits/dim): the learning rate ({self.cfg.lr:g}) is probably too high; lower --lr"
+            )
 
-    def _train(self, state: dict) -> RunStatus:
-        """The loop, with every failure turned into a status and a sentence (written by rank 0)."""
-        try:
-            return self._loop(state)
-        except TrainingDiverged as e:
-            return self._fail(str(e))
-        except OSError as e:
-            what = "the run directory"
-            return self._fail(_disk_full_message(e, what) if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}")
-        except Exception as e:
-            if self.world.distributed:  # a peer that died breaks the next collective operation
-                return self._fail(self._peer_failure(state, e))
-            traceback.print_exc()
-            return self._fail(f"{type(e).__name__}: {e}")
-
-    def _peer_failure(self, state: dict, e: Exception) -> str:
+    def _peer_failure(self, state: TrainState, e: Exception) -> str:
         time.sleep(0.5)  # let the process that died be seen as gone
         dead = distributed.dead_ranks(self.run.path, self.world)
         who = (
@@ -315,32 +494,13 @@ class Trainer:
             if dead
             else f"a process of this {self.world.size}-process job failed (on another machine, or see train.log)"
         )
-        last = f"the last checkpoint ({self._last_ckpt}) is intact" if self._last_ckpt else "no checkpoint was written"
+        last = self.last_checkpoint
+        kept = f"the last checkpoint (step {last}) is intact" if last is not None else "no checkpoint was written"
+        first_line = str(e).splitlines()[0][:200] if str(e) else ""
         return (
-            f"{who} at step {state['step']}; {last}. Resume with: python -m genlab train --resume RUN_DIR "
-            f"(any number of processes). [{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}]"
+            f"{who} at step {state.step}; {kept}. Resume with: python -m genlab train --resume RUN_DIR "
+            f"(any number of processes). [{type(e).__name__}: {first_line}]"
         )
-
-    def _warn_if_diverging(self, row: TrainRow) -> None:
-        """A loss can blow up without becoming NaN; bits/dim far above 8 (what knowing nothing about the
-        pixels costs) means the run is diverging. Said once, in run.json; the run goes on (clipping may
-        bring it back)."""
-        bpd = row.value("bpd")
-        if bpd is not None and bpd > DIVERGED_BPD and not getattr(self, "_warned", False):
-            self._warned = True
-            self.run.update_info(
-                warning=f"train bits/dim reached {bpd:.3g} at step {row.step}, far worse than uniform noise "
-                f"(8 bits/dim): the learning rate ({self.cfg.lr:g}) is probably too high; lower --lr"
-            )
-
-    def _mean_over_processes(self, sums: dict, count: int) -> dict[str, float]:
-        """Per-step means of the logged metrics, over the steps since the last row and over all processes."""
-        if not count:
-            return {}
-        keys = sorted(sums)
-        vals = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=self.device) for k in keys])
-        vals = distributed.all_sum(self.world, vals) / self.world.size
-        return {k: float(v) / count for k, v in zip(keys, vals.tolist())}
 
     def _fail(self, message: str) -> RunStatus:
         print(f"run failed{f' (rank {self.world.rank})' if self.world.distributed else ''}: {message}", file=sys.stderr)
@@ -356,148 +516,9 @@ class Trainer:
                 pass  # the message is on stderr
         return RunStatus.FAILED
 
-    def _checkpoint(self, state: dict) -> None:
-        if self.world.main:
-            self.run.save_checkpoint(self.model, self.opt, state, ema=self.averaged)
-        self._last_ckpt = f"step {state['step']}"
 
-    def _loop(self, state: dict) -> RunStatus:
-        cfg, run, model, world = self.cfg, self.run, self.model, self.world
-        step, consecutive_bad = state["step"], 0
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=self.total_steps,
-            initial=step,
-            disable=None if world.main else True,
-            dynamic_ncols=True,
-            desc=f"{cfg.model}",
-        )
-        sums, count, skipped = {}, 0, 0
-        t_interval = time.perf_counter()
-        clip = cfg.grad_clip if cfg.grad_clip else float("inf")
-        model.train()
-        state["side_elapsed"] = state.get("side_elapsed", 0.0) + self.setup_side_s
-        while step < self.total_steps:
-            stop = self.stop_requested or (world.main and run.stop_file.exists())
-            if stop and not world.distributed:
-                self._checkpoint({**state, "step": step})
-                bar.close()
-                return RunStatus.STOPPED
-            lr = cfg.lr_at(step, self.total_steps)  # also what a resume with a new --lr or schedule changes
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            x = self._batch(step)
-            with self._autocast():
-                loss, metrics = self.step_loss(x)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()  # under DDP the gradients arrive averaged over all processes
-            loss = loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
-            spent = state.get("elapsed", 0.0) + time.perf_counter() - t_interval
-            if cfg.side_work_counts:  # public mode: evaluations, FID and checkpoints use the budget too
-                spent += state.get("side_elapsed", 0.0)
-            time_up = bool(cfg.max_minutes) and spent > 60 * cfg.max_minutes
-            if world.distributed:  # every process takes the same decisions at the same step
-                stop, bad, time_up = map(bool, distributed.all_max(world, [stop, bad, time_up], self.device))
-                if stop:
-                    self._checkpoint({**state, "step": step})
-                    bar.close()
-                    distributed.barrier(world)  # nobody leaves while rank 0 still writes
-                    return RunStatus.STOPPED
-            if bad:
-                # a non-finite step changes no weight (its batch is still consumed, so step <-> batch stays
-                # deterministic); too many in a row means the run has diverged
-                skipped += 1
-                consecutive_bad += 1
-                state["nonfinite_total"] = state.get("nonfinite_total", 0) + 1
-                if consecutive_bad >= cfg.max_nonfinite:
-                    raise TrainingDiverged(
-                        f"step {step + 1}: the loss or gradients were not finite for {consecutive_bad} consecutive "
-                        f"steps (loss={loss.item():.4g}, grad norm={float(grad_norm):.4g}). The likely cause is a "
-                        f"learning rate too high for this model (lr={cfg.lr}); lower --lr (e.g. {cfg.lr / 10:g})"
-                        + (
-                            f" or tighten --grad-clip (now {cfg.grad_clip:g})"
-                            if cfg.grad_clip
-                            else " or set --grad-clip"
-                        )
-                        + (
-                            f". The last good checkpoint ({self._last_ckpt}) is untouched."
-                            if self._last_ckpt
-                            else ". No checkpoint had been written yet."
-                        )
-                    )
-            else:
-                consecutive_bad = 0
-                self.opt.step()
-                if self.ema is not None:
-                    self.ema.update_parameters(self.model)
-                # summed as tensors: no device sync until the row is written
-                for k, v in {**metrics, "grad_norm": grad_norm}.items():
-                    sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else v)
-                count += 1
-            step += 1
-            bar.update(1)
-            state["step"] = step
-            if time_up:
-                self.total_steps = step  # the time budget is spent: this step is the last one
-            if step % cfg.log_every == 0 or step == self.total_steps:
-                now = time.perf_counter()
-                dt = now - t_interval
-                state["elapsed"] = state.get("elapsed", 0.0) + dt
-                means = self._mean_over_processes(sums, count)
-                row = TrainRow(
-                    step=step,
-                    epoch=step / self.steps_per_epoch,
-                    time=round(state["elapsed"], 3),
-                    timestamp=time.time(),
-                    images_per_s=round((count + skipped) * self.images_per_step / max(dt, 1e-9), 2),
-                    lr=self.opt.param_groups[0]["lr"],
-                    skipped_steps=skipped,
-                    metrics=means,
-                )
-                if world.main:
-                    run.append_metrics(row)
-                    self._warn_if_diverging(row)
-                bar.set_postfix({k: f"{v:.3f}" for k in ("loss", "bpd") if (v := row.value(k)) is not None})
-                sums, count, skipped = {}, 0, 0
-                t_interval = time.perf_counter()
-            t_side = time.perf_counter()
-            if step % self.eval_every == 0 or step == self.total_steps:
-                test = self.evaluate()  # every process evaluates its share
-                if world.main:
-                    run.append_metrics(
-                        EvalRow(
-                            step=step,
-                            epoch=step / self.steps_per_epoch,
-                            time=round(state.get("elapsed", 0.0), 3),
-                            timestamp=time.time(),
-                            metrics=test,
-                        )
-                    )
-                    self.save_samples(step)
-                    self.keep_if_best(step, test)
-            # FID on the whole K samples, by rank 0 (the others wait at the next step's reduction)
-            # a public run whose budget is spent skips its last FID (an FID of 1,000 samples takes minutes on a CPU)
-            fid_due = (step % cfg.fid_every == 0 or step == self.total_steps) if cfg.fid_every else False
-            fid_due = fid_due and not (time_up and cfg.side_work_counts)
-            if self.fid is not None and world.main and fid_due:
-                run.append_metrics(
-                    FidRow(
-                        step=step,
-                        epoch=step / self.steps_per_epoch,
-                        time=round(state.get("elapsed", 0.0), 3),
-                        timestamp=time.time(),
-                        **self.measure_fid(),
-                    )
-                )
-            # during a streak of non-finite steps the last checkpoint stays the last good one
-            if (step % self.ckpt_every == 0 or step == self.total_steps) and consecutive_bad == 0:
-                self._checkpoint(dict(state))
-            side = time.perf_counter() - t_side
-            t_interval += side  # evaluation and checkpoints are not training time (nor part of images/s)
-            state["side_elapsed"] = state.get("side_elapsed", 0.0) + side
-        bar.close()
-        distributed.barrier(world)  # nobody leaves while rank 0 still writes
-        return RunStatus.FINISHED
+def _disk_full_message(e: OSError) -> str:
+    return (
+        f"the disk is full while writing the run directory ({e.strerror}); the previous checkpoint is intact. "
+        f"Free some space and resume with: python -m genlab train --resume RUN_DIR"
+    )

@@ -21,7 +21,7 @@ from genlab.hub import forget_pulled, remember_pulled
 from genlab.models import VAE, VAEConfig
 from genlab.models.sizing import ModelTooLarge, check_model
 from genlab.public import PublicModeError, cap_config
-from genlab.runs import jobs
+from genlab.runs import jobs, queue
 from genlab.runs.config import TrainConfig
 from genlab.runs.records import RunStatus
 from genlab.runs.rundir import RunDir, list_runs
@@ -227,7 +227,7 @@ def test_a_launch_whose_process_cannot_start_fails_with_the_reason_and_the_queue
     assert wedged.status() == RunStatus.FAILED and "could not start" in wedged.info().error
     monkeypatch.setattr(jobs, "_spawn", real_spawn)
     later = jobs.launch(cfg, tmp_path, name="later")
-    assert not jobs._queued_ahead(later)
+    assert not queue._queued_ahead(later)
     jobs.stop(later)
 
 
