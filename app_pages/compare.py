@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages.common import DEVICE, get_model, model_at, model_picker, sample_png
 from genlab import public
-from genlab.catalog import available_models, figures
+from genlab.catalog import available_models, comparison_notes, figures
 from genlab.explore import time_sampling
 from genlab.metrics.likelihood import held_out_bpd
 from genlab.plots import compare_figure
@@ -93,21 +93,7 @@ for name, e in entries.items():
 keys = list(dict.fromkeys(k for row in rows for k in row))
 st.table(pd.DataFrame({f"Model {n}": [row.get(k, "—") for k in keys] for n, row in zip(entries, rows)}, index=keys))
 
-notes = []
-if a_entry.image_size != b_entry.image_size:
-    notes.append(
-        f"**Not comparable: image sizes differ** ({a_entry.image_size}² vs {b_entry.image_size}²). Bits/dim and "
-        "FID describe different tasks at different sizes; train one at the other's size for a fair comparison."
-    )
-if a_entry.dataset != b_entry.dataset or a_entry.dataset is None:
-    notes.append("**Not comparable: the training data differ**, so each number describes a different task.")
-refs = {f.fid_reference for f in figs.values() if f.fid is not None}
-ks = {f.fid_k for f in figs.values() if f.fid is not None}
-if len(refs) > 1 or len(ks) > 1:
-    notes.append(
-        "**FIDs not comparable**: they were measured at different K or against different reference sets "
-        f"({'; '.join(sorted(refs))}). FID@K is biased upwards at small K and small reference sets."
-    )
+notes = comparison_notes(a_entry, b_entry, figs["A"], figs["B"])
 for n in notes:
     st.warning(n)
 with st.expander("How to read this", expanded=not notes):

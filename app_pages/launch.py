@@ -8,12 +8,13 @@ import torch
 
 from app_pages.common import session_owner
 from genlab import GenlabError, public
+from genlab.config import field_spec
 from genlab.data import list_datasets
 from genlab.display import about
 from genlab.models import MODELS, model_options
 from genlab.recipes import SHIPPED, fastest, recipe
 from genlab.runs import jobs
-from genlab.runs.config import LR_SCHEDULES, TrainConfig
+from genlab.runs.config import TrainConfig
 from genlab.runs.rundir import list_runs
 
 CUSTOM = "custom"
@@ -40,7 +41,7 @@ def _fill(cfg: TrainConfig) -> None:
         ema=cfg.ema or 0.0,
         hflip=cfg.hflip,
         fid_every=cfg.fid_every or 0,
-        fid_k=cfg.fid_samples,
+        fid_samples=cfg.fid_samples,
     )
     for name, f in model_options(cfg.model).items():
         ss[f"opt_{cfg.model}_{name}"] = cfg.model_config.get(name, f.default)
@@ -72,6 +73,18 @@ def _preset_label(name: str) -> str:
     r = recipe(name)
     t = r.expected_seconds()
     return f"{r.title} · {about(t)} on {r.where_measured()}" if t else r.title
+
+
+def _number(col, label: str, name: str, **kw):
+    """A number widget for ``TrainConfig`` field ``name``, with the bounds and help the library declares for it
+    (0 stands for "off" in an optional field). A value the config refuses is said in one sentence on Launch."""
+    spec = field_spec(TrainConfig, name)
+    return col.number_input(label, key=name, help=spec.help or None, **spec.widget_bounds(), **kw)
+
+
+def _length_help() -> str:
+    steps, epochs = field_spec(TrainConfig, "max_steps"), field_spec(TrainConfig, "epochs")
+    return f"steps: {steps.help}; epochs: {epochs.help}"
 
 
 def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to split (one screen per function)
@@ -110,24 +123,16 @@ def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to s
         c1, c2, c3 = st.columns(3)
         dataset = c1.selectbox("Dataset", list(datasets) + [FOLDER], key="dataset", format_func=dataset_label)
         folder = c1.text_input("Folder or .zip of images (for folder:…)", key="folder")
-        ema = c1.number_input(
-            "Weight EMA decay (0: off)", 0.0, 0.99999, format="%g", key="ema",
-            help="e.g. 0.999: samples and evaluations use the moving average of the weights",
-        )  # fmt: skip
-        hflip = c1.checkbox(
-            "Mirror half of each batch",
-            key="hflip",
-            help="left-right flips of training images: doubles a small data set (emoji-faces has 98 images)",
-        )
+        ema = _number(c1, "Weight EMA decay (0: off)", "ema", format="%g")
+        hflip = c1.checkbox("Mirror half of each batch", key="hflip", help=field_spec(TrainConfig, "hflip").help)
         sizes = sorted({16, 32, 64, st.session_state.get("image_size") or MODELS[model].default_image_size()})
         size = c2.selectbox("Image size", sizes, key="image_size")
         length = c3.radio("Length in", ["steps", "epochs"], horizontal=True, key="length")
-        amount = c3.number_input("Steps or epochs", 1, 1_000_000, key="amount")
-        batch = c2.number_input("Batch size", 1, 4096, key="batch_size")
-        lr = c3.number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.0e", key="lr")
-        schedule = c2.selectbox(
-            "Learning-rate schedule", LR_SCHEDULES, key="lr_schedule", help="cosine: down to a tenth at the last step"
-        )
+        amount = c3.number_input("Steps or epochs", min_value=1, key="amount", help=_length_help())
+        batch = _number(c2, "Batch size", "batch_size")
+        lr = _number(c3, "Learning rate", "lr", step=1e-4, format="%.0e")
+        spec = field_spec(TrainConfig, "lr_schedule")
+        schedule = c2.selectbox("Learning-rate schedule", spec.choices, key="lr_schedule", help=spec.help)
         st.markdown("**Model size**")
         opts, kcols = {}, st.columns(4)
         for i, (name, f) in enumerate(model_options(model).items()):
@@ -139,8 +144,8 @@ def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to s
                 label, key=key, help=tip, **({"step": 1} if isinstance(f.default, int) else {"format": "%g"})
             )
         f1, f2, f3, f4 = st.columns(4)
-        fid_every = f1.number_input("FID every N steps (0: off)", 0, 1_000_000, key="fid_every")
-        fid_k = f2.number_input("FID samples K", 50, 50_000, key="fid_k")
+        fid_every = _number(f1, "FID every N steps (0: off)", "fid_every")
+        fid_k = _number(f2, "FID samples K", "fid_samples")
         device = f3.selectbox("Device", ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else []), key="device")
         name = f4.text_input("Run name (optional)", key="run_name")
         gpus = 0 if public.enabled() else torch.cuda.device_count()

@@ -334,6 +334,27 @@ def figures(entry: ModelEntry) -> Figures:
     )
 
 
+def comparison_notes(a: ModelEntry, b: ModelEntry, fa: Figures, fb: Figures) -> list[str]:
+    """What makes the figures of models ``a`` and ``b`` (``fa``, ``fb``) not comparable, one sentence each: the
+    image sizes, the training data, or FIDs measured at different K or against different references."""
+    notes = []
+    if a.image_size != b.image_size:
+        notes.append(
+            f"**Not comparable: image sizes differ** ({a.image_size}² vs {b.image_size}²). Bits/dim and FID "
+            "describe different tasks at different sizes; train one at the other's size for a fair comparison."
+        )
+    if a.dataset != b.dataset or a.dataset is None:
+        notes.append("**Not comparable: the training data differ**, so each number describes a different task.")
+    measured = [f for f in (fa, fb) if f.fid is not None]
+    refs, ks = {f.fid_reference for f in measured}, {f.fid_k for f in measured}
+    if len(refs) > 1 or len(ks) > 1:
+        notes.append(
+            "**FIDs not comparable**: they were measured at different K or against different reference sets "
+            f"({'; '.join(sorted(refs))}). FID@K is biased upwards at small K and small reference sets."
+        )
+    return notes
+
+
 @dataclass(frozen=True)
 class Environment:
     device: str  # "CPU (2 threads)" or "cuda: NVIDIA H100 ..."

@@ -68,6 +68,43 @@ def field_types(cls) -> dict[str, type]:
     return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(cls)}
 
 
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """What a form needs to offer one field of a config: its kind, bounds, choices and help, as declared."""
+
+    name: str
+    kind: type  # int, float, bool or str
+    help: str
+    low: float | None  # the smallest value to offer (``above`` is exclusive: the config refuses it itself)
+    high: float | None
+    choices: tuple | None
+    optional: bool  # None is allowed (a form offers 0 for "off")
+    default: Any
+
+    def widget_bounds(self) -> dict:
+        """``min_value``/``max_value`` for a number widget, of the field's own type (0 stands for None)."""
+        low = 0 if self.optional else self.low
+        cast = int if self.kind is int else float
+        return {k: cast(v) for k, v in (("min_value", low), ("max_value", self.high)) if v is not None}
+
+
+def field_spec(cls, name: str) -> FieldSpec:
+    """``cls``'s field ``name`` as declared with ``setting()``: what a form generates its widget from."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    m = f.metadata
+    low = m.get("min") if m.get("min") is not None else m.get("above")
+    return FieldSpec(
+        name=name,
+        kind=field_types(cls)[name],
+        help=m.get("help", ""),
+        low=low,
+        high=m.get("max"),
+        choices=m.get("choices"),
+        optional=f.default is None,
+        default=f.default,
+    )
+
+
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -400,6 +400,26 @@ def test_the_form_starts_from_the_fastest_preset_with_every_field_filled(app_env
     assert at.checkbox(key="hflip").value is True
 
 
+def test_the_form_offers_what_the_config_allows_and_says_what_it_refuses(app_env):
+    from genlab.config import field_spec
+    from genlab.runs.config import TrainConfig
+
+    at = _open("app_pages/train.py")
+    for key in ("batch_size", "lr", "ema", "fid_every", "fid_samples"):
+        spec, widget = field_spec(TrainConfig, key), at.number_input(key=key)
+        assert (widget.min, widget.max, widget.help) == (
+            spec.widget_bounds().get("min_value"),
+            spec.widget_bounds().get("max_value"),
+            spec.help,
+        ), key
+    assert at.number_input(key="batch_size").max == 65536 and at.number_input(key="fid_samples").min == 2
+    at.number_input(key="lr").set_value(0.0)  # the widget allows it; TrainConfig says why not
+    at.button(key="FormSubmitter:launch-Launch run").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Could not launch: lr must be greater than 0, got 0.0"]
+    assert not app_env.exists() or not list(app_env.iterdir())
+
+
 def test_an_empty_folder_field_is_refused_with_a_sentence(app_env):
     at = _open("app_pages/train.py")
     at.selectbox(key="dataset").set_value("folder:…")

@@ -109,14 +109,14 @@ class TrainConfig:
     max_nonfinite: int = setting(20, "consecutive non-finite steps before the run fails", min=1, resumable=True)
     amp: bool = setting(
         True,
-        "bf16 autocast where bf16 is fast: CUDA, and CPUs with AVX512-BF16 or AMX "
-        "(dev CPU, RealNVP 32x32: 1.7x the images/s of float32)",
+        "bf16 autocast where bf16 is fast: CUDA, and CPUs with AVX512-BF16 or AMX (docs/benchmarks.md: the "
+        "speed-up per model and machine)",
         resumable=True,
     )
     compile: bool = setting(
         False,
-        "torch.compile the training step: pays on runs longer than a few minutes "
-        "(dev CPU, VAE 32x32: 47 s to compile, then +16%% images/s)",
+        "torch.compile the training step: it pays on runs longer than a few minutes, once compiling is paid "
+        "for (docs/benchmarks.md)",
         resumable=True,
     )
     fid_every: int | None = setting(None, "steps between FID evaluations (default: none)", min=1, resumable=True)
