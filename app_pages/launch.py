@@ -15,7 +15,7 @@ from genlab.models import MODELS, model_options
 from genlab.recipes import SHIPPED, fastest, recipe
 from genlab.runs import jobs
 from genlab.runs.config import TrainConfig
-from genlab.runs.rundir import list_runs
+from genlab.runs.summary import list_runs
 
 CUSTOM = "custom"
 FOLDER = "folder:…"

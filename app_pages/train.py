@@ -11,8 +11,8 @@ from genlab.plots import fid_figure, loss_figure, lr_figure, terms_figure
 from genlab.runs import jobs
 from genlab.runs.grids import newest_readable
 from genlab.runs.records import RunStatus
-from genlab.runs.rundir import RunDir, list_runs
-from genlab.runs.summary import summarize
+from genlab.runs.rundir import RunDir
+from genlab.runs.summary import list_runs, summarize
 
 st.title("Train")
 root = str(runs_dir())

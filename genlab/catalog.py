@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import hub, public
+from . import hub, names, public
 from .data import DatasetUnavailable, dataset_info
 from .device import has_fast_bf16
 from .display import count
@@ -30,7 +30,8 @@ from .models.base import CheckpointError, GenerativeModel
 from .paths import cache_dir
 from .recipes import RECIPES
 from .runs.records import EvalRow, FidRow, RunStatus, last_of
-from .runs.rundir import RunDir, list_runs
+from .runs.rundir import RunDir
+from .runs.summary import list_runs
 from .schema import short
 from .settings import settings
 
@@ -62,7 +63,7 @@ class ModelEntry:
 
     @property
     def weights_file(self) -> Path:
-        return resolve_model_dir(self.path) / "model.safetensors"
+        return resolve_model_dir(self.path) / names.WEIGHTS
 
     @property
     def mtime(self) -> float:
@@ -112,13 +113,13 @@ def _stamp(path: Path) -> tuple:
     """Size, mtime and inode of every file an entry of ``path`` is read from: a replaced or edited file, a
     finished run or new weights change it."""
     files = [
-        path / "config.json",
-        path / "checkpoint" / "config.json",
-        path / "checkpoint" / "model.safetensors",
-        path / "model.safetensors",
-        path / "metrics.json",
-        path / "run.json",
-        path.parent / "run.json",
+        path / names.CONFIG,
+        path / names.CHECKPOINT / names.CONFIG,
+        path / names.CHECKPOINT / names.WEIGHTS,
+        path / names.WEIGHTS,
+        path / names.METRICS,
+        path / names.RUN_INFO,
+        path.parent / names.RUN_INFO,
     ]
     out = []
     for f in files:
@@ -383,9 +384,9 @@ def export_zip(path: Path) -> bytes:
     model_dir = resolve_model_dir(path)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # safetensors barely compress
-        for name in ("config.json", "model.safetensors"):
+        for name in (names.CONFIG, names.WEIGHTS):
             zf.write(model_dir / name, f"{path.name}/{name}")
-        for name in ("run.json", "metrics.jsonl"):
+        for name in (names.RUN_INFO, names.RUN_METRICS):
             if (path / name).is_file():
                 zf.write(path / name, f"{path.name}/{name}")
     return buf.getvalue()

@@ -38,9 +38,9 @@ from .recipes import RECIPES, build_checkpoint, chosen, recipe
 from .runs.config import SEED_MAX, TrainConfig, add_train_arguments, config_from_args, model_options_given
 from .runs.distributed import world_from_env
 from .runs.records import RunStatus
-from .runs.rundir import RunDir, list_runs
+from .runs.rundir import RunDir
 from .runs.start import create_run, lower_priority, resume_config, run_path, train
-from .runs.summary import summarize
+from .runs.summary import list_runs, summarize
 from .settings import settings
 
 

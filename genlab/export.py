@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from . import names
 from .data import dataset_info, load_dataset
 from .device import resolve_device
 from .display import count
@@ -46,10 +47,8 @@ from .schema import MODEL_METRICS, check_bound_keys, check_fields, read_json
 from .storage import atomic_write_json
 from .version import __version__
 
-METRICS_NAME = "metrics.json"
-SAMPLES_NAME = "samples.png"
-CARD_NAME = "README.md"
-RUN_FILES = ("run.json", "metrics.jsonl")
+METRICS_NAME, SAMPLES_NAME, CARD_NAME = names.METRICS, names.SAMPLES, names.CARD
+RUN_FILES = (names.RUN_INFO, names.RUN_METRICS)
 HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, SAMPLES_NAME, CARD_NAME)
 
 # what the model card says about each offline data set: Hub dataset id (when there is one) and licence

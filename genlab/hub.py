@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import public
+from . import names, public
 from .errors import CheckpointError, HubError
 from .export import HUB_FILES, export_model, read_metrics, read_model_folder
 from .models import load_model as load_local_model
@@ -47,10 +47,10 @@ from .version import __version__
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-PULL_FILES = (CONFIG_NAME, WEIGHTS_NAME, "metrics.json", "samples.png", "README.md")
+PULL_FILES = (CONFIG_NAME, WEIGHTS_NAME, names.METRICS, names.SAMPLES, names.CARD)
 # The largest each of genlab's small files can be: ours are a few KiB (the samples grid a few hundred),
 # so a bigger one is not a file genlab wrote. The weights are bounded by the pull limit alone.
-FILE_CAPS = {CONFIG_NAME: 2**20, "metrics.json": 2**20, "README.md": 2**20, "samples.png": 16 * 2**20}
+FILE_CAPS = {CONFIG_NAME: 2**20, names.METRICS: 2**20, names.CARD: 2**20, names.SAMPLES: 16 * 2**20}
 
 
 def timeout() -> float:
@@ -328,7 +328,7 @@ def _is_safetensors(path: Path) -> bool:
 
 KINDS: dict[str, tuple[str, Callable[[Path], bool]]] = {
     CONFIG_NAME: ("a JSON object", _is_json_object),
-    "metrics.json": ("a JSON object", _is_json_object),
+    names.METRICS: ("a JSON object", _is_json_object),
     "samples.png": ("a PNG image of at most 2100×2100 pixels", _is_png),
     WEIGHTS_NAME: ("a safetensors file", _is_safetensors),
 }
@@ -416,7 +416,7 @@ def _holds_models(folder: Path) -> bool:
     """A local folder with a saved model or a run in it (checkpoints/, runs/)."""
     try:
         return folder.is_dir() and any(
-            (p / "config.json").is_file() or (p / "run.json").is_file() for p in folder.iterdir()
+            (p / names.CONFIG).is_file() or (p / names.RUN_INFO).is_file() for p in folder.iterdir()
         )
     except OSError:
         return False

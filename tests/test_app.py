@@ -364,6 +364,7 @@ def test_the_run_list_shows_how_many_processes_a_run_uses(app_env):
 # -- a newcomer's first run (issue: presets, safe defaults, pages that explain themselves) -------------
 def _finished_run(root: Path, name: str, status: str = "finished", **info) -> Path:
     """A run folder with a tiny VAE checkpoint, written as the trainer would."""
+    from genlab.runs import checkpoint
     from genlab.runs.records import EvalRow, TrainRow
     from genlab.runs.rundir import RunDir
 
@@ -375,7 +376,7 @@ def _finished_run(root: Path, name: str, status: str = "finished", **info) -> Pa
     run.path.mkdir(parents=True)
     (run.path / "run.json").write_text(json.dumps({"status": status, "total_steps": 20, "config": cfg, **info}))
     opt = torch.optim.Adam(model.parameters())
-    run.save_checkpoint(model, opt, {"step": 20, "elapsed": 1.0})
+    checkpoint.save(run.path, model, opt, {"step": 20, "elapsed": 1.0})
     for r in (TrainRow(step=20, epoch=1.0, time=1.0, timestamp=1.0, images_per_s=9.0, metrics={"bpd": 5.0}),
               EvalRow(step=20, epoch=1.0, time=1.0, timestamp=1.0, metrics={"test_bpd": 5.1})):  # fmt: skip
         run.append_metrics(r)

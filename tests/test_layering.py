@@ -83,7 +83,8 @@ def test_no_genlab_module_imports_another_that_imports_it_back():
 @pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    names = sorted(modules(), reverse=True)  # the top of the layers first: the order a cycle would break in
+    # the top of the layers first: the order a cycle would break in (genlab.__main__ runs the CLI: not a library)
+    names = sorted(set(modules()) - {"genlab.__main__"}, reverse=True)
     failed = []
     for i in range(0, len(names), 2):  # two interpreters at a time
         procs = [

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_train_config
-from genlab.runs import advice, progress
+from genlab.runs import advice, checkpoint, progress
 from genlab.runs.config import DEFAULT_STEPS, TrainConfig, cadence
 from genlab.runs.grids import MAX_GRIDS, newest_readable, thin, write_grid
 from genlab.runs.records import EvalRow, TrainRow
@@ -118,10 +118,10 @@ def test_a_resume_drops_best_weights_from_the_steps_it_replays(tmp_path):
     tmp_path.mkdir(exist_ok=True)
     from genlab.models import VAE, VAEConfig
 
-    run.save_best(VAE(VAEConfig(image_size=8, latent_dim=2, width=2, max_width=2)), 9, 5.0, "emoji")
-    run.drop_best_after(12)
+    checkpoint.save_best(run.path, VAE(VAEConfig(image_size=8, latent_dim=2, width=2, max_width=2)), 9, 5.0, "emoji")
+    checkpoint.drop_best_after(run.path, 12)
     assert run.best() == (9, 5.0)
-    run.drop_best_after(6)
+    checkpoint.drop_best_after(run.path, 6)
     assert run.best() is None
 
 

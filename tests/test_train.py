@@ -15,8 +15,9 @@ import torch
 
 from conftest import tiny_train_config
 from genlab import load_model
+from genlab.errors import RunLocked
 from genlab.models import VAE
-from genlab.runs.rundir import RunDir, RunLocked
+from genlab.runs.rundir import RunDir
 from genlab.runs.trainer import Trainer
 
 TINY = {"latent_dim": 4, "width": 4, "max_width": 8}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import names
 from ..data import IMAGE_EXTENSIONS, dataset_info, load_dataset, read_image_folder
 from ..errors import BadFile, CheckpointError, ConfigError
 from ..models import load_model, resolve_model_dir
@@ -152,7 +153,7 @@ class FID:
         if spec.endswith(".npz") and p.is_file():
             return FIDStats.load(p)
         if p.is_dir():
-            if (p / "config.json").is_file() or (p / "checkpoint" / "config.json").is_file():
+            if (p / names.CONFIG).is_file() or (p / names.CHECKPOINT / names.CONFIG).is_file():
                 model = load_model(p, map_location=self.features.device)
                 return self.stats_of_model(model, n or 10000, seed=seed)
             images = read_image_folder(p, limit=n)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import names
 from .base import CheckpointError, GenerativeModel, read_config
 from .realnvp import RealNVP, RealNVPConfig
 from .vae import VAE, VAEConfig
@@ -68,10 +69,10 @@ def model_class(model_type: str) -> type[GenerativeModel]:
 def resolve_model_dir(path: str | os.PathLike) -> Path:
     """A model directory, or a run directory whose ``checkpoint/`` holds one."""
     path = Path(path)
-    if (path / "config.json").is_file():
+    if (path / names.CONFIG).is_file():
         return path
-    if (path / "checkpoint" / "config.json").is_file():
-        return path / "checkpoint"
+    if (path / names.CHECKPOINT / names.CONFIG).is_file():
+        return path / names.CHECKPOINT
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
     raise CheckpointError(
@@ -100,7 +101,7 @@ def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
             config = read_config(directory)  # read once: it names the family and configures it
             return model_class(config["model_type"]).from_pretrained(directory, map_location, config)
         except (CheckpointError, OSError, RuntimeError) as e:
-            if attempt + 1 == SWAP_RETRIES or not (Path(path) / "run.json").is_file():
+            if attempt + 1 == SWAP_RETRIES or not (Path(path) / names.RUN_INFO).is_file():
                 if isinstance(e, CheckpointError):
                     raise
                 raise CheckpointError(f"{path} could not be loaded ({type(e).__name__}: {str(e)[:200]})") from None

@@ -30,6 +30,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 from torch import nn
 
+from .. import names
 from ..config import ConfigError, from_dict
 from ..distributions import interpolate_latents
 from ..errors import CheckpointError
@@ -37,8 +38,7 @@ from ..schema import read_json
 from ..storage import atomic_write_bytes, atomic_write_json
 from .sizing import check_model
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME, WEIGHTS_NAME = names.CONFIG, names.WEIGHTS
 # the on-disk format of config.json + model.safetensors; a newer one is refused with a sentence, never guessed at
 FORMAT_VERSION = 1
 FORMAT_KEY = "genlab_format"

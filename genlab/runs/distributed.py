@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from ..storage import atomic_write_bytes
-from .rundir import _pid_alive
+from .process import pid_alive
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,6 @@ def dead_ranks(run_path: Path, world: World) -> list[int]:
             pid, host = (Path(run_path) / ".ranks" / f"rank-{r}.pid").read_text().split()
         except (OSError, ValueError):
             continue
-        if host == here and not _pid_alive(int(pid)):
+        if host == here and not pid_alive(int(pid)):
             dead.append(r)
     return dead

@@ -30,8 +30,9 @@ from .. import public
 from ..errors import NotARun, PublicModeError, RunError
 from ..settings import settings
 from .config import TrainConfig
+from .process import process_start
 from .records import RunStatus
-from .rundir import RunDir, process_start
+from .rundir import RunDir
 from .start import create_run, run_path
 
 

@@ -11,11 +11,13 @@ import os
 import time
 from pathlib import Path
 
+from .. import names
 from ..storage import try_lock
 from .records import RunStatus
-from .rundir import RunDir, list_runs
+from .rundir import RunDir
+from .summary import list_runs
 
-SLOTS_DIR = ".slots"
+SLOTS_DIR = names.SLOTS
 
 
 def _queued_ahead(run: RunDir) -> list[RunDir]:

@@ -1,4 +1,5 @@
-"""What a run list shows: one ``RunSummary`` per run, read from its run.json and metrics.jsonl.
+"""The run list: the run directories under a folder (``list_runs``), and one ``RunSummary`` per run, read
+from its run.json and metrics.jsonl.
 
 The Train page's table and progress line, ``genlab runs`` and the Models page all read runs through
 ``summarize``: its status (a dead process is ``interrupted``), progress, a steady speed and ETA
@@ -9,7 +10,9 @@ best weights kept, and the disk the run takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from .. import names
 from . import advice, progress
 from .records import EvalRow, FidRow, RunStatus, last_of
 from .rundir import RunDir
@@ -91,3 +94,23 @@ def _summarize(run: RunDir) -> RunSummary:
         can_resume=status.resumable and info.resumable is not False,
         preset=info.preset,
     )
+
+
+def list_runs(root: Path) -> list[RunDir]:
+    """Run directories directly under ``root``, newest first."""
+    root = Path(root)
+    try:
+        folders = list(root.iterdir()) if root.is_dir() else []
+    except OSError:  # a runs folder it may not read lists no runs (the pages say where they look)
+        return []
+    dated = [(_mtime(p / names.RUN_INFO), p) for p in folders]
+    return [RunDir(p) for t, p in sorted(dated, reverse=True) if t > 0]
+
+
+def _mtime(path: Path) -> float:
+    """When ``path`` last changed; 0 when it is not a readable file (a folder that is not a run, or one
+    deleted while the list was read)."""
+    try:
+        return path.stat().st_mtime if path.is_file() else 0.0
+    except OSError:
+        return 0.0

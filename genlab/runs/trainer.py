@@ -38,12 +38,13 @@ from ..metrics.likelihood import average_metrics
 from ..models import model_class
 from ..models.base import GenerativeModel
 from ..models.sizing import check_model
-from . import distributed
+from . import checkpoint, distributed
 from .batches import Batches
 from .config import TrainConfig, cadence
 from .grids import write_grid
+from .process import package_versions
 from .records import EvalRow, FidRow, RunStatus, TrainRow
-from .rundir import RunDir, package_versions
+from .rundir import RunDir
 from .state import TrainState, diverged_message, over_budget, rank_seed
 
 DIVERGED_BPD = 16.0  # twice the bits/dim of a uniform guess over 256 values
@@ -208,7 +209,7 @@ class Trainer:
         if self.resume:
             try:
                 state = TrainState.from_json(
-                    self.run.load_checkpoint(self.model, self.opt, ema=self.ema.module if self.ema else None)
+                    checkpoint.load(self.run.path, self.model, self.opt, ema=self.ema.module if self.ema else None)
                 )
             except CheckpointError as e:  # said in run.json too: the app's Resume runs in another process
                 return self._fail(str(e))
@@ -246,7 +247,7 @@ class Trainer:
         cfg, run = self.cfg, self.run
         run.ensure_reserve()
         if self.resume:
-            run.drop_best_after(state.step)
+            checkpoint.drop_best_after(run.path, state.step)
             state.best_bpd = best[1] if (best := run.best()) else None
             run.truncate_metrics(state.step)
             run.clear_stop()
@@ -330,7 +331,7 @@ class Trainer:
             state.side_elapsed += side
             if step.stop and state.step < self.total_steps:
                 if self.last_checkpoint != state.step:
-                    self.checkpoint(state)
+                    self.save_checkpoint(state)
                 break
         bar.close()
         distributed.barrier(self.world)  # nobody leaves while rank 0 still writes
@@ -379,12 +380,14 @@ class Trainer:
             self.run.append_metrics(FidRow(**self._when(state), **self.measure_fid()))
         # during a streak of non-finite steps the last checkpoint stays the last good one
         if self._due(state.step, self.ckpt_every) and state.consecutive_bad == 0:
-            self.checkpoint(state)
+            self.save_checkpoint(state)
 
-    def checkpoint(self, state: TrainState) -> None:
+    def save_checkpoint(self, state: TrainState) -> None:
         """The one place a checkpoint is written: weights, optimizer, random state and ``state``."""
         if self.world.main:
-            self.run.save_checkpoint(self.model, self.opt, state.to_json(), ema=self.ema.module if self.ema else None)
+            checkpoint.save(
+                self.run.path, self.model, self.opt, state.to_json(), ema=self.ema.module if self.ema else None
+            )
         self.last_checkpoint = state.step
 
     # -- metrics rows ----------------------------------------------------------------------
@@ -466,7 +469,7 @@ class Trainer:
         bpd = test.get("test_bpd")
         if bpd is None or not math.isfinite(bpd) or (state.best_bpd is not None and bpd >= state.best_bpd):
             return
-        self.run.save_best(self.net, state.step, bpd, self.cfg.dataset)
+        checkpoint.save_best(self.run.path, self.net, state.step, bpd, self.cfg.dataset)
         state.best_bpd = bpd
 
     # -- what a failing run says -----------------------------------------------------------

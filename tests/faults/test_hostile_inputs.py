@@ -21,11 +21,11 @@ from genlab.hub import forget_pulled, remember_pulled
 from genlab.models import VAE, VAEConfig
 from genlab.models.sizing import ModelTooLarge, check_model
 from genlab.public import PublicModeError, cap_config
-from genlab.runs import jobs, queue
+from genlab.runs import checkpoint, jobs, queue
 from genlab.runs.config import TrainConfig
 from genlab.runs.records import RunStatus
-from genlab.runs.rundir import RunDir, list_runs
-from genlab.runs.summary import summarize
+from genlab.runs.rundir import RunDir
+from genlab.runs.summary import list_runs, summarize
 from genlab.runs.trainer import Trainer
 
 pytestmark = pytest.mark.fault
@@ -317,7 +317,7 @@ def test_loading_while_the_run_swaps_its_checkpoint_never_fails(trained, tmp_pat
 
     def swap():
         while not done.is_set():
-            run.save_checkpoint(model, opt, {"step": 6})
+            checkpoint.save(run.path, model, opt, {"step": 6})
 
     writer = threading.Thread(target=swap)
     writer.start()
@@ -401,7 +401,9 @@ def test_two_runs_with_best_weights_at_the_same_step_open_on_models(trained, tmp
     for name in ("a", "b"):
         run = RunDir(tmp_path / name)
         shutil.copytree(trained, run.path)
-        run.save_best(load_model(run.path), 3, 5.0, "emoji")  # not the checkpoint's step: listed as its own model
+        checkpoint.save_best(
+            run.path, load_model(run.path), 3, 5.0, "emoji"
+        )  # not the checkpoint's step: listed as its own model
     monkeypatch.setenv("GENLAB_RUNS", str(tmp_path))
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app_pages" / "models.py"), default_timeout=120)
