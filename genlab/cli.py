@@ -208,7 +208,7 @@ def _checkpoints(args) -> int:
 
 
 def _publish(args) -> int:
-    for r in chosen(args.names, shipped_only=True):
+    for r in chosen(args.names):
         done = push(Path(args.checkpoints) / r.name, r.repo_id, temperature=r.temperature)
         print(f"{r.name} -> {done.url}")
     return 0

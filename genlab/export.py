@@ -179,6 +179,27 @@ def evaluate_model(
     return out
 
 
+def _reproduce(name: str, metrics: dict) -> list[str]:
+    """The card's lines on how to make the model again: the recipe's command, and its stages when it had some."""
+    if not metrics.get("recipe"):
+        return []
+    stages = [s for s in (metrics.get("recipe_stages") or "").split("\n") if s]
+    if not stages:
+        return [
+            f"Reproduce it from scratch with `python -m genlab checkpoints {name}` (the step count it reached is "
+            "pinned there).",
+            "",
+        ]
+    return [
+        f"It was made in {len(stages)} stages, the first from scratch and each later one resuming the same run "
+        "with new settings; the command above is the configuration it ended with. "
+        f"`python -m genlab checkpoints {name}` repeats them:",
+        "",
+        *[f"    {s}" for s in stages],
+        "",
+    ]
+
+
 def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -247,15 +268,7 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
         "",
         f"    {tr.get('command', '?')}",
         "",
-        *(
-            [
-                f"Reproduce it from scratch with `python -m genlab checkpoints {name}` (the step count it reached is "
-                f"pinned there).",
-                "",
-            ]
-            if metrics.get("recipe")
-            else []
-        ),
+        *_reproduce(name, metrics),
         f"{tr.get('steps', '?')} steps ({tr.get('epochs', '?')} epochs), {fmt(tr.get('train_seconds'), '.0f')} s of "
         f"training, {fmt(wall, '.0f')} s wall including evaluations, on `{tr.get('device', '?')}`{threads} "
         f"(median {fmt(tr.get('images_per_s_median'), '.0f')} images/s); torch {tr.get('torch', '?')}.",
@@ -295,6 +308,7 @@ def export_model(  # noqa: C901 - to split (one screen per function)
     name: str | None = None,
     repo_id: str | None = None,
     recipe: str | None = None,
+    stages: list[str] | None = None,
     temperature: float = 1.0,
     evaluate: bool = True,
     fid_samples: int = 1000,
@@ -345,6 +359,7 @@ def export_model(  # noqa: C901 - to split (one screen per function)
     metrics["samples"] = {"temperature": temperature, "seed": 0, "n": 64}
     if recipe:
         metrics["recipe"] = recipe
+        metrics["recipe_stages"] = "\n".join(stages) if stages else None
 
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

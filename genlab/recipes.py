@@ -19,10 +19,10 @@ from pathlib import Path
 
 from .errors import ConfigError, RunError
 from .export import export_model, read_metrics
-from .runs.config import TrainConfig, config_from_argv
+from .runs.config import TrainConfig, config_from_argv, resume_options
 from .runs.records import RunStatus
 from .runs.rundir import RunDir
-from .runs.start import create_run, train
+from .runs.start import create_run, resume_config, train
 from .settings import settings
 
 HUB_ORG = settings().hub_org
@@ -38,11 +38,24 @@ class Recipe:
     temperature: float  # the temperature of its grid: Home and the model card show it there
     title: str = ""  # what the Train form's preset list says: model, data, size, and what its samples show
     fid_ref_n: int = 2000  # training images in the FID reference statistics (emoji-faces has 98)
-    ships: bool = True  # False: trained by `genlab checkpoints`, but its samples are not yet good enough
+    # how the shipped checkpoint was made, when not in one run of ``train``: ``train``'s model and data trained
+    # from scratch with the first stage's flags, then resumed with each later stage's (resumable) flags
+    stages: tuple[str, ...] = ()
 
     def __post_init__(self):
         if isinstance(self.train, str):
             object.__setattr__(self, "train", tuple(self.train.split()))
+
+    def stage_args(self) -> list[tuple[str, ...]]:
+        """The argument lists of each stage: ``train`` alone, or the first stage's, then each resume's."""
+        return [tuple(s.split()) for s in self.stages] if self.stages else [self.train]
+
+    def commands(self) -> list[str]:
+        """The command lines that made the shipped checkpoint, in order (RUN: the run directory)."""
+        first, *later = self.stage_args()
+        return [f"python -m genlab train {' '.join(first)} --out RUN"] + [
+            f"python -m genlab train --resume RUN {' '.join(a)}" for a in later
+        ]
 
     @property
     def repo_id(self) -> str:
@@ -108,13 +121,16 @@ RECIPES: tuple[Recipe, ...] = (
            " --eval-every 500 --eval-batches 20",
            temperature=1.0, title="VAE on MNIST, 32×32: digits"),
     # four scales (coarse levels at 8×8 and 4×4): digits after ~2,500 steps, where the default two scales
-    # drew stroke fragments after 14,000 (docs/benchmarks.md). Trained 1,500 steps at a constant 1e-3,
-    # then resumed with this command's cosine (held at 1e-3 until step 2,500, so the same rates) and
-    # --ema, whose average therefore starts at step 1,500 rather than 0
+    # drew stroke fragments after 14,000 (docs/benchmarks.md). The shipped one was made in two stages:
+    # 1,500 steps at a constant 1e-3, then resumed with the cosine (held at 1e-3 until step 2,500, so the
+    # same rates as in one run) and --ema, whose average therefore starts at step 1,500 rather than 0
     Recipe("realnvp-mnist-32",
            "realnvp --dataset mnist --image-size 32 --batch-size 64 --num-scales 4 --lr-schedule cosine"
            " --decay-steps 1500 --max-steps 4000 --eval-every 500 --eval-batches 20 --compile --ema 0.999",
-           temperature=0.8, title="RealNVP on MNIST, 32×32: digits"),
+           temperature=0.8, title="RealNVP on MNIST, 32×32: digits",
+           stages=("realnvp --dataset mnist --image-size 32 --batch-size 64 --num-scales 4 --max-steps 1500"
+                   " --eval-every 500 --eval-batches 20 --compile",
+                   "--lr-schedule cosine --decay-steps 1500 --max-steps 4000 --ema 0.999")),
     # 98 training images. With independent logistics per colour channel, a pixel the decoder is unsure of
     # (an eye or the face around it) let each channel settle on a different colour: red on the brown
     # eye, green on the yellow face, and the shown mean was a green dot (the smears of the first emoji
@@ -144,7 +160,7 @@ RECIPES: tuple[Recipe, ...] = (
 # fmt: on
 
 
-SHIPPED: tuple[Recipe, ...] = tuple(r for r in RECIPES if r.ships)
+SHIPPED: tuple[Recipe, ...] = RECIPES  # every recipe's checkpoint ships in checkpoints/
 
 
 @functools.cache
@@ -165,11 +181,9 @@ def recipe(name: str) -> Recipe:
     raise ConfigError(f"there is no recipe (preset) called {name!r}; there are {', '.join(r.name for r in RECIPES)}")
 
 
-def chosen(names: list[str], shipped_only: bool = False) -> list[Recipe]:
-    """The recipes named (all of them, or all that ship, when none is)."""
-    if names:
-        return [recipe(n) for n in names]
-    return [r for r in RECIPES if r.ships or not shipped_only]
+def chosen(names: list[str]) -> list[Recipe]:
+    """The recipes named (all of them when none is)."""
+    return [recipe(n) for n in names] if names else list(RECIPES)
 
 
 def build_checkpoint(
@@ -185,10 +199,11 @@ def build_checkpoint(
     run = RunDir(Path(runs_root) / r.name)
     if train_first:
         shutil.rmtree(run.path, ignore_errors=True)
-        cfg = config_from_argv(r.train)  # with its own evaluation cadence, unlike the preset
-        status = train(create_run(cfg, run), cfg)
-        if status != RunStatus.FINISHED:
-            raise RunError(f"{r.name} did not finish training ({status}: {run.info().error}); nothing was exported")
+        first, *later = r.stage_args()
+        cfg = config_from_argv(first)  # with its own evaluation cadence, unlike the preset
+        _train_stage(r, create_run(cfg, run), cfg)
+        for args in later:
+            _train_stage(r, run, resume_config(run, resume_options(args)))
     return export_model(
         run.path,
         Path(out_root) / r.name,
@@ -199,4 +214,11 @@ def build_checkpoint(
         fid_samples=fid_samples,
         fid_ref_n=r.fid_ref_n,
         device=device,
+        stages=r.commands() if r.stages else None,
     )
+
+
+def _train_stage(r: Recipe, run: RunDir, cfg: TrainConfig) -> None:
+    status = train(run, cfg)
+    if status != RunStatus.FINISHED:
+        raise RunError(f"{r.name} did not finish training ({status}: {run.info().error}); nothing was exported")

@@ -107,6 +107,7 @@ MODEL_METRICS = {  # a model folder's metrics.json (genlab.export): what the pag
     "fid_seconds": NUMBER,
     "genlab_version": TEXT,
     "recipe": TEXT,
+    "recipe_stages": TEXT,  # one command line per stage, when a recipe was made in more than one
     "samples": {"temperature": NUMBER, "seed": COUNT, "n": COUNT},
     "train": {
         "steps": COUNT,

@@ -11,7 +11,7 @@ from genlab.cli import build_parser, main
 from genlab.device import precision
 from genlab.export import card_text, export_model, read_metrics
 from genlab.recipes import RECIPES, SHIPPED
-from genlab.runs.config import TrainConfig
+from genlab.runs.config import TrainConfig, config_from_argv, resume_options
 from genlab.runs.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +190,39 @@ def test_each_shipped_checkpoint_is_complete_small_and_what_its_recipe_trains(re
     # (runs trained before lengths were in steps by default also say epochs=10, which --max-steps overrides)
     as_trained = {**vars(trained), "epochs": None if trained.max_steps else trained.epochs, "eval_every": None}
     assert vars(recipe.config()) == as_trained  # the preset: the same run, evaluated on the default cadence
+    if recipe.stages:  # made in stages: the card says which, in the order `genlab checkpoints` runs them
+        assert m["recipe_stages"].split("\n") == recipe.commands()
+        assert all(c in (folder / "README.md").read_text() for c in recipe.commands())
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if r.stages], ids=lambda r: r.name)
+def test_a_recipe_made_in_stages_ends_with_its_own_configuration(recipe):
+    first, *later = recipe.stage_args()
+    cfg = config_from_argv(first)
+    for args in later:
+        cfg = cfg.resumed_with(resume_options(args))
+    assert cfg == config_from_argv(recipe.train)
+
+
+def test_genlab_checkpoints_repeats_every_stage_of_a_recipe_and_says_so_on_the_card(tmp_path, monkeypatch):
+    import genlab.recipes as recipes
+
+    tiny = recipes.Recipe(
+        "tiny-staged-8",
+        ("vae", "--dataset", "emoji", "--max-steps", "4", "--ema", "0.5", "--latent-dim", "2", "--width", "2", *TINY),
+        temperature=1.0,
+        stages=(
+            " ".join(["vae --dataset emoji --max-steps 2 --latent-dim 2 --width 2", *TINY]),
+            "--max-steps 4 --ema 0.5",
+        ),
+    )
+    monkeypatch.setattr(recipes, "RECIPES", (tiny,))
+    args = ["checkpoints", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "ck"), "--fid-samples", "0"]
+    assert main(args) == 0
+    run = RunDir(tmp_path / "runs" / "tiny-staged-8")
+    assert run.config() == config_from_argv(tiny.train) and run.checkpoint_step() == 4
+    card = (tmp_path / "ck" / "tiny-staged-8" / "README.md").read_text()
+    assert "made in 2 stages" in card and all(c in card for c in tiny.commands())
 
 
 def test_genlab_checkpoints_trains_from_scratch_and_exports(tmp_path, monkeypatch):

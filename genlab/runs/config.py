@@ -249,4 +249,11 @@ def config_from_argv(argv: list[str] | tuple[str, ...]) -> TrainConfig:
     return config_from_args(p.parse_args(list(argv)))
 
 
+def resume_options(argv: list[str] | tuple[str, ...]) -> dict:
+    """``["--max-steps", "4000", ...]`` (what follows ``genlab train --resume RUN``) as the fields it sets."""
+    p = argparse.ArgumentParser(prog="genlab train --resume RUN", add_help=False)
+    add_train_arguments(p)
+    return given(p.parse_args(list(argv)), TrainConfig)
+
+
 __all__ = ["TrainConfig", "ConfigError", "cadence", "config_from_argv"]
