@@ -1,4 +1,4 @@
-# The genlab Space: the Streamlit app on a CPU, in public mode (see README, "The Space").
+# The genlab Space: the Streamlit app on a CPU, in public mode (see docs/hub.md, "The Space").
 # It installs exactly what the README's "Install without make" installs, with torch's CPU-only wheels first.
 FROM python:3.11-slim
 

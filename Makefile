@@ -67,8 +67,9 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV)
 
-# retrain the checkpoints from scratch, then export them with their figures (dev CPU: about 2 hours for the
-# shipped ones and another hour for realnvp-mnist-32; `python -m genlab checkpoints NAME` does one)
+# retrain the checkpoints from scratch (every stage of each recipe), then export them with their figures: about
+# 91 minutes of training on the dev CPU (2 cores), plus the FID of each export; `python -m genlab checkpoints NAME`
+# does one
 checkpoints: $(STAMP)
 	$(BIN)/python -m genlab checkpoints
 
