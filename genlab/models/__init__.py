@@ -92,7 +92,7 @@ SWAP_RETRIES = 6  # a training run swaps checkpoint/ by two renames; a reader in
 def load_model(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
     """Load a model saved by ``save_pretrained`` (or a run directory's checkpoint), strictly.
 
-    A run that is training replaces ``checkpoint/`` while others read it (``RunDir.save_checkpoint``): a
+    A run that is training replaces ``checkpoint/`` while others read it (``genlab.runs.checkpoint.save``): a
     read that lands between its renames, or on files swapped under it, is tried again a few times over
     about a second, and whatever still fails is a CheckpointError sentence."""
     for attempt in range(SWAP_RETRIES):
