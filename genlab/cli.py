@@ -221,10 +221,15 @@ BATCH = bounded(int, 1, 4096)
 FID_SAMPLES = bounded(int, 0, 100_000)
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one screen per function)
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
     sub = p.add_subparsers(dest="command", required=True)
-    _add_train(sub)
+    for add in (_add_train, _add_sample, _add_eval, _add_fid, _add_runs, _add_model_folders, _add_recipes):
+        add(sub)
+    return p
+
+
+def _add_sample(sub) -> None:
     s = sub.add_parser("sample", help="write a grid of samples from a model or run directory")
     s.add_argument("path", help="a run directory, a saved model directory or a Hub repo id (org/name)")
     s.add_argument("--n", type=bounded(int, 1, 1024), default=64, help="number of samples (1 to 1024; default 64)")
@@ -244,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one 
     )
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     s.add_argument("--out", default="samples.png", help="the PNG to write (default samples.png)")
+
+
+def _add_eval(sub) -> None:
     e = sub.add_parser("eval", help="held-out bits/dim: the loss's, and a k-sample bound (IWAE for a VAE)")
     e.add_argument("path", help="a run directory or a saved model directory")
     e.add_argument("--dataset", default=None, help="default: the run's own data set")
@@ -252,13 +260,16 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one 
         "--k",
         type=bounded(int, 0, 10_000),
         default=None,
-        help="samples for the k-sample bound: IWAE for a VAE (default "
-        "100), dequantization samples for a flow (default 1); 0 skips it",
+        help="samples of the k-sample bound, tighter than the loss's when k > 1: IWAE for a VAE (default 100), "
+        "dequantization samples for a flow (default 1, the loss's own); 0 or 1 skips it",
     )
     e.add_argument("--n", type=bounded(int, 1, 10**7), default=None, help="evaluate on the first N images only")
     e.add_argument("--batch-size", type=BATCH, default=64, help="images per forward pass (default 64)")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
+
+
+def _add_fid(sub) -> None:
     for name, hlp in (
         ("fid", "FID between two of: dataset:split, image folder, model or run dir, stats .npz"),
         ("fid-stats", "save FID statistics (mu, sigma; pytorch-fid's .npz format)"),
@@ -286,9 +297,15 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one 
         )
         f.add_argument("--seed", type=SEED, default=0, help="for model inputs")
         f.add_argument("--device", default="auto")
+
+
+def _add_runs(sub) -> None:
     r = sub.add_parser("runs", help="list run directories with status, progress, ETA, bits/dim and FID")
     r.add_argument("root", nargs="?", default=None, help="the runs folder (default: GENLAB_RUNS, else ./runs)")
     sub.add_parser("datasets", help="list datasets and whether they are available here")
+
+
+def _add_model_folders(sub) -> None:
     x = sub.add_parser("export", help="write a model folder: weights, metrics.json, samples.png, model card")
     x.add_argument("source", help="a run directory or a model folder")
     x.add_argument("out")
@@ -310,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one 
     ps.add_argument(
         "--temperature", type=TEMPERATURE, default=None, help="of the sample grid (default: the folder's, or 1)"
     )
+
+
+def _add_recipes(sub) -> None:
     names = [r.name for r in RECIPES]
     ck = sub.add_parser("checkpoints", help="retrain the shipped checkpoints from scratch and export them")
     ck.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {names}")
@@ -321,7 +341,6 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - to split (one 
     pb = sub.add_parser("publish", help="push the shipped checkpoints to their default repo ids (genlab.recipes)")
     pb.add_argument("names", nargs="*", metavar="NAME", help=f"default: all of {names}")
     pb.add_argument("--checkpoints", default="checkpoints")
-    return p
 
 
 def with_preset(argv: list[str]) -> list[str]:

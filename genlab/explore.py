@@ -64,9 +64,9 @@ def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1) -> Image
 def sample_grid(model, n: int, temperature: float, seed: int, nrow: int | None, scale: int, out: str | Path) -> Path:
     """``genlab sample``: ``n`` samples as one PNG grid at ``out`` (the grid's memory is checked first)."""
     check_model(type(model), model.config, batch=n, what=model.display_name, advice="draw fewer samples")
+    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():  # Path() would drop the trailing slash
+        raise ConfigError(f"--out {out} is a folder; give the PNG file to write, e.g. {Path(out) / 'samples.png'}")
     out = Path(out)
-    if out.is_dir() or str(out).endswith(("/", os.sep)):
-        raise ConfigError(f"--out {out} is a folder; give the PNG file to write, e.g. {out / 'samples.png'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     grid(sample(model, n, temperature, seed), nrow=nrow, scale=scale).save(out, format="PNG")
     return out

@@ -87,11 +87,15 @@ def test_train_then_sample_from_the_run_and_from_the_model_dir(tmp_path, capsys)
         (["sample", "/nonexistent/model"], "does not exist"),
         (["train"], "name a model to train"),
         (["train", "--resume", "/nonexistent/run"], "not a run directory"),
+        (["sample", str(ROOT / "checkpoints" / "vae-emoji-32"), "--out", "OUT/"], "is a folder; give the PNG file"),
+        (["eval", str(ROOT / "checkpoints" / "vae-emoji-32"), "--dataset", "mnist"], "colour channel"),
+        (["train", "--preset", "nope"], "there is no recipe (preset) called 'nope'"),
     ],
 )
 def test_errors_are_one_clear_line(tmp_path, capsys, args, message):
     if args[:2] == ["train", "vae"]:
         args = args + ["--out", str(tmp_path / "r")]
+    args = [str(tmp_path / "r") + "/" if a == "OUT/" else a for a in args]
     code = main(args)
     captured = capsys.readouterr()
     assert code != 0

@@ -108,6 +108,11 @@ def evaluate(
     ``bound_images`` of them (IWAE k=100 costs 100 decoder passes per image) with the loss's bits/dim on those
     same images, so that the two are compared like for like. ``k`` defaults to the family's ``default_eval_k``;
     k=1 is the loss's own bound, so it adds nothing."""
+    if images.shape[1] != model.config.channels:
+        raise ConfigError(
+            f"these images have {images.shape[1]} colour channel(s) and this model {model.config.channels}: "
+            "evaluate it on a data set like the one it was trained on"
+        )
     n = len(images) if max_images is None else min(max_images, len(images))
     loss = average_metrics(model, images, batch_size, n)
     out = {"test_images": n, **{f"test_{name}": v for name, v in loss.items()}, "test_bpd_kind": model.loss_bpd_kind}
