@@ -12,7 +12,7 @@ from genlab.runs import jobs
 from genlab.runs.grids import newest_readable
 from genlab.runs.records import RunStatus
 from genlab.runs.rundir import RunDir
-from genlab.runs.summary import list_runs, summarize
+from genlab.runs.summary import RunSummary, list_runs, summarize
 
 st.title("Train")
 root = str(runs_dir())
@@ -41,7 +41,7 @@ def _status_line(s) -> str:
 
 
 @st.fragment(run_every=2.0)
-def live():  # noqa: C901, PLR0912, PLR0915 - to split (one screen per function)
+def live():
     runs = list_runs(root)
     if not runs:
         st.caption(f"No runs in `{root}` yet.")
@@ -61,6 +61,12 @@ def live():  # noqa: C901, PLR0912, PLR0915 - to split (one screen per function)
         st.error(s.error + ("" if s.can_resume or not s.status.resumable else " A resume cannot fix this."))
     for w in s.warnings:
         st.warning(w)
+    _controls(run, s, pick)
+    _charts(run, s, rows)
+
+
+def _controls(run: RunDir, s: RunSummary, pick: str) -> None:
+    """Stop, Resume, Download and Delete, for whoever may act on the run."""
     b1, b2, b3, b4 = st.columns(4)
     mine = jobs.may_control(run, session_owner())  # in a public app, only the runs this session launched
     others = None if mine else "launched by another visitor"
@@ -87,19 +93,28 @@ def live():  # noqa: C901, PLR0912, PLR0915 - to split (one screen per function)
     if b4.button("Delete run", disabled=why is not None, help=why, key="ask_delete"):
         st.session_state["confirm_delete"] = pick  # the confirmation names this run, and only this one
     if st.session_state.get("confirm_delete") == pick and why is None:
-        st.warning(f"Delete **{pick}** and everything in it ({megabytes(s.disk_bytes)}) for good?")
-        yes, no, _ = st.columns([1, 1, 4])
-        if yes.button(f"Delete {pick}", type="primary", key="delete"):
-            st.session_state.pop("confirm_delete", None)
-            try:
-                jobs.delete(run, owner=session_owner())
-                st.session_state.pop("train_run", None)
-                st.rerun()
-            except (GenlabError, OSError) as e:  # resumed a moment ago; the folder could not be removed
-                st.error(str(e))
-        if no.button("Cancel", key="cancel_delete"):
-            st.session_state.pop("confirm_delete", None)
+        _confirm_delete(run, s, pick)
+
+
+def _confirm_delete(run: RunDir, s: RunSummary, pick: str) -> None:
+    """The second click that deletes a run: it names the run and what it takes on disk."""
+    st.warning(f"Delete **{pick}** and everything in it ({megabytes(s.disk_bytes)}) for good?")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button(f"Delete {pick}", type="primary", key="delete"):
+        st.session_state.pop("confirm_delete", None)
+        try:
+            jobs.delete(run, owner=session_owner())
+            st.session_state.pop("train_run", None)
             st.rerun()
+        except (GenlabError, OSError) as e:  # resumed a moment ago; the folder could not be removed
+            st.error(str(e))
+    if no.button("Cancel", key="cancel_delete"):
+        st.session_state.pop("confirm_delete", None)
+        st.rerun()
+
+
+def _charts(run: RunDir, s: RunSummary, rows: list) -> None:
+    """The run's curves, its newest sample grid, its best weights, and its log when it failed."""
     c1, c2 = st.columns([3, 2])
     with c1:
         if rows:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .catalog import default_temperature
 from .config import bounded, given
-from .data import list_datasets, load_dataset
+from .data import list_datasets
 from .device import resolve_device
 from .display import dataset_row, run_row, text_table
 from .errors import ConfigError, GenlabError
@@ -32,7 +32,7 @@ from .explore import sample_grid
 from .export import dataset_of, export_model
 from .hub import load_model, pull, push
 from .metrics.fid import FID
-from .metrics.likelihood import evaluate
+from .metrics.likelihood import evaluate, images_for
 from .models import MODELS
 from .recipes import RECIPES, build_checkpoint, chosen, recipe
 from .runs.config import SEED_MAX, TrainConfig, add_train_arguments, config_from_args, model_options_given
@@ -128,7 +128,7 @@ def _sample(args) -> int:
 def _eval(args) -> int:
     model = load_model(args.path, map_location=resolve_device(args.device))
     dataset = args.dataset or dataset_of(args.path)
-    images = load_dataset(dataset, model.config.image_size).split(args.split)
+    images = images_for(model, dataset, args.split)
     result = {
         "dataset": dataset,
         "split": args.split,

@@ -25,12 +25,12 @@ import torch
 from torchvision.utils import save_image
 
 from . import names
-from .data import dataset_info, load_dataset
+from .data import dataset_info
 from .device import resolve_device
 from .display import count
 from .errors import ConfigError
 from .metrics.fid import FID, fid_from_stats
-from .metrics.likelihood import bound_keys, evaluate
+from .metrics.likelihood import bound_keys, evaluate, images_for
 from .models import MODELS, load_model, model_class, resolve_model_dir
 from .models.base import (
     CONFIG_NAME,
@@ -157,8 +157,7 @@ def evaluate_model(
     """Held-out bits/dim (the loss's on ``eval_n`` test images, default all; the k-sample bound on the first
     ``iwae_n``, since IWAE k=100 costs 100 decoder passes per image) and FID@K of samples at T=1 against
     the train split."""
-    test = load_dataset(dataset, model.config.image_size).test
-    m = evaluate(model, test, iwae_k, eval_n, iwae_n)
+    m = evaluate(model, images_for(model, dataset), iwae_k, eval_n, iwae_n)
     # the card keeps the bits/dim and the bounds; the loss's other terms are the run's business
     out = {k: v for k, v in m.items() if k in ("test_images", "test_bpd", "test_bpd_kind", "iwae_images")}
     out.update({k: v for k, v in m.items() if k in bound_keys(m).values() or k == "elbo_bpd_iwae_images"})

@@ -1,9 +1,10 @@
 """The Streamlit app through streamlit.testing's AppTest: every page renders, the sliders change
-the image, and a run launched from the Train page trains, charts and stops."""
+the image, a run launched from the Train page trains, charts and stops, and the Models page pulls from and
+pushes to a local Hub (tests/hub_server.py)."""
 
 import base64
 import json
-import time
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,10 @@ from safetensors.torch import load_file
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from conftest import stop_all_runs  # noqa: E402
+from conftest import exported_model, stop_all_runs, wait_until  # noqa: E402
+from genlab import GenlabError  # noqa: E402
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig  # noqa: E402
+from hub_server import TOKEN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [
@@ -149,14 +152,14 @@ def _launch(at: AppTest, steps: int) -> None:
 
 
 def _wait(at: AppTest, cond, timeout=120.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
+    def rerun():
         at.run()  # fragment timers do not tick in AppTest: rerun by hand
         assert not at.exception, at.exception
-        if cond(at):
-            return
-        time.sleep(1.0)
-    raise AssertionError("timed out; progress: " + " ".join(p.proto.text for p in at.get("progress")))
+
+    def progress():
+        return "the app; progress: " + " ".join(p.proto.text for p in at.get("progress"))
+
+    wait_until(lambda: cond(at), timeout, progress, poll_s=1.0, on_poll=rerun)
 
 
 def _status(at: AppTest) -> str:
@@ -334,7 +337,7 @@ def test_with_several_gpus_the_train_page_launches_one_process_per_gpu(app_env, 
 
     def fake_launch(cfg, root, name=None, max_concurrent=None, processes=1, preset=None, owner=None):
         launched.update(cfg=cfg, processes=processes)
-        raise RuntimeError("not started in this test")
+        raise GenlabError("not started in this test")
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setattr(jobs, "launch", fake_launch)
@@ -550,6 +553,76 @@ def test_models_shows_each_model_card_with_its_grid(app_env):
     body = " ".join(m.value for m in at.markdown)
     assert "a genlab VAE at 16×16" in body and "## Data" in body
     assert any(im.proto.imgs[0].caption == "samples" for im in at.get("image"))
+
+
+# -- the Models page and the Hub (tests/hub_server.py; moved here from test_hub.py) ----------------------
+def _models_page(monkeypatch, tmp_path):
+    ck = tmp_path / "checkpoints"
+    ck.mkdir()
+    _shipped(ck)
+    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ck))
+    monkeypatch.setenv("GENLAB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/models.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_app_pulls_shows_the_card_and_offers_the_model_everywhere(hub, tmp_path, tiny_run, monkeypatch):
+    hub.add_folder("genlab/tiny-vae", exported_model(tmp_path, tiny_run))
+    at = _models_page(monkeypatch, tmp_path)
+    at.text_input(key="pull_repo").input("genlab/tiny-vae")
+    at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert any("Pulled `genlab/tiny-vae`" in s.value for s in at.success)
+    assert any("a genlab VAE at 8×8 trained on Twemoji" in m.value for m in at.markdown)  # the model card
+    at.switch_page("app_pages/sample.py").run()
+    options = at.selectbox(key="sample_model").options
+    assert any(o.startswith("hub: genlab/tiny-vae") for o in options), options
+
+
+def test_app_with_the_hub_down_says_so_in_one_line_and_keeps_everything_local(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    at = _models_page(monkeypatch, tmp_path)
+    at.text_input(key="pull_repo").input("genlab/vae-emoji-64")
+    at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        f"Could not pull: the Hugging Face Hub (http://127.0.0.1:{port}) cannot be "
+        "reached; the local checkpoints still work."
+    ]
+    assert [x.label for x in at.expander][:2] == ["tiny-flow  (realnvp 16×16 · emoji)", "tiny-vae  (vae 16×16 · emoji)"]
+    at.switch_page("app_pages/home.py").run()
+    assert not at.exception and len(at.get("image")) == 2  # the shipped models still sample
+
+
+def test_app_pushes_with_a_token_that_is_not_kept(hub, tmp_path, monkeypatch):
+    at = _models_page(monkeypatch, tmp_path)
+    source = at.selectbox(key="push_source")
+    source.set_value(str(tmp_path / "checkpoints" / "tiny-vae"))  # the value is the path; options are labels
+    at.text_input(key="push_repo").input("me/from-the-app")
+    at.text_input(key="push_token").input(TOKEN)
+    at.button(key="FormSubmitter:push-Push to the Hub").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Pushed" in s.value and "me/from-the-app" in s.value for s in at.success)
+    assert "model.safetensors" in hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
+    # the form is cleared after the call: the token is not kept in the session
+    assert "push_token" not in repr(at.session_state) and TOKEN not in repr(at.session_state)
+    # ... nor written anywhere genlab writes (its cache, the checkpoints, the pushed files)
+    for folder in (tmp_path,):
+        for f in folder.rglob("*"):
+            if f.is_file() and "hf-cache" not in f.parts:
+                assert TOKEN.encode() not in f.read_bytes(), f
+    pushed = hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
+    assert not any(TOKEN.encode() in data for data in pushed.values())
 
 
 @pytest.mark.slow

@@ -3,20 +3,15 @@ overrides and the treatment of unknown keys all come from the dataclass fields."
 
 import dataclasses
 import json
-import os
-import signal
-import time
 
 import pytest
 
-from conftest import stop_all_runs, tiny_train_config
+from conftest import TINY_VAE, tiny_train_config, vae_flags
 from genlab.cli import build_parser, main
 from genlab.config import ConfigError
 from genlab.models import CheckpointError, load_model
 from genlab.runs.config import TrainConfig
 from genlab.runs.rundir import RunDir
-
-TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 
 
 def tiny(**kw):
@@ -110,12 +105,7 @@ def test_the_cli_resume_applies_a_new_learning_rate_and_refuses_a_new_batch_size
                 "3",
                 "--batch-size",
                 "8",
-                "--latent-dim",
-                "4",
-                "--width",
-                "4",
-                "--max-width",
-                "8",
+                *vae_flags(TINY_VAE),
                 "--log-every",
                 "3",
                 "--eval-batches",
@@ -170,7 +160,7 @@ def test_learning_rate_schedules_have_their_closed_form():
 def test_a_cosine_run_logs_its_schedule_and_a_resume_continues_it(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["--max-steps", "6", "--batch-size", "8", "--log-every", "1", "--eval-batches", "1", "--sample-n", "4"]
-    tiny_args = ["--latent-dim", "4", "--width", "4", "--max-width", "8", "--dataset", "emoji", "--image-size", "16"]
+    tiny_args = [*vae_flags(TINY_VAE), "--dataset", "emoji", "--image-size", "16"]
     common = [*args, "--lr-schedule", "cosine", "--warmup-steps", "2", "--device", "cpu"]
     assert main(["train", "vae", *tiny_args, *common, "--out", str(out)]) == 0
     run = RunDir(out)
@@ -206,33 +196,3 @@ def test_unknown_keys_are_refused_the_same_way_everywhere(tmp_path, tiny_vae):
     run.run_json.write_text(json.dumps({**raw, "config": {**raw["config"], "colour": "red"}}))
     with pytest.raises(ConfigError, match=r"has fields \['colour'\] that TrainConfig does not know"):
         run.config()
-
-
-@pytest.mark.slow
-def test_a_launched_run_whose_process_dies_at_once_resumes_with_the_forms_config(tmp_path):
-    from genlab.runs import jobs
-
-    asked = tiny(batch_size=8, lr=5e-4, seed=7, max_steps=4, model_config={**TINY, "beta": 2.0})
-    try:
-        run = jobs.launch(asked, tmp_path, name="r", max_concurrent=1)
-        assert run.config() == asked  # the whole config is on disk before the process runs
-        os.kill(run.info().pid, signal.SIGKILL)  # it dies before it could write anything
-        deadline = time.time() + 60
-        while run.status() != "interrupted" and time.time() < deadline:
-            time.sleep(0.05)
-        assert run.status() == "interrupted" and run.config() == asked
-        jobs.resume(run, max_concurrent=1)
-        deadline = time.time() + 180
-        while run.status() not in ("finished", "failed") and time.time() < deadline:
-            time.sleep(0.1)
-        assert run.status() == "finished", run.info().error
-        assert run.config() == asked and run.info().steps_per_epoch == len(load_emoji_train()) // 8
-        assert load_model(run.path).config.beta == 2.0
-    finally:
-        stop_all_runs(tmp_path)
-
-
-def load_emoji_train():
-    from genlab.data import load_dataset
-
-    return load_dataset("emoji", 16).train

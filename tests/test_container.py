@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from appserver import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, start_app, stop_app, wait_healthy
 
+from conftest import wait_until
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="no chromium: apt-get install -y chromium (.ci/run does)"),
@@ -88,9 +90,14 @@ def space():
         if key not in ("PATH", "PIP_NO_CACHE_DIR"):
             env[key] = value.replace("/data", str(data)).replace("/home/user", str(home))
     env.update(GENLAB_OFFLINE="1", PYTHONPATH=str(app) + site, GENLAB_PUBLIC_MAX_STEPS="30", TMPDIR=str(data))
-    marker = base / "started"
+    marker, later = base / "started", base / "later"
     marker.touch()
-    time.sleep(0.01)  # a file written after this is newer than the marker on every file system's clock
+
+    def past_the_marker() -> bool:  # then a file written from now on is newer than the marker (find -newer)
+        later.touch()
+        return later.stat().st_mtime_ns > marker.stat().st_mtime_ns
+
+    wait_until(past_the_marker, 10, "the file system's clock to pass the marker's", poll_s=0.01)
     port = free_port()
     proc = start_app(env, port, data / "streamlit.log", cwd=app, user=user, python=python, preload=True)  # its CMD
     url = f"http://127.0.0.1:{port}"
@@ -163,14 +170,15 @@ def test_the_space_runs_read_only_as_an_unprivileged_user_and_writes_only_its_da
             assert errors.count() == 0, (path, errors.first.inner_text())
         page.goto(f"{url}/train")
         main.get_by_role("button", name="Launch run", exact=True).click(timeout=120_000)  # the default preset
-        deadline = time.time() + 600
-        while not list(data.glob("runs/*/run.json")) and time.time() < deadline:
-            time.sleep(0.5)
-        run_json = next(data.glob("runs/*/run.json"))
-        status = ""
-        while status not in ("finished", "failed") and time.time() < deadline:
+        deadline = time.monotonic() + 600  # for the run to start and to end
+        run_json = wait_until(lambda: next(data.glob("runs/*/run.json"), None), 600, "the run's run.json", poll_s=0.5)
+
+        def ended():
             status = re.search(r'"status": "(\w+)"', run_json.read_text()).group(1)
-            time.sleep(1)
+            return status if status in ("finished", "failed") else ""
+
+        left = deadline - time.monotonic()
+        status = wait_until(ended, left, lambda: "the run to end; run.json: " + run_json.read_text(), poll_s=1)
         assert status == "finished", run_json.read_text()
         assert '"step_limit": 30' in run_json.read_text()  # the operator's cap, from the environment
         assert page.locator('[data-testid="stException"]').count() == 0

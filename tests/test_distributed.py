@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY_VAE, vae_flags, wait_until
 from genlab import load_model
 from genlab.runs.rundir import RunDir
 
@@ -50,7 +50,7 @@ COMMON = [
     "0",
 ]
 FAMILIES = {
-    "vae": ["vae", "--batch-size", "32", "--latent-dim", "4", "--width", "4", "--max-width", "8", *COMMON],
+    "vae": ["vae", "--batch-size", "32", *vae_flags(TINY_VAE), *COMMON],
     "realnvp": ["realnvp", "--batch-size", "16", "--num-blocks", "1", "--features", "8", *COMMON],
 }
 # every rank keeps the same moving average; rank 0 saves it, and it is what the eval rows and the grid show
@@ -66,15 +66,6 @@ def _run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
 
 def _losses(run: RunDir, kind: str, key: str) -> list[tuple[int, float]]:
     return [(r.step, r.value(key)) for r in run.read_metrics() if r.kind == kind]
-
-
-def _wait(cond, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -116,7 +107,7 @@ def _long_job(run: RunDir, ready, act) -> tuple[int, str]:
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait(ready)
+        wait_until(ready, 120, "the job to be ready", poll_s=0.05)
         act(proc)
         out = proc.communicate(timeout=120)[0]
     finally:

@@ -167,9 +167,9 @@ def test_the_sidebar_names_the_cpu_threads_in_good_english(monkeypatch):
     from genlab.catalog import describe_environment
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("genlab.device.has_fast_bf16", lambda device: False)
+    monkeypatch.setattr("genlab.catalog.has_fast_bf16", lambda device: False)
     for n, text in ((1, "CPU (1 thread; no CUDA GPU)"), (2, "CPU (2 threads; no CUDA GPU)")):
         monkeypatch.setattr(torch, "get_num_threads", lambda n=n: n)
         assert describe_environment().device == text
-    monkeypatch.setattr("genlab.device.has_fast_bf16", lambda device: True)  # and where training runs in bf16
+    monkeypatch.setattr("genlab.catalog.has_fast_bf16", lambda device: True)  # and where training runs in bf16
     assert describe_environment().device == "CPU (2 threads, trains in bf16; no CUDA GPU)"

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY_VAE
 from genlab.metrics.fid import FID, FIDStats, frechet_distance
 from genlab.metrics.inception import (
     RANDOM_SOURCE,
@@ -185,7 +186,7 @@ def test_random_weights_are_labelled_and_training_logs_fid_rows(tmp_path, monkey
 
     cfg = TrainConfig(
         model="vae",
-        model_config={"latent_dim": 4, "width": 4, "max_width": 8},
+        model_config=TINY_VAE,
         dataset="emoji",
         image_size=16,
         max_steps=4,
@@ -228,7 +229,7 @@ def test_a_dataset_compared_with_a_model_is_read_at_the_models_resolution(tmp_pa
     from genlab.cli import main
     from genlab.models import VAE, VAEConfig
 
-    VAE(VAEConfig(image_size=16, latent_dim=4, width=4, max_width=8)).save_pretrained(tmp_path / "m")
+    VAE(VAEConfig(image_size=16, **TINY_VAE)).save_pretrained(tmp_path / "m")
     seen = []
     real = FID.stats_of_dataset
 

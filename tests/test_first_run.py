@@ -7,13 +7,12 @@ Set GENLAB_SCREENSHOTS=DIR to keep the screenshots (docs/img/app-first-run-*.png
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 from appserver import CHROMIUM, CHROMIUM_ARGS, free_port, start_app, stop_app, wait_healthy
 
-from conftest import stop_all_runs
+from conftest import stop_all_runs, wait_until
 from genlab.recipes import fastest
 from genlab.runs.rundir import RunDir
 
@@ -52,14 +51,6 @@ def _points(page) -> int:
         return t ? (t.x || []).length : 0; }}""")
 
 
-def _wait(cond, timeout: float, what: str, poll_s: float = 1.0):
-    deadline = time.time() + timeout
-    while not cond():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(poll_s)
-
-
 def _no_exception(page):
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
@@ -85,13 +76,13 @@ def test_the_fastest_preset_launched_unchanged_trains_what_its_recipe_promises(f
         main.locator("strong", has_text=re.compile("^running$")).first.wait_for(timeout=120_000)
         _no_exception(page)
 
-        _wait(lambda: _points(page) >= 2, 300, "the chart's first points")
+        wait_until(lambda: _points(page) >= 2, 300, "the chart's first points", poll_s=1.0)
         first = _points(page)
-        _wait(lambda: _points(page) > first, 300, "the chart to grow")
+        wait_until(lambda: _points(page) > first, 300, "the chart to grow", poll_s=1.0)
         page.screenshot(path=str(shots / "app-first-run-live.png"), full_page=True)
 
         run = RunDir(next(runs.glob("*/run.json")).parent)
-        _wait(lambda: run.info().status in ("finished", "failed"), FINISH_S, "the run to finish", poll_s=5)
+        wait_until(lambda: run.info().status in ("finished", "failed"), FINISH_S, "the run to finish", poll_s=5)
         assert run.info().status == "finished", run.info().error
         main.locator("strong", has_text=re.compile("^finished$")).first.wait_for(timeout=60_000)
         _no_exception(page)

@@ -1,4 +1,5 @@
-"""genlab.hub against a local Hub server (tests/hub_server.py): pull, push, and one sentence per failure."""
+"""genlab.hub against a local Hub server (tests/hub_server.py): pull, push, and one sentence per failure.
+(The Models page's pull and push, through AppTest: tests/test_app.py.)"""
 
 import json
 import os
@@ -11,72 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import png_header
+from conftest import exported_model, png_header
 from hub_server import TOKEN, FakeHub
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """The local Hub, with huggingface_hub pointed at it and a throwaway cache and registry."""
-    from huggingface_hub import constants
-
-    with FakeHub() as server:
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(
-            constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
-        )
-        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-        monkeypatch.setenv("GENLAB_HOME", str(tmp_path / "genlab-home"))
-        monkeypatch.delenv("HF_TOKEN", raising=False)
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        yield server
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A real two-step training run of a tiny VAE on emoji at 8×8."""
-    from genlab.cli import main
-
-    out = tmp_path_factory.mktemp("run") / "tiny-vae-run"
-    assert (
-        main(
-            [
-                "train",
-                "vae",
-                "--dataset",
-                "emoji",
-                "--image-size",
-                "8",
-                "--max-steps",
-                "2",
-                "--batch-size",
-                "8",
-                "--latent-dim",
-                "2",
-                "--width",
-                "2",
-                "--max-width",
-                "4",
-                "--eval-batches",
-                "1",
-                "--sample-n",
-                "4",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    return out
-
-
-def _exported(tmp_path, tiny_run) -> Path:
-    from genlab.export import export_model
-
-    return export_model(tiny_run, tmp_path / "tiny-vae", evaluate=False, temperature=0.7)
 
 
 def _same_weights(a, b) -> bool:
@@ -88,7 +27,7 @@ def test_pull_a_shipped_checkpoint_and_sample_from_it(hub, tmp_path, tiny_run):
     import genlab
     from genlab.catalog import available_models
 
-    folder = _exported(tmp_path, tiny_run)
+    folder = exported_model(tmp_path, tiny_run)
     sha = hub.add_folder("genlab/tiny-vae", folder)
     model = genlab.load_model("genlab/tiny-vae")
     local = genlab.load_model(folder)
@@ -159,7 +98,7 @@ def test_push_without_a_token_is_refused_in_one_sentence(hub, tiny_run, capsys):
 def test_each_failure_is_one_sentence(hub, tmp_path, tiny_run, case, pattern):
     from genlab.hub import HubError, pull
 
-    folder = _exported(tmp_path, tiny_run)
+    folder = exported_model(tmp_path, tiny_run)
     hub.add_folder("genlab/tiny-vae", folder)
     hub.add_files("genlab/no-weights", {"config.json": (folder / "config.json").read_bytes()})
     hub.add_files("genlab/pickled", {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04not really"})
@@ -214,7 +153,7 @@ def test_pulled_model_still_loads_from_the_cache_when_the_hub_is_gone(tmp_path, 
         monkeypatch.setattr(
             constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}"
         )
-        server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+        server.add_folder("genlab/tiny-vae", exported_model(tmp_path, tiny_run))
         first = genlab.load_model("genlab/tiny-vae")
     again = genlab.load_model("genlab/tiny-vae")  # the server has shut down
     assert _same_weights(first, again)
@@ -223,7 +162,7 @@ def test_pulled_model_still_loads_from_the_cache_when_the_hub_is_gone(tmp_path, 
 def test_cli_pull_prints_where_and_errors_are_one_line(tmp_path, tiny_run):
     """The CLI in its own process, configured only through HF_ENDPOINT as a user would."""
     with FakeHub() as server:
-        server.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+        server.add_folder("genlab/tiny-vae", exported_model(tmp_path, tiny_run))
         env = {**os.environ, "HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf-home")}
         env["GENLAB_HOME"] = str(tmp_path / "genlab-home")  # its pulled-models list must not reach other tests
         ok = subprocess.run(
@@ -249,79 +188,6 @@ def test_cli_pull_prints_where_and_errors_are_one_line(tmp_path, tiny_run):
     assert "genlab/absent is no local folder, and the Hub has no model repo 'genlab/absent'" in bad.stderr
 
 
-# -- the app -------------------------------------------------------------------------------------
-def _models_page(monkeypatch, tmp_path):
-    from streamlit.testing.v1 import AppTest
-    from test_app import _shipped
-
-    ck = tmp_path / "checkpoints"
-    ck.mkdir()
-    _shipped(ck)
-    monkeypatch.setenv("GENLAB_CHECKPOINTS", str(ck))
-    monkeypatch.setenv("GENLAB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/models.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def test_app_pulls_shows_the_card_and_offers_the_model_everywhere(hub, tmp_path, tiny_run, monkeypatch):
-    hub.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
-    at = _models_page(monkeypatch, tmp_path)
-    at.text_input(key="pull_repo").input("genlab/tiny-vae")
-    at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
-    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
-    assert any("Pulled `genlab/tiny-vae`" in s.value for s in at.success)
-    assert any("a genlab VAE at 8×8 trained on Twemoji" in m.value for m in at.markdown)  # the model card
-    at.switch_page("app_pages/sample.py").run()
-    options = at.selectbox(key="sample_model").options
-    assert any(o.startswith("hub: genlab/tiny-vae") for o in options), options
-
-
-def test_app_with_the_hub_down_says_so_in_one_line_and_keeps_everything_local(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    at = _models_page(monkeypatch, tmp_path)
-    at.text_input(key="pull_repo").input("genlab/vae-emoji-64")
-    at.button(key="FormSubmitter:pull-Pull from the Hub").click().run()
-    assert not at.exception
-    assert [e.value for e in at.error] == [
-        f"Could not pull: the Hugging Face Hub (http://127.0.0.1:{port}) cannot be "
-        "reached; the local checkpoints still work."
-    ]
-    assert [x.label for x in at.expander][:2] == ["tiny-flow  (realnvp 16×16 · emoji)", "tiny-vae  (vae 16×16 · emoji)"]
-    at.switch_page("app_pages/home.py").run()
-    assert not at.exception and len(at.get("image")) == 2  # the shipped models still sample
-
-
-def test_app_pushes_with_a_token_that_is_not_kept(hub, tmp_path, monkeypatch):
-    at = _models_page(monkeypatch, tmp_path)
-    source = at.selectbox(key="push_source")
-    source.set_value(str(tmp_path / "checkpoints" / "tiny-vae"))  # the value is the path; options are labels
-    at.text_input(key="push_repo").input("me/from-the-app")
-    at.text_input(key="push_token").input(TOKEN)
-    at.button(key="FormSubmitter:push-Push to the Hub").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Pushed" in s.value and "me/from-the-app" in s.value for s in at.success)
-    assert "model.safetensors" in hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
-    # the form is cleared after the call: the token is not kept in the session
-    assert "push_token" not in repr(at.session_state) and TOKEN not in repr(at.session_state)
-    # ... nor written anywhere genlab writes (its cache, the checkpoints, the pushed files)
-    for folder in (tmp_path,):
-        for f in folder.rglob("*"):
-            if f.is_file() and "hf-cache" not in f.parts:
-                assert TOKEN.encode() not in f.read_bytes(), f
-    pushed = hub.repos["me/from-the-app"].commits[hub.repos["me/from-the-app"].refs["main"]]
-    assert not any(TOKEN.encode() in data for data in pushed.values())
-
-
 @pytest.mark.fault
 @pytest.mark.slow  # huggingface_hub retries with back-off before it gives up
 @pytest.mark.parametrize(
@@ -337,7 +203,7 @@ def test_a_hub_that_fails_midway_is_one_sentence_and_leaves_no_partial_model(
 ):
     from genlab.hub import HubError, pull
 
-    hub.add_folder("genlab/tiny-vae", _exported(tmp_path, tiny_run))
+    hub.add_folder("genlab/tiny-vae", exported_model(tmp_path, tiny_run))
     hub.faults[where] = fault
     with pytest.raises(HubError) as e:
         pull("genlab/tiny-vae")
@@ -356,7 +222,7 @@ def test_pull_downloads_only_genlabs_files_never_code(hub, tmp_path, tiny_run):
     so nothing of it can run."""
     from genlab.hub import pull
 
-    folder = _exported(tmp_path, tiny_run)
+    folder = exported_model(tmp_path, tiny_run)
     files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     hub.add_files(
         "genlab/with-code",
@@ -376,7 +242,7 @@ def _files(tmp_path, tiny_run) -> dict[str, bytes]:
     """The five files a genlab repo holds (an exported folder has the run's records too)."""
     from genlab.export import HUB_FILES
 
-    folder = _exported(tmp_path, tiny_run)
+    folder = exported_model(tmp_path, tiny_run)
     return {name: (folder / name).read_bytes() for name in HUB_FILES}
 
 

@@ -2,12 +2,11 @@
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import stop_all_runs
+from conftest import MICRO_VAE, stop_all_runs, wait_until
 from genlab import public
 from genlab.public import PublicModeError
 from genlab.runs import jobs
@@ -106,15 +105,13 @@ def test_a_launched_run_is_capped_in_steps_minutes_and_concurrency(public_mode):
         batch_size=8,
         max_minutes=60,
         eval_every=1000,
-        model_config={"latent_dim": 2, "width": 2, "max_width": 4},
+        model_config=MICRO_VAE,
     )
     run = jobs.launch(req, public_mode, name="capped", max_concurrent=4, processes=4, owner="visitor-a")
     launch = run.info().launch
     assert launch[launch.index("--queue") + 1] == "1"
     assert "--nproc-per-node" not in launch and run.info().processes == 1  # one process per visitor run
-    deadline = time.time() + 180
-    while run.status() not in ("finished", "failed") and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: run.status() in ("finished", "failed"), 180, "the capped run to end", poll_s=0.2)
     info = run.info()
     assert run.status() == "finished", info.error
     assert info.config.step_limit == 3 and info.config.max_minutes == 2
@@ -128,9 +125,7 @@ def test_a_launched_run_is_capped_in_steps_minutes_and_concurrency(public_mode):
     # resuming it for more cannot lift the caps either
     jobs.resume(run, max_concurrent=4, epochs=100, step_limit=1000, owner="visitor-a")
     args = json.loads((run.path / "run.json").read_text())
-    deadline = time.time() + 180
-    while run.status() not in ("finished", "failed") and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: run.status() in ("finished", "failed"), 180, "the resumed run to end", poll_s=0.2)
     assert RunDir(run.path).config().step_limit == 3, args
     assert max(r.step for r in run.read_metrics()) == 3
 

@@ -1,5 +1,6 @@
-"""The trainer and the run directory: a run completes, stops, resumes exactly, survives SIGKILL,
-fails cleanly on NaN losses and on a full disk."""
+"""The trainer and the run directory: a run writes its directory, resumes exactly, stops on its STOP file or
+SIGTERM, keeps a second trainer out, recovers a half-done checkpoint swap, ends on a time budget and compiles.
+(NaN losses and a full disk: tests/faults/test_training_faults.py; SIGKILL: tests/faults/test_broken_state.py.)"""
 
 import json
 import os
@@ -7,25 +8,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_train_config
+from conftest import TINY_VAE, tiny_train_config, wait_until
 from genlab import load_model
 from genlab.errors import RunLocked
 from genlab.models import VAE
 from genlab.runs.rundir import RunDir
 from genlab.runs.trainer import Trainer
 
-TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(**kw):
-    return tiny_train_config(**kw)
 
 
 def train_steps(run: RunDir, kind="train"):
@@ -38,11 +33,11 @@ def weights(path):
 
 def test_a_run_writes_its_directory(tmp_path):
     out = tmp_path / "run"
-    assert Trainer(tiny_config(), out).fit() == "finished"
+    assert Trainer(tiny_train_config(), out).fit() == "finished"
     run = RunDir(out)
     info = run.info()
     assert info.status == "finished" and info.error is None
-    assert info.config.model_config == TINY and info.seed == 0 and "torch" in info.versions
+    assert info.config.model_config == TINY_VAE and info.seed == 0 and "torch" in info.versions
     assert train_steps(run) == [3, 6, 9, 12] and train_steps(run, "eval") == [6, 12]
     row = run.read_metrics()[0]
     for key in ("step", "epoch", "time", "images_per_s", "loss", "bpd", "recon_bpd", "kl_bpd", "grad_norm"):
@@ -66,9 +61,9 @@ def test_a_run_writes_its_directory(tmp_path):
 
 
 def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(tmp_path):
-    Trainer(tiny_config(), tmp_path / "straight").fit()
-    Trainer(tiny_config(max_steps=6), tmp_path / "split").fit()
-    assert Trainer(tiny_config(), tmp_path / "split", resume=True).fit() == "finished"
+    Trainer(tiny_train_config(), tmp_path / "straight").fit()
+    Trainer(tiny_train_config(max_steps=6), tmp_path / "split").fit()
+    assert Trainer(tiny_train_config(), tmp_path / "split", resume=True).fit() == "finished"
     a, b = weights(tmp_path / "straight"), weights(tmp_path / "split")
     assert all(torch.equal(a[k], b[k]) for k in a)
     straight, split = RunDir(tmp_path / "straight"), RunDir(tmp_path / "split")
@@ -80,19 +75,19 @@ def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(tmp_path):
 
 def test_stop_file_ends_the_run_with_a_checkpoint_and_resume_finishes_it(tmp_path):
     out = tmp_path / "run"
-    trainer = Trainer(tiny_config(max_steps=400, eval_every=200), out)
+    trainer = Trainer(tiny_train_config(max_steps=400, eval_every=200), out)
     th = threading.Thread(target=lambda: setattr(trainer, "result", trainer.fit()))
     th.start()
     run = RunDir(out)
-    deadline = time.time() + 60
-    while not train_steps(run) and time.time() < deadline:
-        time.sleep(0.05)
-    run.stop_file.touch()
+    try:
+        wait_until(lambda: train_steps(run), 60, "the first logged training step", poll_s=0.05)
+    finally:
+        run.stop_file.touch()
     th.join(60)
     assert trainer.result == "stopped" and run.status() == "stopped"
     state = json.loads((run.checkpoint / "trainer_state.json").read_text())
     assert 3 <= state["step"] < 400
-    assert Trainer(tiny_config(max_steps=state["step"] + 6, eval_every=200), out, resume=True).fit() == "finished"
+    assert Trainer(tiny_train_config(max_steps=state["step"] + 6, eval_every=200), out, resume=True).fit() == "finished"
     steps = train_steps(run)
     assert steps == sorted(set(steps)) and steps[-1] == state["step"] + 6
     assert not run.stop_file.exists()
@@ -104,7 +99,7 @@ def test_a_second_trainer_cannot_take_a_live_run(tmp_path):
     try:
         assert run.is_locked()
         with pytest.raises(RunLocked, match="another live process"):
-            Trainer(tiny_config(), run.path).fit()
+            Trainer(tiny_train_config(), run.path).fit()
     finally:
         lock.release()
     assert not run.is_locked()
@@ -112,12 +107,12 @@ def test_a_second_trainer_cannot_take_a_live_run(tmp_path):
 
 def test_interrupted_checkpoint_swap_is_recovered(tmp_path):
     out = tmp_path / "run"
-    Trainer(tiny_config(max_steps=6), out).fit()
+    Trainer(tiny_train_config(max_steps=6), out).fit()
     # a crash between the two renames of a swap leaves only checkpoint.old
     os.rename(out / "checkpoint", out / "checkpoint.old")
     (out / "checkpoint.new").mkdir()  # and an incomplete new one
     assert RunDir(out).status() == "finished"
-    assert Trainer(tiny_config(max_steps=9), out, resume=True).fit() == "finished"
+    assert Trainer(tiny_train_config(max_steps=9), out, resume=True).fit() == "finished"
     assert train_steps(RunDir(out)) == [3, 6, 9]
 
 
@@ -161,10 +156,10 @@ def test_sigterm_stops_cleanly(tmp_path):
         "--out",
         str(out),
     )
-    deadline = time.time() + 120
-    while not train_steps(RunDir(out)) and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    try:
+        wait_until(lambda: train_steps(RunDir(out)), 120, "the first logged training step", poll_s=0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, output
     assert RunDir(out).status() == "stopped"
@@ -173,7 +168,7 @@ def test_sigterm_stops_cleanly(tmp_path):
 
 def test_a_time_budget_ends_the_run_as_finished_with_a_final_evaluation(tmp_path):
     out = tmp_path / "run"
-    assert Trainer(tiny_config(max_steps=100000, max_minutes=0.02, eval_every=100000), out).fit() == "finished"
+    assert Trainer(tiny_train_config(max_steps=100000, max_minutes=0.02, eval_every=100000), out).fit() == "finished"
     run = RunDir(out)
     last = train_steps(run)[-1]
     assert 0 < last < 100000 and train_steps(run, "eval") == [last]
@@ -186,8 +181,10 @@ def test_compile_trains_the_same_steps_as_eager(tmp_path):
     """--compile changes how the step runs, not what it computes (torch.compile on the CPU here). Not bit for
     bit: compiled kernels sum in another order and inductor draws the VAE's noise from its own generator,
     which moves the loss by ~2e-4 relative over 3 steps."""
-    eager = Trainer(tiny_config(max_steps=3, log_every=1, eval_every=3), tmp_path / "eager").fit()
-    compiled = Trainer(tiny_config(max_steps=3, log_every=1, eval_every=3, compile=True), tmp_path / "compiled").fit()
+    eager = Trainer(tiny_train_config(max_steps=3, log_every=1, eval_every=3), tmp_path / "eager").fit()
+    compiled = Trainer(
+        tiny_train_config(max_steps=3, log_every=1, eval_every=3, compile=True), tmp_path / "compiled"
+    ).fit()
     assert eager == compiled == "finished"
     la = [r.value("loss") for r in RunDir(tmp_path / "eager").read_metrics() if r.kind == "train"]
     lb = [r.value("loss") for r in RunDir(tmp_path / "compiled").read_metrics() if r.kind == "train"]

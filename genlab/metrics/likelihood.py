@@ -95,6 +95,21 @@ def bound_keys(metrics: dict) -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+def images_for(model, dataset: str, split: str = "test") -> torch.Tensor:
+    """``dataset``'s ``split`` at ``model``'s image size, uint8 [N, C, S, S]; refused when its channels differ."""
+    images = load_dataset(dataset, model.config.image_size).split(split)
+    _check_channels(model, images, dataset)
+    return images
+
+
+def _check_channels(model, images: torch.Tensor, what: str) -> None:
+    if images.shape[1] != model.config.channels:
+        raise ConfigError(
+            f"{what} has {images.shape[1]} colour channel(s) and this model {model.config.channels}: "
+            "evaluate it on a data set like the one it was trained on"
+        )
+
+
 def evaluate(
     model,
     images: torch.Tensor,
@@ -108,11 +123,7 @@ def evaluate(
     ``bound_images`` of them (IWAE k=100 costs 100 decoder passes per image) with the loss's bits/dim on those
     same images, so that the two are compared like for like. ``k`` defaults to the family's ``default_eval_k``;
     k=1 is the loss's own bound, so it adds nothing."""
-    if images.shape[1] != model.config.channels:
-        raise ConfigError(
-            f"these images have {images.shape[1]} colour channel(s) and this model {model.config.channels}: "
-            "evaluate it on a data set like the one it was trained on"
-        )
+    _check_channels(model, images, "this set of images")
     n = len(images) if max_images is None else min(max_images, len(images))
     loss = average_metrics(model, images, batch_size, n)
     out = {"test_images": n, **{f"test_{name}": v for name, v in loss.items()}, "test_bpd_kind": model.loss_bpd_kind}
@@ -137,7 +148,7 @@ def held_out_bpd(model, dataset: str, k: int | None = None, max_images: int | No
     """Test-split bits/dim comparable across families, through ``evaluate``: the model's k-sample bound when it
     has one tighter than its loss (k defaults to its ``default_eval_k``: IWAE k=100 for the VAE), else the
     bits/dim of its loss (the flow's exact likelihood of one dequantization)."""
-    m = evaluate(model, load_dataset(dataset, model.config.image_size).test, k, max_images)
+    m = evaluate(model, images_for(model, dataset), k, max_images)
     bounds = bound_keys(m)
     if bounds:
         k, key = next(iter(bounds.items()))

@@ -6,13 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_train_config
+from conftest import TINY_VAE, tiny_train_config, vae_flags, wait_until
 from genlab import CheckpointError, load_model
 from genlab.cli import main
 from genlab.runs.rundir import RunDir
@@ -20,7 +19,6 @@ from genlab.runs.trainer import Trainer
 
 pytestmark = pytest.mark.fault
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
 
 
 @pytest.fixture(scope="module")
@@ -120,21 +118,12 @@ def _step(state: Path) -> int:
         return -1
 
 
-def _wait(cond, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.slow
 def test_two_processes_resuming_one_run_one_wins_the_other_is_told_who_has_it(trained, tmp_path):
     run = RunDir(_copy(trained, tmp_path))
     first = _cli("train", "--resume", str(run.path), "--max-steps", "100000")
     try:
-        _wait(lambda: run.status() == "running")
+        wait_until(lambda: run.status() == "running", 120, "the first resume to run", poll_s=0.05)
         second = subprocess.run(
             [sys.executable, "-m", "genlab", "train", "--resume", str(run.path)],
             cwd=ROOT,
@@ -171,12 +160,7 @@ def test_sigkill_at_five_random_steps_then_resume_ends_with_the_weights_of_an_un
         "16",
         "--batch-size",
         "16",
-        "--latent-dim",
-        "4",
-        "--width",
-        "4",
-        "--max-width",
-        "8",
+        *vae_flags(TINY_VAE),
         "--log-every",
         "2",
         "--checkpoint-every",
@@ -215,7 +199,12 @@ def test_sigkill_at_five_random_steps_then_resume_ends_with_the_weights_of_an_un
             stderr=subprocess.DEVNULL,
         )
         target = max(0, _step(state)) + rng.randint(3, 18)
-        _wait(lambda p=proc, t=target: p.poll() is not None or _step(state) >= t)
+        wait_until(
+            lambda p=proc, t=target: p.poll() is not None or _step(state) >= t,
+            120,
+            f"a checkpoint at step {target} or the process to end",
+            poll_s=0.05,
+        )
         proc.kill()
         proc.wait()
         assert run.status() in ("interrupted", "finished")

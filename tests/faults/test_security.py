@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import MICRO_VAE
+
 pytestmark = pytest.mark.fault
 SOURCES = {p: p.read_text() for p in (Path(__file__).resolve().parents[2] / "genlab").rglob("*.py")}
 
@@ -50,7 +52,7 @@ def test_optimizer_state_and_rng_are_safetensors_and_json(tmp_path):
 
     cfg = TrainConfig(
         model="vae",
-        model_config={"latent_dim": 2, "width": 2, "max_width": 4},
+        model_config=MICRO_VAE,
         dataset="emoji",
         image_size=8,
         max_steps=2,

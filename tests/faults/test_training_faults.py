@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_train_config
+from conftest import TINY_VAE, tiny_train_config, vae_flags, wait_until
 from genlab import load_model
 from genlab.models import VAE
 from genlab.runs.rundir import RunDir
@@ -21,11 +20,6 @@ from genlab.runs.trainer import Trainer
 
 pytestmark = pytest.mark.fault
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"latent_dim": 4, "width": 4, "max_width": 8}
-
-
-def tiny_config(**kw):
-    return tiny_train_config(**kw)
 
 
 def weights(path):
@@ -43,7 +37,7 @@ def test_nan_losses_fail_the_run_and_keep_the_last_good_checkpoint(tmp_path, mon
 
     monkeypatch.setattr(VAE, "loss", poisoned)
     out = tmp_path / "run"
-    status = Trainer(tiny_config(max_steps=100, checkpoint_every=3, eval_every=100, max_nonfinite=5), out).fit()
+    status = Trainer(tiny_train_config(max_steps=100, checkpoint_every=3, eval_every=100, max_nonfinite=5), out).fit()
     assert status == "failed"
     info = RunDir(out).info()
     assert info.error.startswith("step 11: the loss or gradients were not finite for 5 consecutive steps")
@@ -66,7 +60,7 @@ def test_nan_from_the_first_step_fails_saying_no_checkpoint_was_written(tmp_path
         ),
     )
     out = tmp_path / "run"
-    assert Trainer(tiny_config(max_steps=100, max_nonfinite=4), out).fit() == "failed"
+    assert Trainer(tiny_train_config(max_steps=100, max_nonfinite=4), out).fit() == "failed"
     info = RunDir(out).info()
     assert info.error.startswith("step 4: the loss or gradients were not finite for 4 consecutive steps")
     assert info.error.endswith("No checkpoint had been written yet.") and not RunDir(out).has_checkpoint()
@@ -76,7 +70,8 @@ def test_a_learning_rate_that_diverges_without_nan_is_flagged_and_the_run_goes_o
     out = tmp_path / "run"
     # lr 0.5: the first steps throw the VAE to ~2e5 bits/dim; gradient clipping then brings it back to ~7
     assert (
-        Trainer(tiny_config(max_steps=40, batch_size=16, log_every=5, eval_every=40, lr=0.5), out).fit() == "finished"
+        Trainer(tiny_train_config(max_steps=40, batch_size=16, log_every=5, eval_every=40, lr=0.5), out).fit()
+        == "finished"
     )
     run = RunDir(out)
     bpd = [r.value("bpd") for r in run.read_metrics() if r.kind == "train"]
@@ -104,7 +99,7 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(tmp_path, m
     monkeypatch.setattr(genlab.storage, "atomic_write_bytes", write)
     monkeypatch.setattr("genlab.models.base.atomic_write_bytes", write)
     out = tmp_path / "run"
-    assert Trainer(tiny_config(checkpoint_every=3, eval_every=100), out).fit() == "failed"
+    assert Trainer(tiny_train_config(checkpoint_every=3, eval_every=100), out).fit() == "failed"
     info = RunDir(out).info()
     assert "disk is full" in info.error and "--resume" in info.error
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 3
@@ -137,12 +132,7 @@ def test_a_real_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path
                 "16",
                 "--batch-size",
                 "16",
-                "--latent-dim",
-                "4",
-                "--width",
-                "4",
-                "--max-width",
-                "8",
+                *vae_flags(TINY_VAE),
                 "--max-steps",
                 "100000",
                 "--log-every",
@@ -165,9 +155,11 @@ def test_a_real_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.time() + 120
-        while not (out / "checkpoint" / "trainer_state.json").is_file() and time.time() < deadline:
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: (out / "checkpoint" / "trainer_state.json").is_file(), 120, "a checkpoint", poll_s=0.05)
+        except BaseException:
+            proc.kill()  # it would train on for ever
+            raise
         try:  # take every free byte
             with open(disk / "filler", "wb", buffering=0) as f:
                 while True:
