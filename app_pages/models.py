@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.common import checkpoint_zip
-from genlab import GenlabError, hub
+from genlab import GenlabError, hub, names
 from genlab.catalog import available_models, broken_models, checkpoints_dir, figures
 from genlab.export import card_text
 from genlab.models import resolve_model_dir
@@ -35,7 +35,7 @@ def show(e):
         card = card_text(e.path) if e.source != "run" else ""
         left, right = st.columns([3, 2])
         left.markdown(_figures_line(e) + "  \n(lower is better; the same figures as on Compare)")
-        grid = readable(e.path / "samples.png")  # None when missing, damaged or too large to show
+        grid = readable(e.path / names.SAMPLES)  # None when missing, damaged or too large to show
         if e.run is not None and grid is None:
             newest = newest_readable(e.run.samples)
             grid = newest[1] if newest else None
@@ -116,7 +116,7 @@ if "pulled" in st.session_state:
     st.success(f"Pulled `{p['repo']}` at commit `{(p['commit'] or '?')[:10]}`: pick it on Sample or Compare.")
     left, right = st.columns([3, 2])
     left.markdown(card_text(p["path"]) or "_This repo has no model card._")
-    if (grid := readable(Path(p["path"]) / "samples.png")) is not None:
+    if (grid := readable(Path(p["path"]) / names.SAMPLES)) is not None:
         right.image(grid, caption="samples.png from the repo", output_format="PNG")
 
 local = {str(e.path): e for e in entries if e.source != "hub"}

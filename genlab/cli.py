@@ -32,7 +32,7 @@ from .explore import sample_grid
 from .export import dataset_of, export_model
 from .hub import load_model, pull, push
 from .metrics.fid import FID
-from .metrics.likelihood import evaluate, images_for
+from .metrics.likelihood import BOUND_IMAGES, evaluate, images_for
 from .models import MODELS
 from .recipes import RECIPES, build_checkpoint, chosen, recipe
 from .runs.config import SEED_MAX, TrainConfig, add_train_arguments, config_from_args, model_options_given
@@ -264,6 +264,13 @@ def _add_eval(sub) -> None:
         "dequantization samples for a flow (default 1, the loss's own); 0 or 1 skips it",
     )
     e.add_argument("--n", type=bounded(int, 1, 10**7), default=None, help="evaluate on the first N images only")
+    e.add_argument(
+        "--bound-n",
+        type=bounded(int, 1, 10**7),
+        default=BOUND_IMAGES,
+        help=f"the k-sample bound on the first N of them (default {BOUND_IMAGES}, as on the model card: "
+        "IWAE k=100 costs 100 decoder passes per image)",
+    )
     e.add_argument("--batch-size", type=BATCH, default=64, help="images per forward pass (default 64)")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
@@ -376,12 +383,15 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, run the command, and say in one line what the user must change (a ``GenlabError``); any other
-    exception is a bug in genlab and shows as a traceback."""
+    """Parse, run the command, and say in one line what the user must change (a ``GenlabError``) or what the
+    system refused (an ``OSError``); any other exception is a bug in genlab and shows as a traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(with_preset(argv))
         return COMMANDS[args.command](args)
     except GenlabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the disk or the system refused (a folder not writable, a file where a folder goes)
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ from .device import resolve_device
 from .display import count
 from .errors import ConfigError
 from .metrics.fid import FID, fid_from_stats
-from .metrics.likelihood import bound_keys, evaluate, images_for
+from .metrics.likelihood import BOUND_IMAGES, bound_keys, evaluate, images_for
 from .models import MODELS, load_model, model_class, resolve_model_dir
 from .models.base import (
     CONFIG_NAME,
@@ -151,7 +151,7 @@ def evaluate_model(
     fid_ref_n: int | None = 10000,
     iwae_k: int | None = None,
     eval_n: int | None = None,
-    iwae_n: int = 1000,
+    iwae_n: int = BOUND_IMAGES,
     device: str = "auto",
 ) -> dict:
     """Held-out bits/dim (the loss's on ``eval_n`` test images, default all; the k-sample bound on the first
@@ -313,7 +313,7 @@ def export_model(  # noqa: C901 - to split (one screen per function)
     fid_samples: int = 1000,
     fid_ref_n: int | None = 10000,
     eval_n: int | None = None,
-    iwae_n: int = 1000,
+    iwae_n: int = BOUND_IMAGES,
     device: str = "auto",
     dataset: str | None = None,
 ) -> Path:

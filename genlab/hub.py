@@ -329,7 +329,7 @@ def _is_safetensors(path: Path) -> bool:
 KINDS: dict[str, tuple[str, Callable[[Path], bool]]] = {
     CONFIG_NAME: ("a JSON object", _is_json_object),
     names.METRICS: ("a JSON object", _is_json_object),
-    "samples.png": ("a PNG image of at most 2100×2100 pixels", _is_png),
+    names.SAMPLES: ("a PNG image of at most 2100×2100 pixels", _is_png),
     WEIGHTS_NAME: ("a safetensors file", _is_safetensors),
 }
 

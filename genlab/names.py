@@ -6,7 +6,7 @@ A model folder (``save_pretrained``, ``genlab export``, a Hub repo)::
 
 A run directory (``genlab.runs.rundir``)::
 
-    run.json  metrics.jsonl  checkpoint/  best/  samples/  STOP  .lock  .reserve  train.log
+    run.json  metrics.jsonl  checkpoint/  best/  samples/  STOP  .lock  .reserve  train.log  .ranks/
 """
 
 # -- a model folder ----------------------------------------------------------------------------------------
@@ -30,3 +30,4 @@ LOCK = ".lock"  # held (flock) by the process training the run
 RESERVE = ".reserve"  # a little disk held back, so that a run stopped by a full disk can still say why
 LOG = "train.log"  # the output of a launched run's process
 SLOTS = ".slots"  # in a runs folder: the queue's slot files
+RANKS = ".ranks"  # under torchrun: each rank's host and PID (genlab.runs.distributed)

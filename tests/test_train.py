@@ -15,6 +15,7 @@ import torch
 
 from conftest import TINY_VAE, tiny_train_config, wait_until
 from genlab import load_model
+from genlab.cli import main
 from genlab.errors import RunLocked
 from genlab.models import VAE
 from genlab.runs.rundir import RunDir
@@ -103,6 +104,20 @@ def test_a_second_trainer_cannot_take_a_live_run(tmp_path):
     finally:
         lock.release()
     assert not run.is_locked()
+
+
+def test_resuming_a_run_another_process_trains_is_refused_before_anything_is_written(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    run.create(tiny_train_config(max_steps=40))
+    (run.metrics_path).write_text('{"kind": "train", "step": 3, "epoch": 0.1, "time": 1.0, "timestamp": 1.0}\n')
+    lock = run.acquire_lock()  # the live process that trains it
+    before = {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()}
+    try:
+        assert main(["train", "--resume", str(run.path), "--max-steps", "80"]) == 2
+    finally:
+        lock.release()
+    assert "being trained by another live process" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before  # nothing rewritten
 
 
 def test_interrupted_checkpoint_swap_is_recovered(tmp_path):

@@ -79,6 +79,9 @@ def nll_bound_bpd(
     return total / n
 
 
+BOUND_IMAGES = 1000  # test images of a k-sample bound, by default: IWAE k=100 costs 100 decoder passes per image
+
+
 def bound_key(k: int) -> str:
     """The metrics key of a k-sample bound, for every family (the flow's is importance-weighted over k
     dequantizations, the VAE's over k posterior samples)."""

@@ -39,6 +39,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..config import check, setting
 from ..distributions import LOG2, randn, standard_normal_log_prob
+from ..errors import ConfigError
 from .base import GenerativeModel, TrainDefaults, eval_mode
 
 
@@ -63,16 +64,16 @@ class RealNVPConfig:
     def __post_init__(self):
         check(self)
         if self.num_scales < 1:
-            raise ValueError("RealNVP needs num_scales >= 1")
+            raise ConfigError("RealNVP needs num_scales >= 1")
         if self.image_size % (2 ** (self.num_scales - 1)) or self.image_size < 2**self.num_scales:
-            raise ValueError(
+            raise ConfigError(
                 f"RealNVP image_size {self.image_size} cannot be squeezed {self.num_scales - 1} times "
                 f"and still hold a 2×2 checkerboard"
             )
         if not 0 < self.alpha < 0.5:
-            raise ValueError("RealNVP alpha must lie in (0, 0.5)")
+            raise ConfigError("RealNVP alpha must lie in (0, 0.5)")
         if self.first_split > max(0, self.num_scales - 1):
-            raise ValueError(
+            raise ConfigError(
                 f"RealNVP first_split {self.first_split} is past its last scale that can split "
                 f"({self.num_scales - 2 if self.num_scales > 1 else 'none'}); {self.num_scales - 1} means no split"
             )

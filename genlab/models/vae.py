@@ -29,6 +29,7 @@ from ..distributions import (
     randn,
     standard_normal_log_prob,
 )
+from ..errors import ConfigError
 from .base import GenerativeModel, TrainDefaults, eval_mode
 
 
@@ -63,16 +64,16 @@ class VAEConfig:
         check(self)
         n = self.image_size
         if n < 8 or n & (n - 1):
-            raise ValueError(f"VAE image_size must be a power of two >= 8, got {n}")
+            raise ConfigError(f"VAE image_size must be a power of two >= 8, got {n}")
         if self.latent_dim < 1 or self.width < 1 or self.channels < 1:
-            raise ValueError("VAE latent_dim, width and channels must be positive")
+            raise ConfigError("VAE latent_dim, width and channels must be positive")
         if self.max_log_scale and self.max_log_scale <= self.min_log_scale:
-            raise ValueError(
+            raise ConfigError(
                 f"max_log_scale ({self.max_log_scale:g}) must be above min_log_scale ({self.min_log_scale:g}), "
                 "or 0 for no ceiling"
             )
         if self.coupled_channels and self.channels != 3:
-            raise ValueError(f"coupled_channels needs RGB images; these have {self.channels} channel(s)")
+            raise ConfigError(f"coupled_channels needs RGB images; these have {self.channels} channel(s)")
 
 
 def _widths(cfg: VAEConfig) -> list[int]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .. import names
 from ..storage import atomic_write_bytes
 from .process import pid_alive
 
@@ -90,7 +91,7 @@ def barrier(world: World) -> None:
 def record_pid(run_path: Path, world: World) -> None:
     """Each rank leaves its host and PID, so that rank 0 can name a peer that died (on its own machine)."""
     if world.distributed:
-        d = Path(run_path) / ".ranks"
+        d = Path(run_path) / names.RANKS
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(d / f"rank-{world.rank}.pid", f"{os.getpid()} {socket.gethostname()}\n".encode())
 
@@ -100,7 +101,7 @@ def dead_ranks(run_path: Path, world: World) -> list[int]:
     dead, here = [], socket.gethostname()
     for r in range(world.size):
         try:
-            pid, host = (Path(run_path) / ".ranks" / f"rank-{r}.pid").read_text().split()
+            pid, host = (Path(run_path) / names.RANKS / f"rank-{r}.pid").read_text().split()
         except (OSError, ValueError):
             continue
         if host == here and not pid_alive(int(pid)):

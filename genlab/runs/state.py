@@ -3,8 +3,9 @@
 ``TrainState`` is what a checkpoint's ``trainer_state.json`` holds (beside the weights, the optimizer
 and the random state), so a resumed run continues exactly where the checkpoint was taken. The
 learning-rate schedule is ``TrainConfig.lr_at(step, total)``; the time budget is ``over_budget``;
-the random streams are seeded from (seed, epoch), (seed, step) and (seed, rank, step) alone, so any
-number of processes, and any resume, draw what an uninterrupted single process would have drawn.
+the random streams are seeded from (seed, epoch), (seed, step) and (seed, rank, step) alone: the batch
+order and the flips of any number of processes, and of any resume, are what an uninterrupted single
+process would have drawn (the model's own noise is, too, for one process).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ class TrainState:
     """Where a run is. The saved fields are written with every checkpoint and read back on resume."""
 
     step: int = 0  # optimizer steps taken (skipped non-finite steps included: each consumed its batch)
-    elapsed: float = 0.0  # seconds of training, up to the last metrics row
+    elapsed: float = 0.0  # seconds of training (evaluations, FID and checkpoints excluded)
     side_elapsed: float = 0.0  # seconds of evaluation, FID, samples and checkpoints (a public run's budget counts them)
     nonfinite_total: int = 0  # steps skipped over the whole run because the loss or gradients were not finite
-    # not saved: a checkpoint is never taken inside a streak of bad steps, and the best weights are on disk
+    # not saved: a streak of bad steps starts afresh on resume (bad steps change no weight), and the best
+    # weights are on disk
     consecutive_bad: int = field(default=0, metadata={"saved": False})
     best_bpd: float | None = field(default=None, metadata={"saved": False})
 
@@ -59,7 +61,7 @@ class TrainState:
 
 
 def over_budget(cfg: TrainConfig, state: TrainState, running_s: float) -> bool:
-    """Whether the run's ``max_minutes`` is spent, ``running_s`` seconds into the current metrics interval.
+    """Whether the run's ``max_minutes`` is spent, ``running_s`` seconds into the step under way.
     A public run (``side_work_counts``) pays for its evaluations, FID and checkpoints too."""
     if not cfg.max_minutes:
         return False

@@ -1,16 +1,18 @@
 """One model-agnostic trainer, in the spirit of nanoGPT's ``train.py``: it only calls ``model.loss(x)``.
 
 Read it top to bottom: ``_build`` makes the model, the optimizer and the batches; ``fit`` records the
-run and calls ``_loop``; the loop takes one ``train_step`` after another and asks ``at_step`` what is
-due (a metrics row, an evaluation with samples and the best weights, FID, a checkpoint). Progress
-is one ``TrainState``, saved with every checkpoint, so a resumed run takes exactly the steps an
+run and calls ``_loop``; the loop takes one ``train_step`` after another, writes a metrics row every
+``log_every`` steps, and asks ``at_step`` what else is due (an evaluation with samples and the best
+weights, FID, a checkpoint); ``save_checkpoint`` is the one place a checkpoint is written. Progress is
+one ``TrainState``, saved with every checkpoint, so a resumed run takes exactly the steps an
 uninterrupted one would have taken.
 
 The whole dataset lives on the training device as uint8 (emoji at 64×64 is 49 MB), so a batch is
 one index and one cast (``genlab.runs.batches``): no DataLoader workers, no host-to-device copies.
 
 Under ``torchrun`` (``genlab.runs.distributed``) every process runs this same trainer on its slice
-of each global batch through ``DistributedDataParallel``; only rank 0 writes the run directory.
+of each global batch through ``DistributedDataParallel``; only rank 0 writes the run's files (each rank
+leaves only its PID, so that rank 0 can name a peer that died).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class _Loss(torch.nn.Module):
 
 @dataclass
 class Step:
-    """What one training step did, agreed by every process."""
+    """What one training step did; its three decisions are agreed by every process."""
 
     metrics: dict  # the model's metrics and the gradient norm, as tensors
     bad: bool  # the loss or the gradients were not finite: no weight changed
@@ -80,13 +82,24 @@ class _Window:
         self.sums: dict = {}
         self.count = 0  # steps that updated the weights
         self.skipped = 0  # non-finite steps
-        self.started = time.perf_counter()
+        self.started = self.ticked = time.perf_counter()
+
+    def tick(self) -> float:
+        """Seconds of training since the last tick (evaluations and checkpoints are excluded by ``pause``)."""
+        now = time.perf_counter()
+        dt, self.ticked = now - self.ticked, now
+        return dt
+
+    def pause(self, seconds: float) -> None:
+        """``seconds`` of side work (evaluation, FID, a checkpoint) are neither training time nor in images/s."""
+        self.started += seconds
+        self.ticked += seconds
 
     def add(self, step: Step) -> None:
         if step.bad:
             self.skipped += 1
             return
-        for k, v in step.metrics.items():  # summed as tensors: no device sync until the row is written
+        for k, v in step.metrics.items():  # summed as tensors: read back once, when the row is written
             self.sums[k] = self.sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else v)
         self.count += 1
 
@@ -114,7 +127,7 @@ class Trainer:
         self.run = RunDir(run_dir)
         self.resume = resume
         self.world = distributed.world_from_env()
-        self.device = resolve_device(config.device)
+        self.device = torch.device("cpu")  # resolved by _build, where a bad --device is recorded in run.json
         self.stop_requested = False  # set by SIGTERM or SIGINT
         self.setup_side_s = 0.0  # seconds of FID reference statistics before the first step
         self.last_checkpoint: int | None = None  # the step of the last checkpoint written (or resumed from)
@@ -128,7 +141,7 @@ class Trainer:
                 f"--batch-size is the global batch and must divide evenly over the {world.size} "
                 f"processes; {cfg.batch_size} does not"
             )
-        self.device = distributed.setup(world, self.device)
+        self.device = distributed.setup(world, resolve_device(cfg.device))
         self.data = load_dataset(cfg.dataset, cfg.image_size)
         self.test_x = self.data.test.to(self.device)
         self._build_model()
@@ -176,15 +189,15 @@ class Trainer:
         """The model that is evaluated, sampled and saved: the moving average when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self) -> dict:
+        """SIGTERM and SIGINT ask the run to stop (a checkpoint, then exit); the handlers they replace are returned."""
         if threading.current_thread() is not threading.main_thread():
-            return
+            return {}
 
         def handler(signum, frame):
             self.stop_requested = True
 
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, handler)
+        return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def _autocast(self):
         return autocast(self.device, self.cfg.amp)
@@ -193,9 +206,12 @@ class Trainer:
     def fit(self) -> RunStatus:
         """Train until done or stopped; return the final status. Never raises for a training failure."""
         lock = self.run.acquire_lock() if self.world.main else None
+        previous = self._install_signal_handlers()
         try:
             return self._fit()
         finally:
+            for s, handler in previous.items():  # a caller that goes on (genlab checkpoints) gets Ctrl-C back
+                signal.signal(s, handler)
             distributed.teardown(self.world)
             if lock is not None:
                 lock.release()
@@ -207,6 +223,9 @@ class Trainer:
             return self._failed_to_build(e)
         state = TrainState()
         if self.resume:
+            if self.world.main:  # finish or undo a swap a crash interrupted, once, before any rank reads it
+                checkpoint.recover(self.run.path)
+            distributed.barrier(self.world)
             try:
                 state = TrainState.from_json(
                     checkpoint.load(self.run.path, self.model, self.opt, ema=self.ema.module if self.ema else None)
@@ -217,7 +236,6 @@ class Trainer:
         if self.world.rank > 0:  # rank 0 keeps the checkpoint's random stream; the others draw their own noise
             torch.manual_seed(rank_seed(self.cfg.seed, self.world.rank, state.step))
         distributed.record_pid(self.run.path, self.world)
-        self._install_signal_handlers()
         if self.world.main:
             self._record_start(state)
         status = self._train(state)
@@ -317,6 +335,7 @@ class Trainer:
                 state.consecutive_bad = 0
             window.add(step)
             state.step += 1
+            state.elapsed += window.tick()  # training time so far: what a checkpoint at any step records
             bar.update(1)
             if step.time_up:
                 self.total_steps = state.step  # the budget is spent: this step is the last one
@@ -327,7 +346,7 @@ class Trainer:
             t_side = time.perf_counter()
             self.at_step(state, skip_fid=step.time_up and self.cfg.side_work_counts)
             side = time.perf_counter() - t_side
-            window.started += side  # evaluation and checkpoints are not training time (nor part of images/s)
+            window.pause(side)
             state.side_elapsed += side
             if step.stop and state.step < self.total_steps:
                 if self.last_checkpoint != state.step:
@@ -353,7 +372,7 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         stop = self.stop_requested or (self.world.main and self.run.stop_file.exists())
         bad = not (torch.isfinite(loss) and torch.isfinite(grad_norm))
-        time_up = over_budget(self.cfg, state, window.running_s())
+        time_up = over_budget(self.cfg, state, time.perf_counter() - window.ticked)
         if self.world.distributed:
             stop, bad, time_up = map(bool, distributed.all_max(self.world, [stop, bad, time_up], self.device))
         if not bad:
@@ -363,7 +382,7 @@ class Trainer:
         return Step({**metrics, "grad_norm": grad_norm}, bad, stop, time_up, loss, grad_norm)
 
     def _due(self, step: int, every: int | None) -> bool:
-        return bool(every) and step % every == 0 or step == self.total_steps
+        return (bool(every) and step % every == 0) or step == self.total_steps
 
     def at_step(self, state: TrainState, skip_fid: bool = False) -> None:
         """Everything a step may be due for, in one place: an evaluation (with sample grids and the best
@@ -403,7 +422,6 @@ class Trainer:
     def log_row(self, state: TrainState, window: _Window) -> TrainRow:
         """The mean metrics of the steps since the last row (over all processes), written by rank 0."""
         dt = window.running_s()
-        state.elapsed += dt
         done = window.count + window.skipped
         row = TrainRow(
             **self._when(state),
