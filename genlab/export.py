@@ -199,7 +199,8 @@ def _reproduce(name: str, metrics: dict) -> list[str]:
     ]
 
 
-def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
+def model_card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
+    """The model card (README.md) of a model folder, from its config and its metrics.json."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     dataset = metrics.get("dataset", "?")
@@ -208,7 +209,8 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
     family = mcls.display_name if mcls else config.get("model_type")
     size = config.get("image_size")
     results = []
-    bounds = [(key, f"test bits/dim (IWAE bound, k={k})") for k, key in bound_keys(metrics).items()]
+    bound = mcls.bound_kind if mcls else (lambda k: f"{k}-sample bound")
+    bounds = [(key, f"test bits/dim ({bound(k)})") for k, key in bound_keys(metrics).items()]
     for key, label in [("test_bpd", "test bits/dim"), *bounds, ("fid", f"FID@{metrics.get('fid_samples')}")]:
         if metrics.get(key) is not None:
             results.append(
@@ -278,10 +280,12 @@ def _card(name: str, config: dict, metrics: dict, repo_id: str | None) -> str:
         "|---|---|",
         f"| test bits/dim ({metrics.get('test_bpd_kind', '')}) | {fmt(metrics.get('test_bpd'))} |",
     ]
+    loss_kind = mcls.loss_bpd_kind if mcls else "the loss"
     for k, key in bound_keys(metrics).items():
+        kind = mcls.bound_kind(k) if mcls else f"{k}-sample bound"
         lines.append(
-            f"| test bits/dim, IWAE bound k={k} (first {metrics.get('iwae_images')} test images; "
-            f"-ELBO on them {fmt(metrics.get('elbo_bpd_iwae_images'))}) | {fmt(metrics[key])} |"
+            f"| test bits/dim, {kind} (first {metrics.get('iwae_images')} test images; "
+            f"{loss_kind} on them {fmt(metrics.get('elbo_bpd_iwae_images'))}) | {fmt(metrics[key])} |"
         )
     if metrics.get("fid") is not None:
         lines.append(
@@ -373,7 +377,7 @@ def export_model(  # noqa: C901 - to split (one screen per function)
     imgs = model.sample(64, temperature=temperature, generator=g).float().cpu()
     save_image(imgs, tmp / SAMPLES_NAME, nrow=int(math.sqrt(64)), padding=1)
     atomic_write_json(tmp / METRICS_NAME, metrics)
-    (tmp / CARD_NAME).write_text(_card(name or out.name, model.config_dict(), metrics, repo_id))
+    (tmp / CARD_NAME).write_text(model_card(name or out.name, model.config_dict(), metrics, repo_id))
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -9,7 +9,7 @@ import torch
 import genlab
 from genlab.cli import build_parser, main
 from genlab.device import precision
-from genlab.export import card_text, export_model, read_metrics
+from genlab.export import card_text, export_model, model_card, read_metrics
 from genlab.recipes import RECIPES, SHIPPED
 from genlab.runs.config import TrainConfig, config_from_argv, resume_options
 from genlab.runs.rundir import RunDir
@@ -136,7 +136,7 @@ def test_a_failed_export_leaves_nothing_half_written(tiny_runs, tmp_path, monkey
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ex, "_card", boom)
+    monkeypatch.setattr(ex, "model_card", boom)
     with pytest.raises(OSError):
         export_model(tiny_runs / "vae", tmp_path / "x", evaluate=False)
     assert not (tmp_path / "x").exists()
@@ -190,6 +190,11 @@ def test_each_shipped_checkpoint_is_complete_small_and_what_its_recipe_trains(re
     # (runs trained before lengths were in steps by default also say epochs=10, which --max-steps overrides)
     as_trained = {**vars(trained), "epochs": None if trained.max_steps else trained.epochs, "eval_every": None}
     assert vars(recipe.config()) == as_trained  # the preset: the same run, evaluated on the default cadence
+    # the card is what genlab writes today from the figures beside it (no stale wording ships)
+    card = model_card(
+        recipe.name, model.config_dict(), json.loads((folder / "metrics.json").read_text()), recipe.repo_id
+    )
+    assert (folder / "README.md").read_text() == card
     if recipe.stages:  # made in stages: the card says which, in the order `genlab checkpoints` runs them
         assert m["recipe_stages"].split("\n") == recipe.commands()
         assert all(c in (folder / "README.md").read_text() for c in recipe.commands())

@@ -116,7 +116,7 @@ def test_resuming_a_run_another_process_trains_is_refused_before_anything_is_wri
         assert main(["train", "--resume", str(run.path), "--max-steps", "80"]) == 2
     finally:
         lock.release()
-    assert "being trained by another live process" in capsys.readouterr().err
+    assert "is in use by" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in run.path.iterdir() if p.is_file()} == before  # nothing rewritten
 
 

@@ -128,9 +128,10 @@ class GenerativeModel(nn.Module):
         """A k-sample bound on -log2 P(x) / D per image, [B, C, H, W] -> [B]; see ``default_eval_k``."""
         raise NotImplementedError(f"{self.display_name} has no k-sample bound")
 
-    def bound_kind(self, k: int) -> str:
+    @classmethod
+    def bound_kind(cls, k: int) -> str:
         """How ``nll_bpd(x, k)`` relates to the likelihood, for tables and model cards."""
-        return self.loss_bpd_kind
+        return cls.loss_bpd_kind
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{self.display_name} does not reconstruct")

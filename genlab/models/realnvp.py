@@ -216,7 +216,8 @@ class RealNVP(GenerativeModel):
         with eval_mode(self):
             return self.inverse(z).clamp(0, 1).float()
 
-    def bound_kind(self, k: int) -> str:
+    @classmethod
+    def bound_kind(cls, k: int) -> str:
         return "exact (1 dequantization)" if k == 1 else f"{k} dequantizations inside the log"
 
     # -- preprocessing: [0, 1] <-> logit space ------------------------------------------------

@@ -183,7 +183,8 @@ class VAE(GenerativeModel):
         with eval_mode(self):
             return self.encode(x).kl_per_dim()
 
-    def bound_kind(self, k: int) -> str:
+    @classmethod
+    def bound_kind(cls, k: int) -> str:
         return f"IWAE bound, k={k}" if k > 1 else "-ELBO, 1 sample"
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..data import require_dataset
-from ..errors import NotARun, RunExists, RunLocked
+from ..errors import NotARun, RunExists
 from ..paths import safe_name
 from .config import TrainConfig
 from .distributed import world_from_env
@@ -60,8 +60,8 @@ def resume_config(run: RunDir, options: dict) -> TrainConfig:
     """The config ``run`` trains on when resumed with ``options`` (resumable fields only), recorded in run.json."""
     if not run.exists():
         raise NotARun(f"{run.path} is not a run directory (no run.json)")
-    if world_from_env().main and run.is_locked():  # before anything is written: a live run keeps its files
-        raise RunLocked(f"{run.path} is being trained by another live process; stop it first (touch {run.stop_file})")
+    if world_from_env().main:  # before anything is written: a run a live process holds keeps its files
+        run.acquire_lock().release()  # RunLocked, naming the process, when one holds it
     before = run.config()
     cfg = before.resumed_with(options)
     if cfg != before and world_from_env().main:  # on disk before training: the run records what it trains

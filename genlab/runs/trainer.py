@@ -247,6 +247,8 @@ class Trainer:
         return status
 
     def _failed_to_build(self, e: Exception) -> RunStatus:
+        if not isinstance(e, GenlabError):
+            traceback.print_exc()  # a bug, or the machine: train.log keeps where it happened
         if self.world.main:
             self.run.path.mkdir(parents=True, exist_ok=True)
             error = str(e) if isinstance(e, GenlabError) else f"{type(e).__name__}: {e}"
@@ -269,7 +271,8 @@ class Trainer:
             state.best_bpd = best[1] if (best := run.best()) else None
             run.truncate_metrics(state.step)
             run.clear_stop()
-        else:
+        else:  # a fresh start (or a restart of an attempt killed before its first checkpoint)
+            checkpoint.drop_best_after(run.path, 0)
             run.samples.mkdir(parents=True, exist_ok=True)
         run.update_info(
             status=RunStatus.RUNNING,
@@ -404,9 +407,16 @@ class Trainer:
     def save_checkpoint(self, state: TrainState) -> None:
         """The one place a checkpoint is written: weights, optimizer, random state and ``state``."""
         if self.world.main:
-            checkpoint.save(
-                self.run.path, self.model, self.opt, state.to_json(), ema=self.ema.module if self.ema else None
-            )
+            ema = self.ema.module if self.ema is not None else None
+            try:
+                checkpoint.save(self.run.path, self.model, self.opt, state.to_json(), ema=ema)
+            except FloatingPointError as e:  # e.g. BatchNorm statistics that overflowed in a skipped step
+                kept = self.last_checkpoint
+                where = f"the last good checkpoint (step {kept}) is untouched" if kept is not None else "none was kept"
+                raise TrainingDiverged(
+                    f"step {state.step}: {e}; the learning rate ({self.cfg.lr:g}) is probably too high for this "
+                    f"model: lower --lr or set --grad-clip. The checkpoint was not written; {where}."
+                ) from None
         self.last_checkpoint = state.step
 
     # -- metrics rows ----------------------------------------------------------------------
