@@ -20,7 +20,9 @@ from genlab import load_model  # noqa: E402
 from genlab.catalog import model_entry  # noqa: E402
 from genlab.data import load_dataset  # noqa: E402
 from genlab.metrics.likelihood import nll_bound_bpd  # noqa: E402
-from genlab.runs.rundir import OPTIM_NAME, TRAIN_PREFIX, RunDir  # noqa: E402
+from genlab.names import OPTIMIZER as OPTIM_NAME  # noqa: E402
+from genlab.runs.checkpoint import TRAIN_PREFIX  # noqa: E402
+from genlab.runs.rundir import RunDir  # noqa: E402
 
 
 def main() -> None:
