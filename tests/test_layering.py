@@ -1,4 +1,4 @@
-"""genlab's modules form layers: no import cycle, read from the imports themselves.
+"""genlab's modules form layers: no import cycle and no import from a layer above, read from the imports.
 
 A cycle hides in function-local imports and shows only in some import order, so the graph is read
 from every import statement of every module (wherever it sits in the file), and each module is also
@@ -78,6 +78,35 @@ def test_no_genlab_module_imports_another_that_imports_it_back():
     graph = {m: imports_of(m, p, set(mods)) - {"genlab"} for m, p in mods.items()}
     assert not [m for m, p in mods.items() if m != "genlab" and "genlab" in imports_of(m, p, set(mods))]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+# docs/development.md, "Layers, imports and errors": each top-level module or package, by layer
+LAYERS = {
+    1: {"errors", "version", "names", "settings", "paths", "storage", "schema", "config", "device", "distributions",
+        "public"},
+    2: {"models", "data", "metrics"},
+    3: {"runs"},
+    4: {"display", "plots", "explore", "export", "hub", "recipes", "catalog", "cli", "__main__"},
+}  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1]
+    found = [n for n, members in LAYERS.items() if top in members]
+    assert found, f"{module} is in no layer: add it to LAYERS and to docs/development.md"
+    return found[0]
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    mods = modules()
+    upward = [
+        f"{m} (layer {layer_of(m)}) imports {n} (layer {layer_of(n)})"
+        for m, p in mods.items()
+        if m != "genlab"
+        for n in imports_of(m, p, set(mods)) - {"genlab"}
+        if layer_of(n) > layer_of(m)
+    ]
+    assert not upward, upward
 
 
 @pytest.mark.slow
