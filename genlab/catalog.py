@@ -22,6 +22,7 @@ from . import hub, names, public
 from .data import DatasetUnavailable, dataset_info
 from .device import has_fast_bf16
 from .display import count
+from .errors import ConfigError
 from .export import read_metrics, read_model_folder
 from .hub import is_repo_id
 from .metrics.fid import describe_weights
@@ -214,6 +215,18 @@ def default_temperature(path: str | Path, model: GenerativeModel) -> float:
     """Where ``path``'s samples look best: its card's temperature (or its preset's), else the family's."""
     entry = model_entry(path) if Path(path).exists() else None
     return entry.temperature if entry else model.default_temperature
+
+
+def dataset_of(spec: str | Path) -> str:
+    """The data set a run directory trained on, or a model folder's card names; ``spec`` may be a pulled repo id."""
+    folder = Path(spec)
+    if not folder.exists() and is_repo_id(str(spec)):
+        folder = Path(hub.pulled_models()[0].get(str(spec), spec))
+    run = RunDir(folder)
+    dataset = run.config().dataset if run.exists() else read_metrics(folder).get("dataset")
+    if not isinstance(dataset, str):
+        raise ConfigError(f"{spec} does not say what data it was trained on: give --dataset")
+    return dataset
 
 
 def shipped_models(root: Path | None = None) -> list[ModelEntry]:

@@ -22,14 +22,14 @@ import json
 import sys
 from pathlib import Path
 
-from .catalog import default_temperature
+from .catalog import dataset_of, default_temperature
 from .config import bounded, given
 from .data import list_datasets
 from .device import resolve_device
 from .display import dataset_row, run_row, text_table
 from .errors import ConfigError, GenlabError
 from .explore import sample_grid
-from .export import dataset_of, export_model
+from .export import export_model
 from .hub import load_model, pull, push
 from .metrics.fid import FID
 from .metrics.likelihood import BOUND_IMAGES, evaluate, images_for

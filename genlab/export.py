@@ -75,15 +75,6 @@ def read_metrics(folder: str | Path) -> dict:
     return check_bound_keys(check_fields(d, MODEL_METRICS, str(path), CheckpointError), str(path), CheckpointError)
 
 
-def dataset_of(folder: str | Path) -> str:
-    """The data set a run directory trained on, or a model folder's card names."""
-    run = RunDir(folder)
-    dataset = run.config().dataset if run.exists() else read_metrics(folder).get("dataset")
-    if not isinstance(dataset, str):
-        raise ConfigError(f"{folder} does not say what data it was trained on: give --dataset")
-    return dataset
-
-
 def read_model_folder(folder: str | Path) -> tuple[type[GenerativeModel], dict, dict]:
     """A model folder (or a run directory) read as every page reads it: its family, its ``config.json`` (keys,
     types and bounds checked; nothing built) and its ``metrics.json``. A malformed file is a CheckpointError

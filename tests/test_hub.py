@@ -47,6 +47,15 @@ def test_pull_a_shipped_checkpoint_and_sample_from_it(hub, tmp_path, tiny_run):
     assert ("GET", f"/api/models/genlab/tiny-vae/revision/{sha}") in hub.requests
 
 
+def test_eval_of_a_pulled_repo_reads_the_data_set_its_card_names(hub, tmp_path, tiny_run, capsys):
+    from genlab.cli import main
+
+    hub.add_folder("genlab/tiny-vae", exported_model(tmp_path, tiny_run))
+    assert main(["eval", "genlab/tiny-vae", "--n", "4", "--k", "0", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["dataset"] == "emoji" and result["test_images"] == 4 and result["test_bpd"] > 0
+
+
 def test_push_a_run_then_pull_it_back(hub, tiny_run, monkeypatch, capsys):
     from huggingface_hub import ModelCard
 
