@@ -17,6 +17,7 @@ nav = st.navigation(
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("app_pages/sample.py", title="Sample", icon=":material/casino:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
+        st.Page("app_pages/likelihood.py", title="Likelihood", icon=":material/query_stats:"),
         st.Page("app_pages/models.py", title="Models", icon=":material/inventory_2:"),
     ]
 )

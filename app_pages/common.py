@@ -101,7 +101,7 @@ def temperature_strip_png(path: str, mtime: float, temperatures: tuple[float, ..
 # memory, and st.image and the download button share one encoding. Without this, 20 sessions moving
 # the temperature slider on 2 CPU cores waited 14.5 s (p50) per change (docs/benchmarks.md).
 @st.cache_data(max_entries=1024, show_spinner=False)
-def sample_png(path: str, mtime: float, n: int, temperature: float, seed: int, scale: int) -> bytes:
+def sample_png(path: str, mtime: float, n: int, temperature: float | tuple, seed: int, scale: int) -> bytes:
     return png_bytes(grid(sample(model_at(path, mtime), n, temperature, seed), scale=scale))
 
 
@@ -167,3 +167,34 @@ def model_picker(label: str, key: str, model_type: str | None = None, prefer=Non
         on_change=(lambda: on_change(by_path[st.session_state[key]])) if on_change else None,
     )
     return by_path[path]
+
+
+def level_temperatures(model, temperature: float):
+    """The Sample page's per-level temperatures for a multi-scale flow: the slider's one temperature, or, with the
+    toggle on, one slider per latent level (finest first), as a tuple the cached images take."""
+    levels = model.latent_levels
+    if len(levels) < 2:
+        return temperature
+    with st.expander("Per-level temperature"):
+        on = st.toggle(
+            "One temperature per latent level",
+            key="per_level",
+            help="A multi-scale flow factors out half of its latent at each scale: the fine levels hold texture and "
+            "stroke detail, the coarse ones the layout. Cooling the coarse levels alone keeps the shapes clean and "
+            "the detail varied.",
+        )
+        cols = st.columns(len(levels))
+        names = ["finest"] + [""] * (len(levels) - 2) + ["coarsest"]
+        picked = tuple(
+            col.slider(
+                f"level {i + 1} {name} ({'×'.join(map(str, shape))})",
+                0.0,
+                1.5,
+                float(temperature),
+                0.05,
+                key=f"level_t_{i}",
+                disabled=not on,
+            )
+            for i, (col, name, shape) in enumerate(zip(cols, names, levels))
+        )
+    return picked if on else temperature

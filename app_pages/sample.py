@@ -9,6 +9,7 @@ from app_pages.common import (
     get_model,
     interpolation_png,
     latent_dims,
+    level_temperatures,
     model_picker,
     reconstructions_png,
     sample_png,
@@ -51,12 +52,12 @@ temperature = c1.slider(
 seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
 n = c3.select_slider("Samples", [4, 9, 16, 25, 36, 64], 16, key="n")
 
+levels = level_temperatures(model, temperature)  # the slider's, or one per latent level of a flow
+shown = "/".join(f"{t:.2f}" for t in levels) if isinstance(levels, tuple) else f"{temperature:.2f}"
 where = (str(entry.path), entry.mtime)  # with the settings below, the cache key of every image on this page
-png = sample_png(*where, n, temperature, int(seed), scale)
-st.image(png, caption=f"{n} samples · T={temperature:.2f} · seed {seed}", output_format="PNG")
-st.download_button(
-    "Download PNG", png, file_name=f"{entry.path.name}-T{temperature:.2f}-seed{seed}.png", mime="image/png"
-)
+png = sample_png(*where, n, levels, int(seed), scale)
+st.image(png, caption=f"{n} samples · T={shown} · seed {seed}", output_format="PNG")
+st.download_button("Download PNG", png, file_name=f"{entry.path.name}-T{shown}-seed{seed}.png", mime="image/png")
 
 
 # The latent sliders and the interpolation controls change only their own images: as fragments, moving one

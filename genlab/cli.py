@@ -6,6 +6,8 @@ genlab sample runs/vae-emoji --n 64 --temperature 0.8 --seed 0 --out grid.png
 genlab eval runs/vae-emoji --k 100
 genlab fid emoji:train emoji:test [--n N]   # also image folders, model/run dirs, .npz statistics
 genlab fid-stats emoji:train --out ref.npz
+genlab ood checkpoints/realnvp-fashion-32 --out mnist   # bits/dim on other data; AUROC of three scores
+genlab sweep checkpoints/realnvp-mnist-32 --temperatures 0.5:1.0:0.1   # FID, KID, precision/recall against T
 genlab runs [runs/]                          # status, progress, ETA, test bpd, FID@K of every run
 genlab datasets
 genlab export runs/vae-emoji checkpoints/my-vae [--temperature 0.8]   # a model folder with metrics and card
@@ -22,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import cli_lab
 from .catalog import dataset_of, default_temperature
 from .config import bounded, given
 from .data import list_datasets
@@ -34,6 +37,7 @@ from .hub import load_model, pull, push
 from .metrics.fid import FID
 from .metrics.likelihood import BOUND_IMAGES, evaluate, images_for
 from .models import MODELS
+from .models.base import MAX_TEMPERATURE, Temperature
 from .recipes import RECIPES, build_checkpoint, chosen, recipe
 from .runs.config import SEED_MAX, TrainConfig, add_train_arguments, config_from_args, model_options_given
 from .runs.distributed import world_from_env
@@ -121,7 +125,7 @@ def _sample(args) -> int:
     temperature = args.temperature if args.temperature is not None else default_temperature(args.path, model)
     scale = args.scale or max(1, 64 // model.config.image_size)  # 0: each image at least 64 pixels wide
     sample_grid(model, args.n, temperature, args.seed, nrow=args.nrow, scale=scale, out=args.out)
-    print(f"wrote {args.n} samples (T={temperature:g}, seed={args.seed}, {scale}x) to {args.out}")
+    print(f"wrote {args.n} samples (T={show_temperature(temperature)}, seed={args.seed}, {scale}x) to {args.out}")
     return 0
 
 
@@ -215,7 +219,19 @@ def _publish(args) -> int:
 
 
 # the bounds of the flags that are not fields of TrainConfig, declared once
-TEMPERATURE = bounded(float, 0.0, 5.0)  # the latent noise's standard deviation; the pages' sliders stop at 2
+TEMPERATURE = bounded(float, 0.0, MAX_TEMPERATURE)  # the latent noise's standard deviation; the sliders stop lower
+
+
+def temperatures(text: str) -> Temperature:
+    """``--temperature 0.8`` or, one per latent level, finest first, ``--temperature 1,1,0.5,0.5``."""
+    values = [TEMPERATURE(part) for part in text.split(",")]
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def show_temperature(t: Temperature) -> str:
+    return ",".join(f"{v:g}" for v in t) if isinstance(t, (list, tuple)) else f"{t:g}"
+
+
 SEED = bounded(int, 0, SEED_MAX)
 BATCH = bounded(int, 1, 4096)
 FID_SAMPLES = bounded(int, 0, 100_000)
@@ -224,7 +240,8 @@ FID_SAMPLES = bounded(int, 0, 100_000)
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_sample, _add_eval, _add_fid, _add_runs, _add_model_folders, _add_recipes):
+    lab = cli_lab.add_lab_commands
+    for add in (_add_train, _add_sample, _add_eval, _add_fid, lab, _add_runs, _add_model_folders, _add_recipes):
         add(sub)
     return p
 
@@ -235,9 +252,11 @@ def _add_sample(sub) -> None:
     s.add_argument("--n", type=bounded(int, 1, 1024), default=64, help="number of samples (1 to 1024; default 64)")
     s.add_argument(
         "--temperature",
-        type=TEMPERATURE,
+        type=temperatures,
         default=None,
-        help="standard deviation of the latent noise (default: the model card's temperature, else the family's)",
+        help="standard deviation of the latent noise (default: the model card's temperature, else the family's); "
+        "a comma-separated list gives one per latent level of a multi-scale flow, finest first (e.g. 1,1,0.5,0.5 "
+        "cools the two coarsest)",
     )
     s.add_argument("--seed", type=SEED, default=0, help="the same seed gives the same grid as the app's Sample page")
     s.add_argument("--nrow", type=bounded(int, 1, 1024), default=None, help="images per row (default: a square grid)")
@@ -379,6 +398,7 @@ COMMANDS = {
     "push": _push,
     "checkpoints": _checkpoints,
     "publish": _publish,
+    **cli_lab.COMMANDS,
 }
 
 

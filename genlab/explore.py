@@ -25,14 +25,15 @@ from torchvision.utils import make_grid
 
 from .distributions import randn
 from .errors import ConfigError
-from .models.base import eval_mode
+from .models.base import Temperature, eval_mode
 from .models.sizing import check_model
 
 
-def seeded_latents(model, n: int, seed: int, temperature: float = 1.0) -> torch.Tensor:
-    """n latents ~ N(0, T^2 I), identical for a given seed on any device: [n, *model.latent_shape]."""
+def seeded_latents(model, n: int, seed: int, temperature: Temperature = 1.0) -> torch.Tensor:
+    """n latents ~ N(0, T^2 I), identical for a given seed on any device: [n, *model.latent_shape]. One T per
+    latent level (``model.latent_levels``) gives each level its own; the same seed draws the same unit noise."""
     g = torch.Generator().manual_seed(seed)
-    return temperature * randn((n, *model.latent_shape), g, model.device)
+    return randn((n, *model.latent_shape), g, model.device) * model.temperature_scale(temperature)
 
 
 @torch.no_grad()
@@ -42,7 +43,7 @@ def decode(model, z: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample(model, n: int, temperature: float, seed: int) -> torch.Tensor:
+def sample(model, n: int, temperature: Temperature, seed: int) -> torch.Tensor:
     """``model.sample(n, temperature, generator=Generator().manual_seed(seed))``, in eval mode, as float."""
     if model.latent_shape is not None:  # the same images, from latents a slider can move
         return decode(model, seeded_latents(model, n, seed, temperature))
@@ -61,7 +62,9 @@ def grid(images: torch.Tensor, nrow: int | None = None, scale: int = 1) -> Image
     return img
 
 
-def sample_grid(model, n: int, temperature: float, seed: int, nrow: int | None, scale: int, out: str | Path) -> Path:
+def sample_grid(
+    model, n: int, temperature: Temperature, seed: int, nrow: int | None, scale: int, out: str | Path
+) -> Path:
     """``genlab sample``: ``n`` samples as one PNG grid at ``out`` (the grid's memory is checked first)."""
     check_model(type(model), model.config, batch=n, what=model.display_name, advice="draw fewer samples")
     if str(out).endswith(("/", os.sep)) or Path(out).is_dir():  # Path() would drop the trailing slash

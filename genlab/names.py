@@ -2,7 +2,7 @@
 
 A model folder (``save_pretrained``, ``genlab export``, a Hub repo)::
 
-    config.json  model.safetensors  metrics.json  samples.png  README.md
+    config.json  model.safetensors  metrics.json  samples.png  README.md  [ood/]
 
 A run directory (``genlab.runs.rundir``)::
 
@@ -15,6 +15,7 @@ WEIGHTS = "model.safetensors"  # its weights (safetensors only: nothing is ever 
 METRICS = "metrics.json"  # its card's figures: bits/dim, FID, how it was trained
 SAMPLES = "samples.png"  # the card's grid
 CARD = "README.md"  # the model card
+OOD = "ood"  # per-image bits/dim and PNG sizes on several data sets, by model digest (genlab ood --ship)
 
 # -- a run directory ---------------------------------------------------------------------------------------
 RUN_INFO = "run.json"  # config, status, error, versions: genlab.runs.records.RunInfo

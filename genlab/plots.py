@@ -1,10 +1,13 @@
-"""Plotly figures of a run's metric rows (``genlab.runs.records``), for the app and notebooks."""
+"""Plotly figures for the app and notebooks: a run's metric rows (``genlab.runs.records``), the likelihood lab's
+histograms (``genlab.metrics.ood``) and quality-against-temperature curves (``genlab.metrics.sweep``)."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .metrics.ood import SCORES, OODReport
+from .metrics.sweep import SweepPoint
 from .runs.records import EvalRow, FidRow, MetricRow, TrainRow, last_of
 
 # the model's loss terms, each drawn on its own small axis under the bits/dim chart (train line, test markers)
@@ -117,3 +120,57 @@ def compare_figure(runs: dict[str, list[MetricRow]]) -> go.Figure:
     return _layout(
         fig, "training curves (bits/dim of each model's loss: −ELBO for a VAE, exact for a flow)", "bits/dim"
     )
+
+
+def ood_histogram(report: OODReport, score: str, marker: tuple[str, float] | None = None) -> go.Figure:
+    """Overlaid histograms of one per-image score (``genlab.metrics.ood.SCORES``) for every scored set, as
+    probability densities so sets of different sizes compare; ``marker`` (label, value) draws one image's place."""
+    fig = go.Figure()
+    for name, s in report.sets.items():
+        label = f"{name} (training data's test set)" if name == report.in_dataset else name
+        fig.add_trace(
+            go.Histogram(x=SCORES[score](s), name=label, opacity=0.6, histnorm="probability density", nbinsx=60)
+        )
+    if marker:
+        fig.add_vline(x=marker[1], line_dash="dash", line_color="black", annotation_text=marker[0])
+    fig.update_layout(barmode="overlay")
+    _layout(fig, f"{score} per image ({report.bpd_kind})", "density")
+    fig.update_xaxes(title_text=score)
+    return fig
+
+
+def sweep_figure(curves: dict[str, list[SweepPoint]]) -> go.Figure:
+    """FID, KID, precision and recall against temperature, one colour per model, one panel per figure."""
+    fig = make_subplots(
+        rows=2, cols=2, subplot_titles=("FID ↓", "KID ↓ (± std over subsets)", "precision ↑", "recall ↑")
+    )
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for i, (name, points) in enumerate(curves.items()):
+        t = [p.temperature for p in points]
+        colour = palette[i % len(palette)]
+        panels = (
+            (1, 1, [p.fid for p in points], None),
+            (1, 2, [p.kid for p in points], [p.kid_std for p in points]),
+            (2, 1, [p.precision for p in points], None),
+            (2, 2, [p.recall for p in points], None),
+        )
+        for row, col, ys, err in panels:
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=ys,
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=(row, col) == (1, 1),
+                    line=dict(color=colour),
+                    error_y=dict(array=err, visible=True) if err else None,
+                ),
+                row=row,
+                col=col,
+            )
+    fig.update_xaxes(title_text="temperature")
+    fig.update_layout(
+        height=560, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.12, x=0, xanchor="left")
+    )
+    return fig

@@ -3,6 +3,7 @@ the image, a run launched from the Train page trains, charts and stops, and the 
 pushes to a local Hub (tests/hub_server.py)."""
 
 import base64
+import io
 import json
 import socket
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 pytest.importorskip("streamlit")
@@ -27,6 +29,7 @@ PAGES = [
     "app_pages/sample.py",
     "app_pages/compare.py",
     "app_pages/models.py",
+    "app_pages/likelihood.py",
 ]
 
 
@@ -126,6 +129,21 @@ def test_flow_page_has_temperature_strip_and_interpolation(app_env):
     before = _image_urls(at)
     at.radio(key="method").set_value("linear").run()
     assert _image_urls(at)[1] != before[1]
+
+
+def test_a_flow_gets_one_temperature_slider_per_latent_level(app_env):
+    at = _open("app_pages/sample.py")
+    at.selectbox(key="sample_model").set_value(str(Path(app_env).parent / "checkpoints" / "tiny-flow")).run()
+    single = _image_urls(at)[0]
+    at.toggle(key="per_level").set_value(True).run()  # every level starts at the slider's temperature
+    assert not at.exception, at.exception
+    levels = [at.slider(key=f"level_t_{i}") for i in range(2)]  # the tiny flow: 2 scales, 2 levels
+    assert [s.value for s in levels] == [at.slider(key="temperature").value] * 2
+    assert "finest" in levels[0].label and "coarsest" in levels[1].label
+    assert _image_urls(at)[0] == single  # equal temperatures are the single one: the same cached image
+    at.slider(key="level_t_1").set_value(0.0).run()
+    assert _image_urls(at)[0] != single
+    assert "T=" in at.get("image")[0].proto.imgs[0].caption and "/0.00" in at.get("image")[0].proto.imgs[0].caption
 
 
 def test_compare_table_has_both_models_and_bpd(app_env):
@@ -686,3 +704,42 @@ def test_a_second_visit_to_home_samples_nothing(app_env, monkeypatch):
     second = _open("app_pages/home.py")  # a new session
     assert len(calls) == 2
     assert _image_urls(second) == _image_urls(first)
+
+
+def _png(size: int = 20, colour=(30, 200, 30)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_likelihood_page_shows_the_table_histograms_and_scores_an_uploaded_image(app_env, monkeypatch):
+    monkeypatch.setenv("GENLAB_HOME", str(app_env.parent / "home"))
+    at = _open("app_pages/likelihood.py")
+    at.selectbox(key="lik_model").set_value(str(app_env.parent / "checkpoints" / "tiny-flow")).run()
+    at.select_slider(key="lik_n").set_value(200).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table.index) == ["emoji (in)", "mnist (colour)", "fashion-mnist (colour)"]
+    assert table["images"].tolist() == [200, 200, 200]
+    assert table["AUROC bits/dim"].iloc[1:].between(0, 1).all()
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 and all('"type":"histogram"' in c.proto.spec.replace(" ", "") for c in charts)
+    caption = next(m.value for m in at.markdown if m.value.startswith("**"))
+    at.file_uploader[0].set_value(("mine.png", _png(), "image/png")).run()
+    assert not at.exception, at.exception
+    yours = next(m.value for m in at.markdown if m.value.startswith("Yours:"))
+    assert "bits/dim" in yours and yours != caption
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "your image" in spec  # the histogram marks where it falls
+    at.file_uploader[0].set_value(("big.png", b"\x89PNG" + b"0" * (3 * 1024 * 1024), "image/png")).run()
+    assert any("limit is 2 MB" in e.value for e in at.error)
+
+
+def test_public_likelihood_page_offers_no_upload_and_scores_few_new_images(app_env, monkeypatch):
+    monkeypatch.setenv("GENLAB_HOME", str(app_env.parent / "home"))
+    monkeypatch.setenv("GENLAB_PUBLIC", "1")
+    at = _open("app_pages/likelihood.py")
+    assert not at.file_uploader
+    assert any("off in this public app" in c.value for c in at.caption)
+    at.select_slider(key="lik_n").set_value(2000).run()
+    assert any("at most 200 new images per set" in i.value for i in at.info)

@@ -139,13 +139,17 @@ class FID:
         return st
 
     @torch.no_grad()
-    def stats_of_model(self, model, n: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 100) -> FIDStats:
+    def features_of_model(self, model, n: int, temperature=1.0, seed: int = 0, batch_size: int = 100) -> np.ndarray:
+        """Inception features of n samples drawn in batches from one generator seeded ``seed``: [n, 2048]."""
         g = torch.Generator().manual_seed(seed)
         feats = []
         for start in range(0, n, batch_size):
             x = model.sample(min(batch_size, n - start), temperature=temperature, generator=g)
             feats.append(self.features(x.float().clamp(0, 1)))
-        return FIDStats.from_features(np.concatenate(feats), self.source)
+        return np.concatenate(feats)
+
+    def stats_of_model(self, model, n: int, temperature=1.0, seed: int = 0, batch_size: int = 100) -> FIDStats:
+        return FIDStats.from_features(self.features_of_model(model, n, temperature, seed, batch_size), self.source)
 
     def stats(self, spec: str, n: int | None = None, image_size: int | None = None, seed: int = 0) -> FIDStats:
         """Statistics of a .npz file, a folder of images, a model or run directory, or 'dataset:split'."""

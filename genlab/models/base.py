@@ -18,7 +18,10 @@ that says which one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +72,17 @@ def config_from_dict(cls, d: dict, source: str = "config"):
     return from_dict(cls, d, source, error=CheckpointError)
 
 
+MAX_TEMPERATURE = 5.0  # the latent noise's standard deviation; the pages' sliders stop lower
+Temperature = float | Sequence[float]  # one for the whole latent, or one per latent level (coarsest last)
+
+
+def check_temperature(t) -> float:
+    """A temperature as a float in [0, MAX_TEMPERATURE], or a ConfigError that says what was given."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= MAX_TEMPERATURE:
+        raise ConfigError(f"a temperature is a number from 0 to {MAX_TEMPERATURE:g}, got {t!r}")
+    return float(t)
+
+
 @dataclass(frozen=True)
 class TrainDefaults:
     """Where the Train page starts a family: its batch size and how long it trains."""
@@ -101,7 +115,7 @@ class GenerativeModel(nn.Module):
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, temperature: Temperature = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     # -- optional capabilities (declared by the class variables above) --------------------
@@ -113,6 +127,31 @@ class GenerativeModel(nn.Module):
     def latent_shape(self) -> tuple[int, ...] | None:
         """Shape of one latent ([Z] for a VAE, [C, H, W] for a flow); None: no latent space to explore."""
         return None
+
+    @property
+    def latent_levels(self) -> list[tuple[int, ...]]:
+        """The shapes of the latent's levels, coarsest last; ``sample(n, temperature=[...])`` takes one temperature
+        per level. A VAE's latent is one level; a multi-scale flow's are its factored-out halves."""
+        return [self.latent_shape] if self.latent_shape is not None else []
+
+    def level_index(self) -> torch.Tensor:
+        """The level of each latent entry, long [*latent_shape] (all 0 with one level)."""
+        return torch.zeros(self.latent_shape or (), dtype=torch.long)
+
+    def temperature_scale(self, temperature: Temperature) -> float | torch.Tensor:
+        """What multiplies unit latent noise: one temperature as it is, or one per level (``latent_levels``) as
+        [*latent_shape], each entry its level's. Refused with a sentence when out of range or miscounted."""
+        if not isinstance(temperature, (list, tuple)):
+            return check_temperature(temperature)
+        levels = self.latent_levels
+        if len(temperature) != len(levels):
+            shapes = ", ".join("×".join(map(str, s)) for s in levels)
+            raise ConfigError(
+                f"{self.display_name} has {len(levels)} latent level(s), finest first ({shapes}): give "
+                f"{len(levels)} temperature(s), not {len(temperature)}"
+            )
+        t = torch.tensor([check_temperature(v) for v in temperature], dtype=torch.float32)
+        return t[self.level_index()].to(self.device)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Latents [n, *latent_shape] -> images [n, C, H, W] in [0, 1]; ``sample`` draws z ~ N(0, T^2 I)."""
@@ -146,6 +185,15 @@ class GenerativeModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def digest(self) -> str:
+        """A short hash of the config and every tensor: the key of every cache of what this model computed
+        (a retrained or resumed model gets new entries, wherever its folder is)."""
+        h = hashlib.sha256(json.dumps(self.config_dict(), sort_keys=True).encode())
+        for name, t in self.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:16]
 
     # -- save / load -----------------------------------------------------------------
     def config_dict(self) -> dict:

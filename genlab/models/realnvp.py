@@ -40,7 +40,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from ..config import check, setting
 from ..distributions import LOG2, randn, standard_normal_log_prob
 from ..errors import ConfigError
-from .base import GenerativeModel, TrainDefaults, eval_mode
+from .base import GenerativeModel, Temperature, TrainDefaults, eval_mode
 
 
 @dataclass
@@ -312,9 +312,40 @@ class RealNVP(GenerativeModel):
         return (-log_px + D * math.log(256)) / (D * LOG2)
 
     # -- generation ---------------------------------------------------------------------------
+    # -- latent levels: the halves factored out at each scale, then the last scale's ----------------
+    @property
+    def latent_levels(self) -> list[tuple[int, ...]]:
+        c, s, out = self.config.channels, self.config.image_size, []
+        for sc in self.scales:
+            if sc.last:
+                out.append((c, s, s))
+            elif sc.split:  # squeezed to [4c, s/2, s/2], half of it factored out here
+                out.append((2 * c, s // 2, s // 2))
+                c, s = 2 * c, s // 2
+            else:
+                c, s = 4 * c, s // 2
+        return out
+
+    def level_index(self) -> torch.Tensor:
+        return self._level_map(0, self.config.channels, self.config.image_size, 0)
+
+    def _level_map(self, i: int, c: int, s: int, level: int) -> torch.Tensor:
+        """Scale i's part of z, long [c, s, s], holding each entry's level: ``_flow``'s assembly of z, on labels."""
+        sc = self.scales[i]
+        if sc.last:
+            return torch.full((c, s, s), level)
+        if sc.split:
+            inner = torch.cat(
+                [torch.full((2 * c, s // 2, s // 2), level), self._level_map(i + 1, 2 * c, s // 2, level + 1)]
+            )
+        else:
+            inner = self._level_map(i + 1, 4 * c, s // 2, level)
+        return F.pixel_shuffle(inner[None], 2)[0]  # [4c, s/2, s/2] -> [c, s, s]
+
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x = f^-1(z), z ~ N(0, T^2 I) at every scale; T=0 gives the image of z=0. -> [n, C, H, W] in [0, 1]."""
-        z = temperature * randn((n, *self.shape), generator, self.device)
+    def sample(self, n: int, temperature: Temperature = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x = f^-1(z), z ~ N(0, T^2 I); T=0 gives the image of z=0; one T per latent level (``latent_levels``,
+        coarsest last) cools or heats each level alone. -> [n, C, H, W] in [0, 1]."""
+        z = randn((n, *self.shape), generator, self.device) * self.temperature_scale(temperature)
         with eval_mode(self):
             return self.inverse(z).clamp(0, 1)

@@ -30,7 +30,7 @@ from ..distributions import (
     standard_normal_log_prob,
 )
 from ..errors import ConfigError
-from .base import GenerativeModel, TrainDefaults, eval_mode
+from .base import GenerativeModel, Temperature, TrainDefaults, eval_mode
 
 
 @dataclass
@@ -241,9 +241,9 @@ class VAE(GenerativeModel):
 
     # -- generation ----------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, temperature: Temperature = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode z ~ N(0, T^2 I); T=0 decodes the prior mean. Returns [n, C, H, W] in [0, 1]."""
-        z = temperature * randn((n, self.config.latent_dim), generator, self.device)
+        z = randn((n, self.config.latent_dim), generator, self.device) * self.temperature_scale(temperature)
         with eval_mode(self):
             return self.decode(z)
 

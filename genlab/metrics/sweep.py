@@ -1,0 +1,168 @@
+"""Sample quality against temperature: FID@K, KID and precision/recall at each temperature.
+
+Lower temperatures trade diversity for fidelity (Kingma & Dhariwal, "Glow", arXiv 1807.03039, §6):
+precision (Kynkäänniemi et al., arXiv 1904.06991) should rise as T falls and recall fall, and FID
+and KID (Bińkowski et al., arXiv 1801.01401) find where the two balance. All four come from one
+Inception pass over the samples of each temperature, against one pass over the reference (the
+model's training images, as its card's FID): ``genlab sweep`` prints them, the Compare page plots them.
+
+Each temperature's figures are cached under ``GENLAB_HOME/sweeps/``, keyed by the model's digest
+(its config and weights), the sample count, the seed, the reference and the Inception weights, so a
+repeated sweep, or the app after the CLI, reads them at once. At T=1 the samples are the card's
+(seed 0, batches of 100), so the FID there is the card's FID.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_dataset
+from ..errors import ConfigError
+from ..models.base import MAX_TEMPERATURE
+from ..paths import cache_dir, safe_name
+from ..storage import atomic_save_npz, atomic_write_json
+from .fid import FID, FIDStats, fid_from_stats
+from .quality import KID_SUBSET_SIZE, kid, precision_recall
+
+MAX_TEMPERATURES = 41  # a sweep a person can read on one chart; each point is one Inception pass
+SWEEP_SAMPLES = 1000  # FID@1000, as on the cards
+SWEEP_REF = 2000  # training images in the reference, as the shipped cards' FID
+
+
+def parse_temperatures(text: str) -> list[float]:
+    """'0.5:1.0:0.1' (start:stop:step, both ends included) or '0.6,0.8,1' -> [0.5, 0.6, ..., 1.0]."""
+    how = "give start:stop:step (e.g. 0.5:1.0:0.1) or a list (0.6,0.8,1)"
+    try:
+        parts = [float(p) for p in text.split(":" if ":" in text else ",")]
+    except ValueError:
+        raise ConfigError(f"--temperatures {text}: {how}") from None
+    if ":" in text:
+        if len(parts) != 3 or not parts[2] > 0 or parts[1] < parts[0]:
+            raise ConfigError(f"--temperatures {text}: {how}, with stop ≥ start and step > 0")
+        start, stop, step = parts
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        parts = [round(start + i * step, 10) for i in range(min(count, MAX_TEMPERATURES + 1))]
+    if not parts or len(parts) > MAX_TEMPERATURES:
+        raise ConfigError(f"--temperatures {text}: give 1 to {MAX_TEMPERATURES} temperatures")
+    if not all(math.isfinite(t) and 0 <= t <= MAX_TEMPERATURE for t in parts):
+        raise ConfigError(f"--temperatures {text}: each temperature is a number from 0 to {MAX_TEMPERATURE:g}")
+    return sorted(set(parts))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    temperature: float
+    fid: float
+    kid: float
+    kid_std: float  # over KID's subsets
+    precision: float
+    recall: float
+    samples: int
+    reference: str  # "mnist train split, 2000 images"
+    weights: str  # the Inception weights' source
+
+    @classmethod
+    def from_json(cls, d: dict) -> SweepPoint:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+
+def quality_point(real: np.ndarray, fake: np.ndarray, temperature: float, reference: str, weights: str) -> SweepPoint:
+    """Every figure of one temperature from the two feature sets, [N, 2048] and [M, 2048]."""
+    k = kid(real, fake, subset_size=min(KID_SUBSET_SIZE, len(real), len(fake)))
+    pr = precision_recall(real, fake)
+    fid = fid_from_stats(FIDStats.from_features(real), FIDStats.from_features(fake))
+    return SweepPoint(temperature, fid, k.mean, k.std, pr.precision, pr.recall, len(fake), reference, weights)
+
+
+def _folder() -> Path:
+    return cache_dir() / "sweeps"
+
+
+def reference_features(fid: FID, dataset: str, image_size: int, n: int) -> np.ndarray:
+    """Inception features of the first n training images of ``dataset`` (the FID reference), cached: [n, 2048]."""
+    path = _folder() / f"ref-{safe_name(dataset)}-{image_size}-n{n}-{fid.features.weights.key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            feats = z["features"]
+        if feats.shape == (n, 2048) and feats.dtype == np.float32:
+            return feats
+    except (OSError, ValueError, KeyError):
+        pass  # absent or unreadable: computed again
+    images = load_dataset(dataset, image_size).split("train")[:n]
+    feats = fid.features(images)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save_npz(path, features=feats)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return feats
+
+
+def point_path(model, dataset: str, n: int, ref_n: int, seed: int, weights_key: str, t: float) -> Path:
+    return _folder() / model.digest() / f"{safe_name(dataset)}-ref{ref_n}-n{n}-seed{seed}-{weights_key}-T{t:g}.json"
+
+
+def cached_sweep(
+    model, dataset: str, n: int = SWEEP_SAMPLES, ref_n: int = SWEEP_REF, seed: int = 0
+) -> list[SweepPoint]:
+    """Every temperature swept for this model and setting so far, by any Inception weights, coolest first."""
+    folder = _folder() / model.digest()
+    prefix = f"{safe_name(dataset)}-ref{ref_n}-n{n}-seed{seed}-"
+    points = []
+    for path in sorted(folder.glob(prefix + "*.json")) if folder.is_dir() else []:
+        try:
+            points.append(SweepPoint.from_json(json.loads(path.read_text())))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged entry is recomputed by the next sweep
+    return sorted(points, key=lambda p: p.temperature)
+
+
+def sweep(
+    model,
+    dataset: str,
+    temperatures: list[float],
+    n: int = SWEEP_SAMPLES,
+    ref_n: int = SWEEP_REF,
+    seed: int = 0,
+    device: str = "auto",
+    on_point=None,
+) -> list[SweepPoint]:
+    """FID@n, KID and precision/recall of ``model``'s samples at each temperature against its training images;
+    cached points are read, not recomputed. ``on_point(point, cached)`` is called as each one is ready."""
+    if n < 4 or ref_n < 4:
+        raise ConfigError("a sweep needs at least 4 samples and 4 reference images (precision/recall's k=3)")
+    fid = FID(device=device)
+    weights = fid.features.weights
+    real, reference = None, None
+    out = []
+    for t in temperatures:
+        path = point_path(model, dataset, n, ref_n, seed, weights.key, t)
+        point = _read(path)
+        cached = point is not None
+        if not cached:
+            if real is None:
+                real = reference_features(fid, dataset, model.config.image_size, ref_n)
+                reference = f"{dataset} train split, {len(real)} images"
+            fake = fid.features_of_model(model, n, temperature=t, seed=seed)
+            point = quality_point(real, fake, t, reference, fid.source)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(path, asdict(point))
+            except OSError:
+                pass
+        if on_point:
+            on_point(point, cached)
+        out.append(point)
+    return out
+
+
+def _read(path: Path) -> SweepPoint | None:
+    try:
+        return SweepPoint.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
