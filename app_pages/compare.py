@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import DEVICE, get_model, model_at, model_picker, sample_png
+from app_pages.temperature_curves import temperature_curves
 from genlab import GenlabError, public
 from genlab.catalog import available_models, comparison_notes, figures
 from genlab.explore import time_sampling
@@ -121,3 +122,5 @@ if weights:
 curves = {e.path.name: e.run.read_metrics() for e in entries.values() if e.run}
 if curves:
     st.plotly_chart(compare_figure(curves), key="cmp_curves")
+
+temperature_curves(entries, models)

@@ -66,6 +66,12 @@ def add_lab_commands(sub) -> None:
     )
     s.add_argument("--seed", type=bounded(int, 0, 2**31 - 1), default=0)
     s.add_argument("--json", action="store_true", help="print the points as JSON lines")
+    s.add_argument(
+        "--ship",
+        action="store_true",
+        help="also save the points into each model folder's sweep/, so Compare plots them at once wherever the "
+        "folder goes (how the shipped checkpoints carry theirs)",
+    )
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
@@ -104,6 +110,9 @@ def run_sweep(args) -> int:
     for spec in args.models:
         model = load_model(spec, map_location=resolve_device(args.device))
         dataset = dataset_of(spec)
+        folder = resolve_model_dir(spec) / names.SWEEP if Path(spec).exists() else None
+        if args.ship and folder is None:
+            raise ConfigError(f"--ship writes into a local model folder; {spec} is not one")
         if not args.json:
             print(f"{spec}: {len(temperatures)} temperatures, {args.n} samples each, against {dataset}", flush=True)
 
@@ -117,7 +126,7 @@ def run_sweep(args) -> int:
                     flush=True,
                 )
 
-        sweep(model, dataset, temperatures, args.n, args.ref_n, args.seed, args.device, on_point=show)
+        sweep(model, dataset, temperatures, args.n, args.ref_n, args.seed, args.device, show, folder, args.ship)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 A model folder (``save_pretrained``, ``genlab export``, a Hub repo)::
 
-    config.json  model.safetensors  metrics.json  samples.png  README.md  [ood/]
+    config.json  model.safetensors  metrics.json  samples.png  README.md  [ood/ sweep/]
 
 A run directory (``genlab.runs.rundir``)::
 
@@ -16,6 +16,7 @@ METRICS = "metrics.json"  # its card's figures: bits/dim, FID, how it was traine
 SAMPLES = "samples.png"  # the card's grid
 CARD = "README.md"  # the model card
 OOD = "ood"  # per-image bits/dim and PNG sizes on several data sets, by model digest (genlab ood --ship)
+SWEEP = "sweep"  # FID, KID and precision/recall at each temperature, by model digest (genlab sweep --ship)
 
 # -- a run directory ---------------------------------------------------------------------------------------
 RUN_INFO = "run.json"  # config, status, error, versions: genlab.runs.records.RunInfo

@@ -3,6 +3,7 @@ the image, a run launched from the Train page trains, charts and stops, and the 
 pushes to a local Hub (tests/hub_server.py)."""
 
 import base64
+import dataclasses
 import io
 import json
 import socket
@@ -18,7 +19,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import exported_model, stop_all_runs, wait_until  # noqa: E402
-from genlab import GenlabError  # noqa: E402
+from genlab import GenlabError, load_model  # noqa: E402
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig  # noqa: E402
 from hub_server import TOKEN  # noqa: E402
 
@@ -743,3 +744,30 @@ def test_public_likelihood_page_offers_no_upload_and_scores_few_new_images(app_e
     assert any("off in this public app" in c.value for c in at.caption)
     at.select_slider(key="lik_n").set_value(2000).run()
     assert any("at most 200 new images per set" in i.value for i in at.info)
+
+
+def _carry_sweep(folder: Path, temperatures) -> None:
+    """Write sweep points into a model folder's sweep/, as `genlab sweep --ship` does (figures made up)."""
+    from genlab.metrics.sweep import SWEEP_REF, SWEEP_SAMPLES, SweepPoint, point_file
+
+    model = load_model(folder)
+    for t in temperatures:
+        p = SweepPoint(t, 100 * t, 0.1 * t, 0.01, 1 - t / 2, t / 2, SWEEP_SAMPLES, "emoji train split", "test weights")
+        path = folder / "sweep" / point_file(model, "emoji", SWEEP_SAMPLES, SWEEP_REF, 0, "w", t)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(p)))
+
+
+def test_compare_plots_the_sweep_curves_the_model_folders_carry(app_env, monkeypatch):
+    monkeypatch.setenv("GENLAB_HOME", str(app_env.parent / "home"))
+    ck = app_env.parent / "checkpoints"
+    _carry_sweep(ck / "tiny-vae", [0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    _carry_sweep(ck / "tiny-flow", [0.5, 0.7])
+    at = _open("app_pages/compare.py")
+    chart = at.get("plotly_chart")[-1].proto.spec
+    assert "tiny-vae" in chart and "tiny-flow" in chart and "precision" in chart and "KID" in chart
+    assert any("Compute the missing curves" in b.label for b in at.button)  # the flow lacks four temperatures
+    monkeypatch.setenv("GENLAB_PUBLIC", "1")
+    at = _open("app_pages/compare.py")
+    assert not any("Compute the missing curves" in b.label for b in at.button)
+    assert any("does not compute new ones" in c.value for c in at.caption)

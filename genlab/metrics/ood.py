@@ -337,12 +337,18 @@ def image_from_bytes(data: bytes, size: int, channels: int) -> torch.Tensor:
         raise BadFile(f"the image is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise BadFile(f"the image is {img.width}×{img.height} pixels; the limit is 4096×4096")
-            img.load()
-            rgba = img.convert("RGBA")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
+            if img.width * img.height > MAX_UPLOAD_PIXELS:  # from the header, before a pixel is decoded
+                too_big = f"the image is {img.width}×{img.height} pixels; the limit is 4096×4096 pixels"
+            else:
+                too_big = None
+                img.load()
+                rgba = img.convert("RGBA")
+    except Image.DecompressionBombError:  # PIL refuses to open what declares far more pixels than that
+        raise BadFile("the image declares far more pixels than it could hold; the limit is 4096×4096 pixels") from None
+    except (OSError, ValueError) as e:
         raise BadFile(f"that file is not an image this app can read ({type(e).__name__})") from None
+    if too_big:
+        raise BadFile(too_big)
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB" if channels == 3 else "L")
     arr = np.asarray(rgb.resize((size, size), Image.BILINEAR), dtype=np.uint8)

@@ -103,23 +103,34 @@ def reference_features(fid: FID, dataset: str, image_size: int, n: int) -> np.nd
     return feats
 
 
-def point_path(model, dataset: str, n: int, ref_n: int, seed: int, weights_key: str, t: float) -> Path:
-    return _folder() / model.digest() / f"{safe_name(dataset)}-ref{ref_n}-n{n}-seed{seed}-{weights_key}-T{t:g}.json"
+def _prefix(dataset: str, n: int, ref_n: int, seed: int) -> str:
+    return f"{safe_name(dataset)}-ref{ref_n}-n{n}-seed{seed}-"
+
+
+def point_file(model, dataset: str, n: int, ref_n: int, seed: int, weights_key: str, t: float) -> Path:
+    """Where one temperature's figures are kept, under the cache or a model folder's ``sweep/``."""
+    return Path(model.digest()) / f"{_prefix(dataset, n, ref_n, seed)}{weights_key}-T{t:g}.json"
 
 
 def cached_sweep(
-    model, dataset: str, n: int = SWEEP_SAMPLES, ref_n: int = SWEEP_REF, seed: int = 0
+    model, dataset: str, n: int = SWEEP_SAMPLES, ref_n: int = SWEEP_REF, seed: int = 0, shipped: Path | None = None
 ) -> list[SweepPoint]:
-    """Every temperature swept for this model and setting so far, by any Inception weights, coolest first."""
-    folder = _folder() / model.digest()
-    prefix = f"{safe_name(dataset)}-ref{ref_n}-n{n}-seed{seed}-"
-    points = []
-    for path in sorted(folder.glob(prefix + "*.json")) if folder.is_dir() else []:
-        try:
-            points.append(SweepPoint.from_json(json.loads(path.read_text())))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a damaged entry is recomputed by the next sweep
-    return sorted(points, key=lambda p: p.temperature)
+    """Every temperature swept for this model and setting so far, coolest first: from the cache, or from the
+    points a model folder carries (``shipped``, its ``sweep/``). One Inception weights' points, never a mix."""
+    found: dict[tuple[str, float], SweepPoint] = {}
+    for root in (shipped, _folder()):  # the cache's points win
+        folder = root / model.digest() if root else None
+        for path in (
+            sorted(folder.glob(_prefix(dataset, n, ref_n, seed) + "*.json")) if folder and folder.is_dir() else []
+        ):
+            point = _read(path)
+            if point:
+                found[(point.weights, point.temperature)] = point
+    by_weights: dict[str, list[SweepPoint]] = {}
+    for (w, _), p in found.items():
+        by_weights.setdefault(w, []).append(p)
+    best = max(by_weights.values(), key=len, default=[])
+    return sorted(best, key=lambda p: p.temperature)
 
 
 def sweep(
@@ -131,18 +142,19 @@ def sweep(
     seed: int = 0,
     device: str = "auto",
     on_point=None,
+    shipped: Path | None = None,
+    ship: bool = False,
 ) -> list[SweepPoint]:
-    """FID@n, KID and precision/recall of ``model``'s samples at each temperature against its training images;
-    cached points are read, not recomputed. ``on_point(point, cached)`` is called as each one is ready."""
+    """FID@n, KID and precision/recall of ``model``'s samples at each temperature against its training images.
+    Points in the cache or in ``shipped`` (a model folder's ``sweep/``) are read, not recomputed; ``ship`` also
+    writes every point there. ``on_point(point, cached)`` is called as each one is ready."""
     if n < 4 or ref_n < 4:
         raise ConfigError("a sweep needs at least 4 samples and 4 reference images (precision/recall's k=3)")
     fid = FID(device=device)
-    weights = fid.features.weights
-    real, reference = None, None
-    out = []
+    real, reference, out = None, None, []
     for t in temperatures:
-        path = point_path(model, dataset, n, ref_n, seed, weights.key, t)
-        point = _read(path)
+        file = point_file(model, dataset, n, ref_n, seed, fid.features.weights.key, t)
+        point = next((p for root in (_folder(), shipped) if root and (p := _read(root / file))), None)
         cached = point is not None
         if not cached:
             if real is None:
@@ -150,15 +162,23 @@ def sweep(
                 reference = f"{dataset} train split, {len(real)} images"
             fake = fid.features_of_model(model, n, temperature=t, seed=seed)
             point = quality_point(real, fake, t, reference, fid.source)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(path, asdict(point))
-            except OSError:
-                pass
+        if not cached:
+            _write(_folder() / file, point)
+        if ship and shipped:  # asked for: a folder that cannot be written is an error, not a skipped cache
+            (shipped / file).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(shipped / file, asdict(point))
         if on_point:
             on_point(point, cached)
         out.append(point)
     return out
+
+
+def _write(path: Path, point: SweepPoint) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, asdict(point))
+    except OSError:
+        pass  # an unwritable cache only costs time
 
 
 def _read(path: Path) -> SweepPoint | None:
