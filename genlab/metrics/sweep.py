@@ -89,7 +89,7 @@ def reference_features(fid: FID, dataset: str, image_size: int, n: int) -> np.nd
     try:
         with np.load(path, allow_pickle=False) as z:
             feats = z["features"]
-        if feats.shape == (n, 2048) and feats.dtype == np.float32:
+        if feats.ndim == 2 and len(feats) == n and feats.dtype == np.float32 and np.isfinite(feats).all():
             return feats
     except (OSError, ValueError, KeyError):
         pass  # absent or unreadable: computed again
