@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.genlab-installed
 
-.PHONY: run test lint gpu-check bench-load bench-load-browser bench bench-app data clean checkpoints publish
+.PHONY: run test lint gpu-check bench-load bench-load-browser bench bench-app data clean checkpoints lab publish
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,8 +70,18 @@ clean:
 # retrain the checkpoints from scratch (every stage of each recipe), then export them with their figures: about
 # 91 minutes of training on the dev CPU (2 cores), plus the FID of each export; `python -m genlab checkpoints NAME`
 # does one
+
 checkpoints: $(STAMP)
 	$(BIN)/python -m genlab checkpoints
+	$(MAKE) lab
+
+# the likelihood lab's figures that the shipped checkpoints carry (ood/, sweep/; keyed by their weights): the
+# Fashion-MNIST pair against MNIST and grey emoji, and the MNIST pair's quality against temperature
+lab: $(STAMP)
+	$(BIN)/python -m genlab ood checkpoints/realnvp-fashion-32 --out mnist --out emoji --ship
+	$(BIN)/python -m genlab ood checkpoints/vae-fashion-32 --out mnist --out emoji --ship
+	$(BIN)/python -m genlab sweep checkpoints/realnvp-mnist-32 checkpoints/vae-mnist-32 --temperatures 0.5:1.0:0.1 --ship
+	$(BIN)/python bench/level_grids.py checkpoints/realnvp-fashion-32 checkpoints/realnvp-mnist-32 checkpoints/realnvp-emoji-32
 
 # push checkpoints/ to their default repo ids (genlab/recipes.py); needs HF_TOKEN or `hf auth login`
 publish: $(STAMP)

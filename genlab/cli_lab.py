@@ -52,7 +52,7 @@ def add_lab_commands(sub) -> None:
         "--ship",
         action="store_true",
         help="also save the per-image scores into the model folder's ood/, so the Likelihood page shows them at "
-        "once wherever the folder goes (how the shipped checkpoints carry theirs)",
+        "once wherever the folder is copied (how the shipped checkpoints carry theirs; a Hub push leaves them out)",
     )
     o.add_argument("--device", default="auto", help=DEVICE_HELP)
     s = sub.add_parser("sweep", help="FID, KID and precision/recall of samples at each temperature")
@@ -70,7 +70,7 @@ def add_lab_commands(sub) -> None:
         "--ship",
         action="store_true",
         help="also save the points into each model folder's sweep/, so Compare plots them at once wherever the "
-        "folder goes (how the shipped checkpoints carry theirs)",
+        "folder is copied (how the shipped checkpoints carry theirs; a Hub push leaves them out)",
     )
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
 

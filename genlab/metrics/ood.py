@@ -187,7 +187,7 @@ def score_set(
 
 def ship_scores(model, report: OODReport, folder: Path) -> None:
     """Copy a report's scores into a model folder's ``ood/`` (``genlab ood --ship``), so that the Likelihood page
-    shows them at once wherever the folder goes."""
+    shows them at once wherever the folder is copied (a Hub push leaves them out)."""
     for s in (*report.sets.values(), report.train):
         file = Path(model.digest()) / _file_name(s.dataset, s.split, len(s.bpd), report.k)
         _save_scores(Path(folder) / names.OOD / file, s.bpd, s.png_bpd)
