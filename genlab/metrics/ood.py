@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 
 from .. import names
-from ..data import list_datasets, load_dataset
+from ..data import list_datasets, load_dataset, require_dataset
 from ..errors import BadFile, ConfigError
 from ..paths import cache_dir, safe_name
 from ..storage import atomic_save_npz
@@ -139,6 +139,8 @@ def _file_name(dataset: str, split: str, n: int, k: int) -> str:
 def _read_scores(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
     """A scores file of n images, or None when it is absent or not one (it may come with a pulled model)."""
     try:
+        if path.stat().st_size > 16 * n + 4096:  # two float64 arrays and the archive's headers, no more
+            return None
         with np.load(path, allow_pickle=False) as z:
             bpd, png = z["bpd"], z["png_bpd"]
     except (OSError, ValueError, KeyError):
@@ -286,8 +288,11 @@ def ood_report(
     """Score the in-distribution test set, each outlier set and n training images (for Ĥ and the threshold);
     ``on_set(name)`` is called before each is scored (the slow part, unless cached or ``shipped``)."""
     k = model.default_eval_k if k is None else k
-    if not out_datasets:
-        raise ConfigError("name at least one data set to compare with (--out mnist)")
+    others = [d for d in dict.fromkeys(out_datasets) if d != in_dataset]
+    if not others:
+        raise ConfigError(f"name a data set other than {in_dataset}, the model's own, to compare with (--out mnist)")
+    for d in (in_dataset, *others):  # before minutes of scoring: an unknown or absent one is one sentence now
+        require_dataset(d)
 
     def scored(dataset: str, split: str) -> SetScores:
         if on_set:
@@ -295,7 +300,7 @@ def ood_report(
         return score_set(model, dataset, split, n, k, shipped)
 
     train, inside = scored(in_dataset, "train"), scored(in_dataset, "test")
-    outs = [scored(d, "test") for d in dict.fromkeys(out_datasets) if d != in_dataset]
+    outs = [scored(d, "test") for d in others]
     h = float(train.bpd.mean())
     threshold = float(
         np.quantile(batch_deviations(train.bpd, h, TYPICALITY_BATCH, TYPICALITY_BATCHES, 7), TYPICALITY_QUANTILE)
