@@ -164,6 +164,7 @@ def test_every_page_sliders_a_live_run_and_two_sessions(server, browser, shots, 
         ("train", "Train"),
         ("sample", "Sample"),
         ("compare", "Compare"),
+        ("likelihood", "Likelihood"),
         ("models", "Models"),
     ):
         _goto(a, f"{url}/{path}", title)
