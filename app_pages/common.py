@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from genlab import GenlabError, load_model
+from genlab import GenlabError, load_model, names
 from genlab.catalog import ModelEntry, available_models, export_zip
 from genlab.data import load_dataset
 from genlab.device import resolve_device
@@ -31,7 +31,8 @@ from genlab.explore import (
     seeded_latents,
     temperature_strip,
 )
-from genlab.models import MODELS
+from genlab.metrics.ood import is_scored
+from genlab.models import MODELS, resolve_model_dir
 from genlab.settings import settings
 
 DEVICE = str(resolve_device("auto"))
@@ -183,18 +184,25 @@ def level_temperatures(model, temperature: float):
             "stroke detail, the coarse ones the layout. Cooling the coarse levels alone keeps the shapes clean and "
             "the detail varied.",
         )
-        cols = st.columns(len(levels))
         names = ["finest"] + [""] * (len(levels) - 2) + ["coarsest"]
-        picked = tuple(
-            col.slider(
-                f"level {i + 1} {name} ({'×'.join(map(str, shape))})",
-                0.0,
-                1.5,
-                float(temperature),
-                0.05,
-                key=f"level_t_{i}",
-                disabled=not on,
-            )
-            for i, (col, name, shape) in enumerate(zip(cols, names, levels))
-        )
-    return picked if on else temperature
+        picked = []
+        for i, (col, name, shape) in enumerate(zip(st.columns(len(levels)), names, levels)):
+            if (
+                not on or f"level_t_{i}" not in st.session_state
+            ):  # off, they follow the main slider; on, they start there
+                st.session_state[f"level_t_{i}"] = float(temperature)
+            label = f"level {i + 1} {name} ({'×'.join(map(str, shape))})"
+            picked.append(col.slider(label, 0.0, 1.5, step=0.05, key=f"level_t_{i}", disabled=not on))
+    return tuple(picked) if on else temperature
+
+
+_SCORED: set[tuple] = set()  # what is known to be scored stays so: only the misses are looked up again
+
+
+def scored(model, path: str, mtime: float, dataset: str, split: str, n: int) -> bool:
+    """Whether the Likelihood page can read these scores (the cache, or the model folder's ``ood/``) instead of
+    computing them; remembered once true, since a page asks on every rerun."""
+    key = (path, mtime, dataset, split, n)
+    if key not in _SCORED and is_scored(model, dataset, split, n, shipped=resolve_model_dir(path) / names.OOD):
+        _SCORED.add(key)
+    return key in _SCORED

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app_pages.common import get_model, model_at, model_picker
+from app_pages.common import get_model, model_at, model_picker, scored
 from genlab import GenlabError, names, public
 from genlab.explore import grid, png_bytes
 from genlab.metrics.ood import (
@@ -16,9 +16,9 @@ from genlab.metrics.ood import (
     SCORES,
     candidate_sets,
     image_from_bytes,
-    is_scored,
     ood_report,
     ranked,
+    require_here,
     score_image,
     set_images,
 )
@@ -44,22 +44,23 @@ if entry is None or (model := get_model(entry)) is None:
 if entry.dataset is None:
     st.info("The data this model was trained on is unknown, so there is nothing to compare its bits/dim with.")
     st.stop()
-here, start = candidate_sets(entry.dataset)
-outs = st.multiselect("Compare its training data's test set with", here, default=start, key="lik_outs")
-shipped = resolve_model_dir(entry.path) / names.OOD
-# the full count where the model carries its scores (the shipped Fashion-MNIST pair), else a quick first look
-first = (
-    OOD_IMAGES if is_scored(model, entry.dataset, "test", OOD_IMAGES, shipped=shipped) else public.cap_bound_images(500)
-)
-n = st.select_slider("Images per set", sorted({200, 500, 1000, OOD_IMAGES, first}), first, key="lik_n")
-if not outs:
-    st.stop()
-sets = [(entry.dataset, "train"), (entry.dataset, "test")] + [(d, "test") for d in outs]
 try:
-    todo = [s for s in sets if not is_scored(model, *s, n, shipped=shipped)]
+    require_here(entry.dataset)
+    here, start = candidate_sets(entry.dataset)
+    where = (str(entry.path), entry.mtime)
+    # the full count where the model carries its scores (the shipped Fashion-MNIST pair), else a quick first look
+    full = scored(model, *where, entry.dataset, "test", OOD_IMAGES)
 except GenlabError as e:
     st.error(str(e))
     st.stop()
+outs = st.multiselect("Compare its training data's test set with", here, default=start, key="lik_outs")
+first = OOD_IMAGES if full else public.cap_bound_images(500)
+n = st.select_slider("Images per set", sorted({200, 500, 1000, OOD_IMAGES, first}), first, key="lik_n")
+if not outs:
+    st.info("Pick at least one data set to compare with.")
+    st.stop()
+sets = [(entry.dataset, "train"), (entry.dataset, "test")] + [(d, "test") for d in outs]
+todo = [s for s in sets if not scored(model, *where, *s, n)]
 if todo and public.enabled() and n > public.cap_bound_images(n):
     st.info(f"This public app scores at most {public.cap_bound_images(n)} new images per set; choose fewer.")
     st.stop()
@@ -76,7 +77,6 @@ def _images(path: str, mtime: float, dataset: str, n: int):
     return set_images(model_at(path, mtime), dataset, "test", n)[0]
 
 
-where = (str(entry.path), entry.mtime)
 with st.spinner(f"Scoring {', '.join(f'{d} {s}' for d, s in todo)} ({model.bound_kind(model.default_eval_k)})…"):
     try:
         report = _report(*where, entry.dataset, tuple(outs), n)
@@ -92,7 +92,8 @@ st.caption(
     f"Bits/dim are {report.bpd_kind}. AUROC: 1 finds every outlier, 0.5 is chance, **below 0.5 ranks the outliers "
     f"as more in-distribution** than the model's own test images. Ĥ, the training images' mean, is "
     f"{report.train_bpd:.3f}; the typicality test flags a batch of 10 whose mean is more than "
-    f"{report.threshold:.3f} bits/dim from it (the 99th percentile over training batches)."
+    f"{report.threshold:.3f} bits/dim from it (the 99th percentile over batches of half the model's own test "
+    f"images; {report.false_alarms:.1%} of batches of the other half are flagged)."
 )
 
 st.subheader("One image at a time")
@@ -107,17 +108,19 @@ upload = None
 if public.enabled():
     c1.caption("Scoring an image of your own is off in this public app.")
 else:
-    upload = c1.file_uploader("Or score an image of your own (PNG or JPEG, up to 2 MB)", ["png", "jpg", "jpeg"])
+    upload = c1.file_uploader(
+        "Or score an image of your own (PNG or JPEG, up to 2 MB)", ["png", "jpg", "jpeg"], max_upload_size=2
+    )
+label = f"{which} #{i}"
 if upload is not None:
     try:
         x = image_from_bytes(upload.getvalue(), model.config.image_size, model.config.channels)
         bpd, png = score_image(model, x)
         c1.image(png_bytes(grid(x.float().div(255), scale=4)), caption="your image, as the model sees it")
         c1.markdown(f"Yours: **{bpd:.3f}** bits/dim · PNG **{png:.3f}** · S(x) **{bpd - png:.3f}**")
-        marker = {RAW: bpd, CORRECTED: bpd - png}
+        marker, label = {RAW: bpd, CORRECTED: bpd - png}, "your image"
     except GenlabError as e:
         c1.error(str(e))
-label = "your image" if upload is not None else f"{which} #{i}"
 for score in SCORES:
     c2.plotly_chart(ood_histogram(report, score, (label, marker[score])), key=f"lik_hist_{score[:4]}")
 

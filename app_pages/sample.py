@@ -57,7 +57,8 @@ shown = "/".join(f"{t:.2f}" for t in levels) if isinstance(levels, tuple) else f
 where = (str(entry.path), entry.mtime)  # with the settings below, the cache key of every image on this page
 png = sample_png(*where, n, levels, int(seed), scale)
 st.image(png, caption=f"{n} samples · T={shown} · seed {seed}", output_format="PNG")
-st.download_button("Download PNG", png, file_name=f"{entry.path.name}-T{shown}-seed{seed}.png", mime="image/png")
+name = f"{entry.path.name}-T{shown.replace('/', '_')}-seed{seed}.png"
+st.download_button("Download PNG", png, file_name=name, mime="image/png")
 
 
 # The latent sliders and the interpolation controls change only their own images: as fragments, moving one

@@ -32,7 +32,7 @@ def temperature_curves(entries: dict, models: dict) -> None:
         weights = {p.weights for points in drawn.values() for p in points}
         st.caption("Inception weights: " + "; ".join(sorted(weights)))
     wanted = parse_temperatures(TEMPERATURES)
-    todo = {n: e for n, e in known.items() if len(curves[f"{n}: {e.path.name}"]) < len(wanted)}
+    todo = {n: e for n, e in known.items() if set(wanted) - {p.temperature for p in curves[f"{n}: {e.path.name}"]}}
     if not todo:
         return
     if public.enabled():

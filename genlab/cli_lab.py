@@ -20,7 +20,7 @@ from .display import text_table
 from .errors import ConfigError
 from .hub import load_model
 from .metrics.ood import OOD_IMAGES, ood_report, ship_scores
-from .metrics.sweep import SWEEP_REF, SWEEP_SAMPLES, parse_temperatures, sweep
+from .metrics.sweep import MAX_SWEEP_IMAGES, SWEEP_REF, SWEEP_SAMPLES, parse_temperatures, sweep
 from .models import resolve_model_dir
 from .paths import cache_dir
 
@@ -60,10 +60,9 @@ def add_lab_commands(sub) -> None:
     s.add_argument(
         "--temperatures", type=str, default="0.5:1.0:0.1", help="start:stop:step or a list (default 0.5:1.0:0.1)"
     )
-    s.add_argument("--n", type=bounded(int, 10, 50_000), default=SWEEP_SAMPLES, help="samples per temperature (FID@N)")
-    s.add_argument(
-        "--ref-n", type=bounded(int, 10, 100_000), default=SWEEP_REF, help="training images in the reference"
-    )
+    size = bounded(int, 10, MAX_SWEEP_IMAGES)  # KID's and precision/recall's matrices grow with the square
+    s.add_argument("--n", type=size, default=SWEEP_SAMPLES, help="samples per temperature (FID@N)")
+    s.add_argument("--ref-n", type=size, default=SWEEP_REF, help="training images in the reference")
     s.add_argument("--seed", type=bounded(int, 0, 2**31 - 1), default=0)
     s.add_argument("--json", action="store_true", help="print the points as JSON lines")
     s.add_argument(

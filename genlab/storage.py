@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -47,6 +48,21 @@ def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_small_npz(path: str | os.PathLike, max_bytes: int) -> dict[str, np.ndarray] | None:
+    """The arrays of an .npz that ``atomic_save_npz`` could have written, or None when the file is absent, damaged
+    or not one: every member stored uncompressed (as ``numpy.savez`` writes them) and at most ``max_bytes`` in all,
+    checked from the zip directory before a byte is read, since a compressed member may unpack to any size."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            if any(i.compress_type != zipfile.ZIP_STORED for i in infos) or sum(i.file_size for i in infos) > max_bytes:
+                return None
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception:  # noqa: BLE001  (whatever a damaged file raises, a cache entry that is not there)
+        return None
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

@@ -135,6 +135,7 @@ def test_flow_page_has_temperature_strip_and_interpolation(app_env):
 def test_a_flow_gets_one_temperature_slider_per_latent_level(app_env):
     at = _open("app_pages/sample.py")
     at.selectbox(key="sample_model").set_value(str(Path(app_env).parent / "checkpoints" / "tiny-flow")).run()
+    at.slider(key="temperature").set_value(0.55).run()  # moved first: the levels start where it is now
     single = _image_urls(at)[0]
     at.toggle(key="per_level").set_value(True).run()  # every level starts at the slider's temperature
     assert not at.exception, at.exception

@@ -10,11 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+import genlab.metrics.ood as ood
 from conftest import png_header
 from genlab.cli import main
 from genlab.errors import BadFile
 from genlab.metrics.likelihood import nll_bound_bpd, per_image_bpd
 from genlab.metrics.ood import (
+    TYPICALITY_BATCH,
+    TYPICALITY_BATCHES,
     auroc,
     batch_deviations,
     image_from_bytes,
@@ -93,7 +96,7 @@ def test_per_image_bits_per_dim_average_to_the_evaluations_figure(flow):
     assert torch.allclose(each, per_image_bpd(flow, images, k=1, batch_size=N))  # whatever the batch size
 
 
-def test_the_report_scores_every_set_once_and_reads_the_cache_after(flow, tmp_path):
+def test_the_report_scores_every_set_once_and_reads_the_cache_after(flow, tmp_path, monkeypatch):
     calls = []
     report = ood_report(flow, "mnist", ["fashion-mnist", "emoji"], n=N, on_set=calls.append)
     assert calls == ["mnist train", "mnist test", "fashion-mnist test", "emoji test"]
@@ -108,15 +111,25 @@ def test_the_report_scores_every_set_once_and_reads_the_cache_after(flow, tmp_pa
     assert pair.auroc_typicality == pytest.approx(brute_auroc(abs(inside.bpd - h), abs(fashion.bpd - h)))
     assert [r["data"] for r in report.summary()] == ["mnist (in)", "fashion-mnist", "emoji (grey)"]
     assert is_scored(flow, "fashion-mnist", "test", N)
-    again = ood_report(flow, "mnist", ["fashion-mnist", "emoji"], n=N, on_set=calls.append)
+    monkeypatch.setattr(ood, "per_image_bpd", lambda *a, **k: pytest.fail("scored again"))
+    again = ood_report(flow, "mnist", ["fashion-mnist", "emoji"], n=N)
     assert np.array_equal(again.sets["emoji (grey)"].bpd, report.sets["emoji (grey)"].bpd)
+    # the typicality test: the threshold from batches of the first half of the own test set, flags on the rest
+    half = N // 2
+    expected = np.quantile(batch_deviations(inside.bpd[:half], h, TYPICALITY_BATCH, TYPICALITY_BATCHES, 7), 0.99)
+    assert report.threshold == pytest.approx(expected)
+    flagged = batch_deviations(fashion.bpd, h, TYPICALITY_BATCH, TYPICALITY_BATCHES, 1) > report.threshold
+    assert pair.flagged_batches == pytest.approx(flagged.mean())
+    assert report.false_alarms == pytest.approx(
+        (batch_deviations(inside.bpd[half:], h, TYPICALITY_BATCH, TYPICALITY_BATCHES, 0) > expected).mean()
+    )
     low, high = ranked(report, "bits/dim", 3)
     everything = np.concatenate([s.bpd for s in report.sets.values()])
     assert [report.sets[n].bpd[i] for n, i in low] == sorted(everything)[:3]
     assert [report.sets[n].bpd[i] for n, i in high] == sorted(everything)[::-1][:3]
 
 
-def test_a_model_folder_carries_its_scores_and_a_bad_file_there_is_recomputed(flow, tmp_path):
+def test_a_model_folder_carries_its_scores_and_a_bad_file_there_is_recomputed(flow, tmp_path, monkeypatch):
     report = ood_report(flow, "mnist", ["fashion-mnist"], n=N)
     ship_scores(flow, report, tmp_path / "flow")
     (tmp_path / "home" / "ood").rename(tmp_path / "old-cache")  # a fresh machine: the folder alone has them
@@ -126,6 +139,10 @@ def test_a_model_folder_carries_its_scores_and_a_bad_file_there_is_recomputed(fl
     assert not is_scored(flow, "fashion-mnist", "test", N, shipped=tmp_path / "flow" / "ood")
     s = score_set(flow, "fashion-mnist", "test", N, shipped=tmp_path / "flow" / "ood")
     assert np.allclose(s.bpd, report.sets["fashion-mnist"].bpd)
+    monkeypatch.setattr(ood, "per_image_bpd", lambda *a, **k: pytest.fail("scored again"))
+    assert np.array_equal(
+        score_set(flow, "mnist", "test", N, shipped=tmp_path / "flow" / "ood").bpd, report.sets["mnist"].bpd
+    )
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -145,12 +162,20 @@ def test_an_uploaded_image_is_scored_like_the_same_image_in_a_set(flow):
     assert (image_from_bytes(_png(rgba), 16, 3) == 255).all()
 
 
+def _gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, format="GIF")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     "data, says",
     [(b"\x89PNG" + b"0" * (3 * 1024 * 1024), "limit is 2 MB"),
      (png_header(60000, 60000), "the limit is 4096×4096 pixels"),
      (png_header(5000, 5000), "the image is 5000×5000 pixels"),
-     (b"not an image at all", "not an image this app can read")],
+     (b"not an image at all", "not a PNG or JPEG image this app can read"),
+     (_gif(), "not a PNG or JPEG image this app can read"),
+     (_png(np.zeros((8, 8), np.uint8))[:-30] + b"garbage-after-the-data", "not a PNG or JPEG image this app can read")],
 )  # fmt: skip
 def test_an_upload_too_big_or_unreadable_is_one_sentence(data, says):
     with pytest.raises(BadFile) as e:

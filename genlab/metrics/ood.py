@@ -12,7 +12,8 @@ sets, and three ways to score "not from my training data" with them.
 - Nalisnick, Matsukawa, Teh, Lakshminarayanan, "Detecting Out-of-Distribution Inputs to Deep Generative
   Models Using Typicality", arXiv 1906.02994: a batch is out of distribution when its mean bits/dim is
   far from the training data's, ε̂ = |mean bpd − Ĥ|, above or below; the threshold is the 99th percentile
-  of ε̂ over batches of training images (bootstrap).
+  of ε̂ over bootstrapped batches of held-out images (Alg. 1: here the first half of the model's own test
+  set; the false alarms are counted on the other half).
 - Ren et al., "Likelihood Ratios for Out-of-Distribution Detection", NeurIPS 2019, arXiv 1906.02845,
   corrects with a background model instead; not computed here.
 
@@ -34,9 +35,9 @@ from PIL import Image
 
 from .. import names
 from ..data import list_datasets, load_dataset, require_dataset
-from ..errors import BadFile, ConfigError
+from ..errors import BadFile, ConfigError, DatasetUnavailable
 from ..paths import cache_dir, safe_name
-from ..storage import atomic_save_npz
+from ..storage import atomic_save_npz, read_small_npz
 from .likelihood import per_image_bpd
 
 OOD_IMAGES = 2000  # per data set: AUROC's standard error is below 0.01 there
@@ -45,6 +46,7 @@ TYPICALITY_BATCHES = 1000
 TYPICALITY_QUANTILE = 0.99
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 4096 * 4096  # decoded size: a small PNG can declare an enormous image
+UPLOAD_FORMATS = ("PNG", "JPEG")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, PIL's convert("L")
 
 
@@ -137,14 +139,11 @@ def _file_name(dataset: str, split: str, n: int, k: int) -> str:
 
 
 def _read_scores(path: Path, n: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """A scores file of n images, or None when it is absent or not one (it may come with a pulled model)."""
-    try:
-        if path.stat().st_size > 16 * n + 4096:  # two float64 arrays and the archive's headers, no more
-            return None
-        with np.load(path, allow_pickle=False) as z:
-            bpd, png = z["bpd"], z["png_bpd"]
-    except (OSError, ValueError, KeyError):
+    """A scores file of n images, or None when it is absent or not one (it may have been copied in, or damaged)."""
+    z = read_small_npz(path, 16 * n + 1024)  # two float64 arrays and their headers, no more
+    if z is None or not {"bpd", "png_bpd"} <= z.keys():
         return None
+    bpd, png = z["bpd"], z["png_bpd"]
     ok = bpd.shape == png.shape == (n,) and bpd.dtype == png.dtype == np.float64
     return (bpd, png) if ok and np.isfinite(bpd).all() and np.isfinite(png).all() else None
 
@@ -155,6 +154,15 @@ def is_scored(model, dataset: str, split: str, n: int, k: int | None = None, shi
     n = min(n, len(load_dataset(dataset, model.config.image_size).split(split)))
     file = Path(model.digest()) / _file_name(dataset, split, n, k)
     return any(root and _read_scores(root / file, n) is not None for root in (cache_dir() / "ood", shipped))
+
+
+def require_here(dataset: str) -> None:
+    """Refuse, in a sentence, a data set that is not on this machine: the Likelihood page never downloads."""
+    info = require_dataset(dataset)
+    if info.needs_network:
+        raise DatasetUnavailable(
+            f"{dataset} is not on this machine; `genlab ood` downloads it first, the page does not"
+        )
 
 
 def candidate_sets(in_dataset: str) -> tuple[list[str], list[str]]:
@@ -222,8 +230,8 @@ class OODReport:
     k: int
     in_dataset: str
     train_bpd: float  # Ĥ: mean bits/dim of training images
-    threshold: float  # the typicality test's ε at TYPICALITY_QUANTILE, batches of TYPICALITY_BATCH
-    false_alarms: float  # share of the in-distribution test set's batches past it
+    threshold: float  # the typicality test's ε at TYPICALITY_QUANTILE, batches of TYPICALITY_BATCH (held-out half)
+    false_alarms: float  # share of the batches of the in-distribution test set's other half past it
     sets: dict[str, SetScores] = field(repr=False)  # the in-distribution test set first
     pairs: list[PairResult]
     train: SetScores = field(repr=False)  # the training images Ĥ and the threshold come from
@@ -301,11 +309,12 @@ def ood_report(
 
     train, inside = scored(in_dataset, "train"), scored(in_dataset, "test")
     outs = [scored(d, "test") for d in others]
-    h = float(train.bpd.mean())
-    threshold = float(
-        np.quantile(batch_deviations(train.bpd, h, TYPICALITY_BATCH, TYPICALITY_BATCHES, 7), TYPICALITY_QUANTILE)
-    )
-    false_alarms = float((batch_deviations(inside.bpd, h, TYPICALITY_BATCH, TYPICALITY_BATCHES, 0) > threshold).mean())
+    # Ĥ from the training images; the threshold from batches of held-out images (the paper's validation set:
+    # the first half of the model's own test set), its false alarms counted on the other half
+    h, half = float(train.bpd.mean()), len(inside.bpd) // 2
+    m, b = TYPICALITY_BATCH, TYPICALITY_BATCHES
+    threshold = float(np.quantile(batch_deviations(inside.bpd[:half], h, m, b, 7), TYPICALITY_QUANTILE))
+    false_alarms = float((batch_deviations(inside.bpd[half:], h, m, b, 0) > threshold).mean())
     return OODReport(
         model=label,
         digest=model.digest(),
@@ -336,22 +345,24 @@ def ranked(report: OODReport, score: str, k: int = 8) -> tuple[list[tuple[str, i
 
 # -- one image from outside ------------------------------------------------------------------------------
 def image_from_bytes(data: bytes, size: int, channels: int) -> torch.Tensor:
-    """An uploaded image file -> uint8 [1, channels, size, size]: the whole image resized (not cropped), grey or
-    RGB as the model is, transparency composited onto white. Refused in one sentence when too big or unreadable."""
+    """An uploaded PNG or JPEG -> uint8 [1, channels, size, size]: the whole image resized (not cropped), grey or RGB
+    as the model is, transparency composited onto white. Refused in one sentence when too big or unreadable."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise BadFile(f"the image is {len(data) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB")
+    too_big = None
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS) as img:  # no other decoder is ever reached
             if img.width * img.height > MAX_UPLOAD_PIXELS:  # from the header, before a pixel is decoded
                 too_big = f"the image is {img.width}×{img.height} pixels; the limit is 4096×4096 pixels"
             else:
-                too_big = None
                 img.load()
                 rgba = img.convert("RGBA")
     except Image.DecompressionBombError:  # PIL refuses to open what declares far more pixels than that
         raise BadFile("the image declares far more pixels than it could hold; the limit is 4096×4096 pixels") from None
-    except (OSError, ValueError) as e:
-        raise BadFile(f"that file is not an image this app can read ({type(e).__name__})") from None
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001  (a damaged file raises OSError, SyntaxError, ValueError, ... from PIL)
+        raise BadFile(f"that file is not a PNG or JPEG image this app can read ({type(e).__name__})") from None
     if too_big:
         raise BadFile(too_big)
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

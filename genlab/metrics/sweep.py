@@ -25,13 +25,15 @@ from ..data import load_dataset
 from ..errors import ConfigError
 from ..models.base import MAX_TEMPERATURE
 from ..paths import cache_dir, safe_name
-from ..storage import atomic_save_npz, atomic_write_json
+from ..storage import atomic_save_npz, atomic_write_json, read_small_npz
 from .fid import FID, FIDStats, fid_from_stats
 from .quality import KID_SUBSET_SIZE, kid, precision_recall
 
 MAX_TEMPERATURES = 41  # a sweep a person can read on one chart; each point is one Inception pass
 SWEEP_SAMPLES = 1000  # FID@1000, as on the cards
 SWEEP_REF = 2000  # training images in the reference, as the shipped cards' FID
+# KID's kernel and precision/recall's distance matrices are N × M: 10,000 of each side take about 3 GB
+MAX_SWEEP_IMAGES = 10_000
 
 
 def parse_temperatures(text: str) -> list[float]:
@@ -86,13 +88,16 @@ def _folder() -> Path:
 def reference_features(fid: FID, dataset: str, image_size: int, n: int) -> np.ndarray:
     """Inception features of the first n training images of ``dataset`` (the FID reference), cached: [n, 2048]."""
     path = _folder() / f"ref-{safe_name(dataset)}-{image_size}-n{n}-{fid.features.weights.key}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            feats = z["features"]
-        if feats.ndim == 2 and len(feats) == n and feats.dtype == np.float32 and np.isfinite(feats).all():
-            return feats
-    except (OSError, ValueError, KeyError):
-        pass  # absent or unreadable: computed again
+    z = read_small_npz(path, 4 * 2048 * n + 1024)  # absent, damaged or not ours: computed again
+    feats = z.get("features") if z else None
+    if (
+        feats is not None
+        and feats.ndim == 2
+        and len(feats) == n
+        and feats.dtype == np.float32
+        and np.isfinite(feats).all()
+    ):
+        return feats
     images = load_dataset(dataset, image_size).split("train")[:n]
     feats = fid.features(images)
     try:
@@ -148,8 +153,11 @@ def sweep(
     """FID@n, KID and precision/recall of ``model``'s samples at each temperature against its training images.
     Points in the cache or in ``shipped`` (a model folder's ``sweep/``) are read, not recomputed; ``ship`` also
     writes every point there. ``on_point(point, cached)`` is called as each one is ready."""
-    if n < 4 or ref_n < 4:
-        raise ConfigError("a sweep needs at least 4 samples and 4 reference images (precision/recall's k=3)")
+    if not (4 <= n <= MAX_SWEEP_IMAGES and 4 <= ref_n <= MAX_SWEEP_IMAGES):
+        raise ConfigError(
+            f"a sweep takes 4 to {MAX_SWEEP_IMAGES:,} samples and reference images (precision/recall's k=3 needs "
+            f"4; the kernel and distance matrices grow with the square), got {n:,} and {ref_n:,}"
+        )
     fid = FID(device=device)
     real, reference, out = None, None, []
     for t in temperatures:
@@ -181,8 +189,21 @@ def _write(path: Path, point: SweepPoint) -> None:
         pass  # an unwritable cache only costs time
 
 
+MAX_POINT_BYTES = 4096  # a point's JSON is about 400 bytes
+
+
 def _read(path: Path) -> SweepPoint | None:
+    """One cached or carried point, or None when it is absent, damaged or not a point (every field checked)."""
     try:
-        return SweepPoint.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
+        if path.stat().st_size > MAX_POINT_BYTES:
+            return None
+        d = json.loads(path.read_text())
+        p = SweepPoint.from_json(d)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    numbers = (p.temperature, p.fid, p.kid, p.kid_std, p.precision, p.recall)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+        return None
+    if not (isinstance(p.samples, int) and isinstance(p.reference, str) and isinstance(p.weights, str)):
+        return None
+    return p
