@@ -154,7 +154,7 @@ RECIPES: tuple[Recipe, ...] = (
     # 500, and it overfits after; at 600 steps the faces were fainter and smudged)
     # the Fashion-MNIST pair of the likelihood lab (genlab ood; docs/benchmarks.md, "What likelihood models
     # believe about images they were not trained on"): the MNIST recipes with the data swapped; the flow in
-    # one run of 2,000 steps, its cosine holding 1e-3 until its last 1,000, and no --ema: an average from
+    # one run of 1,200 steps, its cosine holding 1e-3 until its last 700, and no --ema: an average from
     # step 0 (0.999) still held the first steps' weights at step 2,000 and scored 32 test bits/dim where the
     # training weights scored 2.53 (docs/benchmarks.md)
     Recipe("vae-fashion-32",
@@ -163,7 +163,7 @@ RECIPES: tuple[Recipe, ...] = (
            temperature=1.0, title="VAE on Fashion-MNIST, 32×32: clothes and shoes"),
     Recipe("realnvp-fashion-32",
            "realnvp --dataset fashion-mnist --image-size 32 --batch-size 64 --num-scales 4 --lr-schedule cosine"
-           " --decay-steps 1000 --max-steps 2000 --eval-every 500 --eval-batches 20 --compile",
+           " --decay-steps 700 --max-steps 1200 --eval-every 500 --eval-batches 20 --compile",
            temperature=0.8, title="RealNVP on Fashion-MNIST, 32×32: clothes and shoes"),
     Recipe("realnvp-emoji-32",
            "realnvp --dataset emoji-faces --image-size 32 --batch-size 32 --num-scales 4 --first-split 1 --hflip"
