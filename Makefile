@@ -68,7 +68,7 @@ clean:
 	rm -rf $(VENV)
 
 # retrain the checkpoints from scratch (every stage of each recipe), then export them with their figures: about
-# 91 minutes of training on the dev CPU (2 cores), plus the FID of each export; `python -m genlab checkpoints NAME`
+# about 130 minutes of training on the dev CPU (2 cores), plus the FID of each export; `python -m genlab checkpoints NAME`
 # does one
 
 checkpoints: $(STAMP)
