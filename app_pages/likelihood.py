@@ -86,7 +86,7 @@ with st.spinner(f"Scoring {', '.join(f'{d} {s}' for d, s in todo)} ({model.bound
 images = {name: _images(*where, s.dataset, n) for name, s in report.sets.items()}
 
 st.subheader("How well each score finds the other data sets")
-table = pd.DataFrame(report.summary()).set_index("data")
+table = pd.DataFrame(report.summary()).set_index("data").apply(pd.to_numeric)  # None -> NaN, shown as "—"
 st.dataframe(table.style.format(precision=3, na_rep="—"), key="lik_table")
 st.caption(
     f"Bits/dim are {report.bpd_kind}. AUROC: 1 finds every outlier, 0.5 is chance, **below 0.5 ranks the outliers "

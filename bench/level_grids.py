@@ -41,7 +41,7 @@ def level_figure(model, rows: list[tuple[float, ...]], n: int, seed: int, scale:
     label_w = 150
     out = Image.new("RGB", (label_w + strips[0].width, sum(s.height for s in strips) + 18), "white")
     draw = ImageDraw.Draw(out)
-    shapes = ", ".join("×".join(map(str, s)) for s in model.latent_levels)
+    shapes = ", ".join("x".join(map(str, s)) for s in model.latent_levels)  # PIL's default font has no ×
     draw.text((4, 2), f"T per level, finest first ({shapes})", fill="black")
     y = 18
     for t, strip in zip(rows, strips):
