@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import cli_lab
+from . import cli_lab, cli_logs
 from .catalog import dataset_of, default_temperature
 from .config import bounded, given
 from .data import list_datasets
@@ -240,8 +240,8 @@ FID_SAMPLES = bounded(int, 0, 100_000)
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and compare image generative models.")
     sub = p.add_subparsers(dest="command", required=True)
-    lab = cli_lab.add_lab_commands
-    for add in (_add_train, _add_sample, _add_eval, _add_fid, lab, _add_runs, _add_model_folders, _add_recipes):
+    lab, logs = cli_lab.add_lab_commands, cli_logs.add_log_commands
+    for add in (_add_train, _add_sample, _add_eval, _add_fid, lab, _add_runs, _add_model_folders, _add_recipes, logs):
         add(sub)
     return p
 
@@ -399,6 +399,7 @@ COMMANDS = {
     "checkpoints": _checkpoints,
     "publish": _publish,
     **cli_lab.COMMANDS,
+    **cli_logs.COMMANDS,
 }
 
 

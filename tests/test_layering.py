@@ -86,7 +86,7 @@ LAYERS = {
         "public"},
     2: {"models", "data", "metrics"},
     3: {"runs"},
-    4: {"display", "plots", "explore", "export", "hub", "recipes", "catalog", "cli", "cli_lab", "__main__"},
+    4: {"display", "plots", "explore", "export", "hub", "recipes", "catalog", "cli", "cli_lab", "cli_logs", "__main__"},
 }  # fmt: skip
 
 

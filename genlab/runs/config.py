@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ..config import ConfigError, add_arguments, as_flags, check, from_dict, given, setting
 from ..models import MODELS, model_class, model_options
 from ..models.sizing import check_model
+from .sinks import parse_sinks
 
 LR_SCHEDULES = ("constant", "cosine")  # cosine: Loshchilov & Hutter, "SGDR", arXiv 1608.03983, without restarts
 COSINE_FLOOR = 0.1  # the cosine schedule ends at this fraction of the peak learning rate
@@ -122,6 +123,13 @@ class TrainConfig:
     fid_every: int | None = setting(None, "steps between FID evaluations (default: none)", min=1, resumable=True)
     fid_samples: int = setting(1000, "generated images per FID (FID@K is biased up at small K)", min=2, resumable=True)
     fid_ref_n: int = setting(10000, "reference images from the training split", min=2)
+    log: str = setting(
+        "",
+        "also send every metrics row, the sample grids and the config to these trackers, comma-separated: "
+        "tensorboard (RUN/tensorboard), wandb (offline in RUN/wandb unless you are logged in), trackio (its "
+        "local store); each is an optional extra (pip install 'genlab[tensorboard]')",
+        resumable=True,
+    )
     # public mode's minute cap bounds the whole run's work: evaluations, FID and checkpoints count too
     side_work_counts: bool = setting(False, flag=False, resumable=True)
 
@@ -136,6 +144,7 @@ class TrainConfig:
         if self.grad_clip is None:  # written by genlab 0.2 for "off"
             self.grad_clip = 0.0
         check(self)
+        self.log = ",".join(parse_sinks(self.log))
         foreign = sorted(set(self.model_config) - set(model_options(self.model)))
         if foreign:
             raise ConfigError(

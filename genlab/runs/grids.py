@@ -31,11 +31,13 @@ def png_of_grid(images: torch.Tensor, nrow: int) -> bytes:
     return buf.getvalue()
 
 
-def write_grid(path: Path, images: torch.Tensor, nrow: int) -> None:
-    """Write a grid atomically, then thin the older grids of the same kind (same name prefix)."""
+def write_grid(path: Path, images: torch.Tensor, nrow: int) -> bytes:
+    """Write a grid atomically, then thin the older grids of the same kind (same name prefix); the PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, png_of_grid(images, nrow))
+    png = png_of_grid(images, nrow)
+    atomic_write_bytes(path, png)
     thin(path.parent, path.name.split("-")[0])
+    return png
 
 
 def thin(folder: Path, prefix: str, keep: int = MAX_GRIDS) -> list[Path]:

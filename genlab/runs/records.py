@@ -70,6 +70,7 @@ class RunInfo:
     preset: str | None = None  # the recipe (genlab.recipes) it was launched from, if any
     resumable: bool | None = None  # False: it failed for a reason a resume cannot fix (data set, option)
     pid_start: int | None = None  # when ``pid`` started (clock ticks after boot): a reused PID is another program
+    trackers: dict | None = None  # --log: each tracker's {"where": how to open its logs, "error": why it stopped}
     owner: str | None = None  # public mode: a hash of the launching session's token (genlab.runs.jobs)
 
     @classmethod

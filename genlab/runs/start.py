@@ -23,6 +23,7 @@ from .distributed import world_from_env
 from .queue import wait_for_slot
 from .records import RunStatus
 from .rundir import RunDir
+from .sinks import require
 from .trainer import Trainer
 
 
@@ -47,6 +48,7 @@ def create_run(cfg: TrainConfig, run: RunDir, **fields) -> RunDir:
     with ``fields``. A folder that holds anything but a run that never started is refused."""
     require_dataset(cfg.dataset)  # an unknown or unavailable data set fails here, before anything is written
     cfg.check_size()  # so does a model too large for this machine (or this public app)
+    require(cfg.log)  # and a tracker (--log) whose package is not installed
     if run.path.is_dir() and any(run.path.iterdir()) and not (run.exists() and never_started(run)):
         raise RunExists(
             f"a run named '{run.path.name}' already exists in {run.path.parent}: resume it "
@@ -64,6 +66,8 @@ def resume_config(run: RunDir, options: dict) -> TrainConfig:
         run.acquire_lock().release()  # RunLocked, naming the process, when one holds it
     before = run.config()
     cfg = before.resumed_with(options)
+    if cfg.log != before.log:
+        require(cfg.log)
     if cfg != before and world_from_env().main:  # on disk before training: the run records what it trains
         run.update_info(config=cfg)
     return cfg

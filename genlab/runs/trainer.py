@@ -45,8 +45,9 @@ from .batches import Batches
 from .config import TrainConfig, cadence
 from .grids import write_grid
 from .process import package_versions
-from .records import EvalRow, FidRow, RunStatus, TrainRow
+from .records import EvalRow, FidRow, MetricRow, RunStatus, TrainRow
 from .rundir import RunDir
+from .sinks import RunLogs, Sinks
 from .state import TrainState, diverged_message, over_budget, rank_seed
 
 DIVERGED_BPD = 16.0  # twice the bits/dim of a uniform guess over 256 values
@@ -132,6 +133,7 @@ class Trainer:
         self.setup_side_s = 0.0  # seconds of FID reference statistics before the first step
         self.last_checkpoint: int | None = None  # the step of the last checkpoint written (or resumed from)
         self.warned = False  # the run has been said to diverge
+        self.sinks = Sinks((), RunLogs(self.run.path, self.run.path.name, {}), self._tracker_failed)  # --log: rank 0
 
     # -- setup -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -212,6 +214,7 @@ class Trainer:
         finally:
             for s, handler in previous.items():  # a caller that goes on (genlab checkpoints) gets Ctrl-C back
                 signal.signal(s, handler)
+            self.sinks.close()
             distributed.teardown(self.world)
             if lock is not None:
                 lock.release()
@@ -299,6 +302,30 @@ class Trainer:
             num_parameters=self.model.num_parameters(),
             **({} if self.resume else {"created_at": time.time()}),
         )
+        self._open_trackers(state)
+
+    def _open_trackers(self, state: TrainState) -> None:
+        """Start the trackers of ``--log`` (rank 0), and say in run.json where their logs are."""
+        if not self.cfg.log:
+            return
+        info = self.run.info()
+        logs = RunLogs(self.run.path, self.run.path.name, self.cfg.to_dict(), info.created_at, state.step)
+        self.sinks = Sinks(tuple(self.cfg.log.split(",")), logs, self._tracker_failed)
+        found = {n: {"where": w, "error": None} for n, w in self.sinks.where.items()}
+        self.run.update_info(trackers={**(self.run.info().trackers or {}), **found})
+
+    def _tracker_failed(self, name: str, what: str) -> None:
+        """A tracker failed (once): said in the run's log and in run.json; the run goes on."""
+        sentence = (
+            f"{what}; the run goes on without it and metrics.jsonl keeps every row: "
+            f"python -m genlab export-logs {self.run.path} --to {name} replays it"
+        )
+        print(f"warning: {sentence}", file=sys.stderr)
+        try:
+            trackers = self.run.info().trackers or {}
+            self.run.update_info(trackers={**trackers, name: {**trackers.get(name, {}), "error": sentence}})
+        except OSError:
+            pass  # a full disk: the sentence is in the log, and the run's own files come first
 
     def _train(self, state: TrainState) -> RunStatus:
         """The loop, with every failure turned into a status and a sentence (written by rank 0)."""
@@ -394,12 +421,12 @@ class Trainer:
         if self._due(state.step, self.eval_every):
             test = self.evaluate()  # every process evaluates its share
             if self.world.main:
-                self.run.append_metrics(EvalRow(**self._when(state), metrics=test))
+                self._record(EvalRow(**self._when(state), metrics=test))
                 self.save_samples(state.step)
                 self.keep_if_best(state, test)
         # FID on all K samples, by rank 0 (the others wait at the next step's reduction)
         if self.fid is not None and self.world.main and self._due(state.step, self.cfg.fid_every) and not skip_fid:
-            self.run.append_metrics(FidRow(**self._when(state), **self.measure_fid()))
+            self._record(FidRow(**self._when(state), **self.measure_fid()))
         # during a streak of non-finite steps the last checkpoint stays the last good one
         if self._due(state.step, self.ckpt_every) and state.consecutive_bad == 0:
             self.save_checkpoint(state)
@@ -417,6 +444,7 @@ class Trainer:
                     f"step {state.step}: {e}; the learning rate ({self.cfg.lr:g}) is probably too high for this "
                     f"model: lower --lr or set --grad-clip. The checkpoint was not written; {where}."
                 ) from None
+            self.sinks.flush()  # the trackers hold every step up to a checkpoint: a resume continues after it
         self.last_checkpoint = state.step
 
     # -- metrics rows ----------------------------------------------------------------------
@@ -441,9 +469,14 @@ class Trainer:
             metrics=self._mean_over_processes(window.sums, window.count),
         )
         if self.world.main:
-            self.run.append_metrics(row)
+            self._record(row)
             self._warn_if_diverging(row)
         return row
+
+    def _record(self, row: MetricRow) -> None:
+        """A metrics row, in metrics.jsonl (the record) and then in each tracker of --log."""
+        self.run.append_metrics(row)
+        self.sinks.row(row)
 
     def _mean_over_processes(self, sums: dict, count: int) -> dict[str, float]:
         """Per-step means of the logged metrics, over the steps since the last row and over all processes."""
@@ -486,11 +519,12 @@ class Trainer:
     def save_samples(self, step: int) -> None:
         g = torch.Generator(device="cpu").manual_seed(self.cfg.seed)
         imgs = self.net.sample(self.cfg.sample_n, temperature=1.0, generator=g).float().cpu()
-        write_grid(self.run.sample_grid(step), imgs, nrow=int(math.ceil(math.sqrt(len(imgs)))))
+        grids = {"samples": write_grid(self.run.sample_grid(step), imgs, nrow=int(math.ceil(math.sqrt(len(imgs)))))}
         if self.net.reconstructs:
             x = self.test_x[:32].float().div(255.0)
             pairs = torch.stack([x, self.net.reconstruct(x).float()], 1).flatten(0, 1).cpu()  # orig, recon, ...
-            write_grid(self.run.recon_grid(step), pairs, nrow=16)
+            grids["reconstructions"] = write_grid(self.run.recon_grid(step), pairs, nrow=16)
+        self.sinks.grids(step, grids)
 
     def keep_if_best(self, state: TrainState, test: dict[str, float]) -> None:
         """Save the evaluated weights as the run's best when their test bits/dim are the lowest so far."""

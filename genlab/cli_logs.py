@@ -1,0 +1,36 @@
+"""``genlab export-logs``: an existing run, or a model folder that carries its run's metrics, replayed into
+TensorBoard, W&B or trackio (the work is in ``genlab.runs.replay``).
+
+genlab export-logs runs/vae-emoji-20261201-120000 --to tensorboard tb-logs
+genlab export-logs checkpoints/realnvp-mnist-32 --to tensorboard tb-logs   # then: tensorboard --logdir tb-logs
+"""
+
+from __future__ import annotations
+
+from .runs.replay import export_logs
+from .runs.sinks import SINKS
+
+
+def add_log_commands(sub) -> None:
+    e = sub.add_parser(
+        "export-logs",
+        help="replay a run's metrics, grids and config into a tracker (tensorboard, wandb or trackio)",
+    )
+    e.add_argument("run", help="a run directory, or a model folder with its metrics.jsonl (a shipped checkpoint)")
+    e.add_argument("--to", required=True, choices=list(SINKS), help="the tracker")
+    e.add_argument(
+        "dir",
+        nargs="?",
+        default=None,
+        help="where its files go: tensorboard writes DIR/<run name>, wandb an offline run under DIR/wandb "
+        "(default: the run folder itself); trackio always writes its own store (TRACKIO_DIR)",
+    )
+
+
+def _export_logs(args) -> int:
+    where = export_logs(args.run, args.to, args.dir)
+    print(f"{args.run} -> {args.to}: {where}")
+    return 0
+
+
+COMMANDS = {"export-logs": _export_logs}

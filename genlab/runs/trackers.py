@@ -1,0 +1,198 @@
+"""The three experiment trackers a run can also log to: TensorBoard, Weights & Biases and trackio.
+
+Each adapter takes what ``genlab.runs.sinks`` hands it (scalars by tag, grids as uint8 arrays, the
+config as flat hyper-parameters) and knows one thing about its tool: where its files go, and how a
+resumed run continues the same series without writing a step twice.
+
+- TensorBoard (``torch.utils.tensorboard``) writes ``RUN/tensorboard``. A resumed run opens its writer
+  with ``purge_step`` = the checkpoint's step + 1: TensorBoard's readers then drop whatever an earlier
+  attempt wrote from that step on, so the series is what ``metrics.jsonl`` holds.
+- W&B writes ``RUN/wandb`` in offline mode unless this machine is logged in (``WANDB_API_KEY`` or a
+  netrc entry for the W&B host), or ``WANDB_MODE`` says otherwise: nothing leaves the machine by
+  default. Every attempt of a run is one W&B run id; a resumed attempt skips the steps an earlier one
+  already holds, read with W&B's own reader (``wandb leet inspect``) offline, or ``run.step`` online.
+- trackio writes its local store (``TRACKIO_DIR``, default ``~/.cache/huggingface/trackio``), project
+  ``genlab``, one run per run folder; a resumed attempt skips the steps the store already holds.
+
+The tools are optional extras, imported here only when a run chose them.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import netrc
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+PROJECT = "genlab"  # the W&B project (unless WANDB_PROJECT says otherwise) and the trackio project
+
+
+class Tracker:
+    """One tool's side of a run. ``skip_through``: steps the tool already holds from an earlier attempt."""
+
+    name = ""
+    skip_through = -1
+
+    def where(self) -> str:
+        """Where the logs are, and the command that opens them: what the run page shows."""
+        raise NotImplementedError
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        raise NotImplementedError
+
+    def images(self, step: int, images: dict[str, np.ndarray]) -> None:
+        """``images``: name -> a grid as uint8 [H, W, C]."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Everything logged so far is on disk (called at every checkpoint)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+# -- TensorBoard ----------------------------------------------------------------------------------------------
+class TensorBoard(Tracker):
+    name = "tensorboard"
+
+    def __init__(self, folder: Path, hparams: dict, resume_step: int):
+        from torch.utils.tensorboard import SummaryWriter, summary  # an optional extra
+
+        self.folder = folder
+        earlier = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+        # purge_step: TensorBoard forgets what an earlier attempt logged after the checkpoint we resume from
+        self.writer = SummaryWriter(str(folder), purge_step=resume_step + 1 if earlier else None, flush_secs=20)
+        # the HParams tab: the config, and the metrics to set beside it (in this run's own folder, not a new one)
+        metrics = {"test/bpd": float("nan")}
+        for s in summary.hparams(hparams, metrics):
+            self.writer.file_writer.add_summary(s)
+
+    def where(self) -> str:
+        return f"tensorboard --logdir {self.folder}"
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, v in values.items():
+            self.writer.add_scalar(tag, v, step)
+
+    def images(self, step: int, images: dict[str, np.ndarray]) -> None:
+        for tag, img in images.items():
+            self.writer.add_image(tag, img, step, dataformats="HWC")
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# -- Weights & Biases -----------------------------------------------------------------------------------------
+def wandb_logged_in(env: dict | None = None) -> bool:
+    """An API key in the environment, or a netrc entry for the W&B host (what ``wandb login`` writes)."""
+    env = os.environ if env is None else env
+    if env.get("WANDB_API_KEY"):
+        return True
+    host = urlsplit(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    path = env.get("NETRC") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(env: dict | None = None) -> str | None:
+    """The mode genlab asks W&B for: None when the user set ``WANDB_MODE`` (W&B reads it), else online
+    only when logged in."""
+    env = os.environ if env is None else env
+    if env.get("WANDB_MODE"):
+        return None
+    return "online" if wandb_logged_in(env) else "offline"
+
+
+def wandb_history(path: Path) -> list[dict]:
+    """The history rows of a W&B run folder (or .wandb file), read by W&B's own reader: ``wandb leet inspect``."""
+    exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
+    out = subprocess.run(
+        [exe, "leet", "inspect", "--json", str(path)], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [r["history"] for r in records if r.get("type") == "history"]
+
+
+def _offline_steps(folder: Path, run_id: str) -> int:
+    """The last step earlier offline attempts of ``run_id`` hold under ``folder`` (-1: none)."""
+    last = -1
+    for d in sorted(glob.glob(str(folder / "wandb" / f"offline-run-*-{run_id}"))):
+        for h in wandb_history(Path(d)):
+            last = max(last, int(h.get("step", {}).get("num", -1)))
+    return last
+
+
+class WandB(Tracker):
+    name = "wandb"
+
+    def __init__(self, folder: Path, hparams: dict, run_name: str, run_id: str):
+        import wandb  # an optional extra
+
+        self.wandb = wandb
+        mode = wandb_mode()
+        earlier = _offline_steps(folder, run_id) if mode == "offline" else -1
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT") or PROJECT,
+            name=run_name,
+            id=run_id,
+            dir=str(folder),
+            config=hparams,
+            resume="allow",
+            mode=mode,
+        )
+        self.offline = bool(self.run.offline)
+        # online, a resumed run starts at the step after the last one W&B holds
+        self.skip_through = max(earlier, int(self.run.step or 0) - 1)
+
+    def where(self) -> str:
+        if self.offline:
+            d = Path(self.run.dir).parent
+            return f"offline in {d} (view: wandb leet {d}; upload: wandb sync {d})"
+        return self.run.url or "online"
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        self.run.log(values, step=step)
+
+    def images(self, step: int, images: dict[str, np.ndarray]) -> None:
+        self.run.log({tag: self.wandb.Image(img) for tag, img in images.items()}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+# -- trackio --------------------------------------------------------------------------------------------------
+class Trackio(Tracker):
+    name = "trackio"
+
+    def __init__(self, hparams: dict, run_name: str):
+        import trackio  # an optional extra
+
+        self.trackio = trackio
+        self.run_name = run_name
+        self.skip_through = trackio.SQLiteStorage.get_max_step_for_run(PROJECT, run_name)
+        self.skip_through = -1 if self.skip_through is None else int(self.skip_through)
+        self.run = trackio.init(project=PROJECT, name=run_name, config=hparams, resume="allow", embed=False)
+
+    def where(self) -> str:
+        return f"{self.trackio.TRACKIO_DIR}, project {PROJECT}, run {self.run_name}: trackio show --project {PROJECT}"
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        self.run.log(values, step=step)
+
+    def images(self, step: int, images: dict[str, np.ndarray]) -> None:
+        self.run.log({tag: self.trackio.Image(img) for tag, img in images.items()}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
