@@ -7,6 +7,7 @@ genlab export-logs checkpoints/realnvp-mnist-32 --to tensorboard tb-logs   # the
 
 from __future__ import annotations
 
+from .errors import ConfigError
 from .runs.replay import export_logs
 from .runs.sinks import SINKS
 
@@ -17,19 +18,23 @@ def add_log_commands(sub) -> None:
         help="replay a run's metrics, grids and config into a tracker (tensorboard, wandb or trackio)",
     )
     e.add_argument("run", help="a run directory, or a model folder with its metrics.jsonl (a shipped checkpoint)")
-    e.add_argument("--to", required=True, choices=list(SINKS), help="the tracker")
     e.add_argument(
-        "dir",
-        nargs="?",
-        default=None,
-        help="where its files go: tensorboard writes DIR/<run name>, wandb an offline run under DIR/wandb "
-        "(default: the run folder itself); trackio always writes its own store (TRACKIO_DIR)",
+        "--to",
+        required=True,
+        nargs="+",
+        metavar=("TRACKER", "DIR"),
+        help=f"the tracker ({', '.join(SINKS)}), then where its files go: tensorboard writes DIR/<run name>, wandb "
+        "an offline run under DIR/wandb (default: the run folder itself); trackio writes its own store "
+        "(TRACKIO_DIR)",
     )
 
 
 def _export_logs(args) -> int:
-    where = export_logs(args.run, args.to, args.dir)
-    print(f"{args.run} -> {args.to}: {where}")
+    if len(args.to) > 2:
+        raise ConfigError(f"--to takes a tracker and at most one folder; got {' '.join(args.to)}")
+    to, dest = args.to[0], (args.to[1] if len(args.to) == 2 else None)
+    where = export_logs(args.run, to, dest)
+    print(f"{args.run} -> {to}: {where}")
     return 0
 
 

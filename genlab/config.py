@@ -34,12 +34,14 @@ def setting(
     flag: bool = True,
     resumable: bool = False,
     choices: tuple | None = None,
+    aliases: tuple[str, ...] = (),
 ):
     """A dataclass field with its help text and bounds.
 
     ``min``/``max`` are inclusive, ``above`` is exclusive; ``None`` values skip the check (they mean
     "not set"). ``flag=False`` keeps it off the generated command line. ``resumable=True`` marks a
-    setting that may change when a run is resumed. ``choices`` lists the values allowed.
+    setting that may change when a run is resumed. ``choices`` lists the values allowed; ``aliases`` are
+    more flags for it.
     """
     meta = {
         "help": help,
@@ -49,6 +51,7 @@ def setting(
         "flag": flag,
         "resumable": resumable,
         "choices": choices,
+        "aliases": aliases,
     }
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
@@ -213,7 +216,8 @@ def add_arguments(parser, cls, skip: tuple[str, ...] = (), dest_prefix: str = ""
         else:
             choices = f.metadata.get("choices")
             metavar = "{" + ",".join(map(str, choices)) + "}" if choices else f.name.upper()
-            parser.add_argument(flag_name(f.name), type=tp, metavar=metavar, choices=choices, **kwargs)
+            flags = (flag_name(f.name), *f.metadata.get("aliases", ()))
+            parser.add_argument(*flags, type=tp, metavar=metavar, choices=choices, **kwargs)
 
 
 def given(namespace: argparse.Namespace, cls, dest_prefix: str = "") -> dict:

@@ -5,6 +5,8 @@ import time
 # Before genlab is imported anywhere: no downloads, and caches in a throwaway place.
 os.environ["GENLAB_OFFLINE"] = "1"
 os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-test-home-"))
+# trackio reads its store's folder once, when it is first imported: a throwaway one for the whole session
+os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="genlab-test-trackio-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

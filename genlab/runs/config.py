@@ -127,8 +127,10 @@ class TrainConfig:
         "",
         "also send every metrics row, the sample grids and the config to these trackers, comma-separated: "
         "tensorboard (RUN/tensorboard), wandb (offline in RUN/wandb unless you are logged in), trackio (its "
-        "local store); each is an optional extra (pip install 'genlab[tensorboard]')",
+        "local store); each is an optional extra (pip install 'genlab[tensorboard]'). Under a plain torchrun "
+        "write --log-to: torchrun's own parser takes --log for its --log-dir",
         resumable=True,
+        aliases=("--log-to",),
     )
     # public mode's minute cap bounds the whole run's work: evaluations, FID and checkpoints count too
     side_work_counts: bool = setting(False, flag=False, resumable=True)

@@ -12,7 +12,6 @@ series; W&B gets an offline run under ``DIR``; trackio gets its store (``TRACKIO
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..paths import safe_name
 from ..schema import read_json
 from .grids import readable
 from .rundir import RunDir
-from .sinks import SINKS, TENSORBOARD_DIR, RunLogs, Sinks, open_tracker, require
+from .sinks import SINKS, TENSORBOARD_DIR, RunLogs, Sinks, require
 
 GRID = re.compile(r"(step|recon)-(\d{1,9})\.png")
 GRID_NAMES = {"step": "samples", "recon": "reconstructions"}
@@ -53,7 +52,7 @@ def _grids(folder: Path, last_step: int) -> list[tuple[int, str, bytes]]:
     return sorted(found, key=lambda g: g[0])
 
 
-def export_logs(source: str | Path, to: str, dest: str | Path | None = None, opener=open_tracker) -> str:
+def export_logs(source: str | Path, to: str, dest: str | Path | None = None, opener=None) -> str:
     """Replay ``source`` (a run or model folder with a metrics.jsonl) into tracker ``to``; where the logs are.
     A tracker that fails is said in one sentence (``ConfigError``), after what it took."""
     folder = Path(source)
@@ -69,9 +68,8 @@ def export_logs(source: str | Path, to: str, dest: str | Path | None = None, ope
         raise BadFile(f"{folder}: its run.json or config.json is not JSON ({e})") from None
     name = safe_name(folder.resolve().name)
     out = Path(dest) if dest is not None else folder
-    logs = RunLogs(out, name, config, created, resume_step=-1)
-    if to == "tensorboard":  # DIR/<name>: several runs replayed into one DIR are several TensorBoard runs
-        logs = dataclasses.replace(logs, folder=out / name if dest is not None else out)
+    # DIR/<name>: several runs replayed into one DIR are several TensorBoard runs
+    logs = RunLogs(out, name, config, created, resume_step=-1, tensorboard=out / name if dest is not None else None)
     failures: list[str] = []
     sinks = Sinks((to,), logs, lambda _n, sentence: failures.append(sentence), opener)
     grids = _grids(folder, rows[-1].step)

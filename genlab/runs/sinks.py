@@ -117,13 +117,14 @@ class RunLogs:
     config: dict
     created_at: float | None = None
     resume_step: int = 0
+    tensorboard: Path | None = None  # TensorBoard's folder, when not RUN/tensorboard (an export's DIR/<name>)
 
 
 def open_tracker(name: str, run: RunLogs):
     """The adapter of sink ``name`` for ``run`` (``genlab.runs.trackers``), started: it imports its tool."""
     hp = hparams(run.config)
     if name == "tensorboard":
-        return trackers.TensorBoard(run.folder / TENSORBOARD_DIR, hp, run.resume_step)
+        return trackers.TensorBoard(run.tensorboard or run.folder / TENSORBOARD_DIR, hp, run.resume_step)
     if name == "wandb":
         return trackers.WandB(run.folder, hp, run.name, wandb_id(run.name, run.created_at))
     return trackers.Trackio(hp, run.name)
@@ -134,8 +135,9 @@ class Sinks:
     said once through ``report(name, what)`` ("wandb failed to write (OSError: ...) at step 40") and closes
     that sink. Nothing here raises."""
 
-    def __init__(self, names: tuple[str, ...], run: RunLogs, report: Callable[[str, str], None], opener=open_tracker):
+    def __init__(self, names: tuple[str, ...], run: RunLogs, report: Callable[[str, str], None], opener=None):
         self.report, self.open = report, {}
+        opener = opener or open_tracker  # looked up at each start: a test may put a tracker of its own there
         self.where: dict[str, str] = {}
         self.last_step = run.resume_step
         for n in names:
