@@ -15,6 +15,7 @@ from genlab.models import MODELS, model_options
 from genlab.recipes import SHIPPED, fastest, recipe
 from genlab.runs import jobs
 from genlab.runs.config import TrainConfig
+from genlab.runs.sinks import available as installed_trackers
 from genlab.runs.summary import list_runs
 
 CUSTOM = "custom"
@@ -42,6 +43,7 @@ def _fill(cfg: TrainConfig) -> None:
         hflip=cfg.hflip,
         fid_every=cfg.fid_every or 0,
         fid_samples=cfg.fid_samples,
+        log_to=[n for n in cfg.log.split(",") if n],
     )
     for name, f in model_options(cfg.model).items():
         ss[f"opt_{cfg.model}_{name}"] = cfg.model_config.get(name, f.default)
@@ -85,6 +87,17 @@ def _number(col, label: str, name: str, **kw):
 def _length_help() -> str:
     steps, epochs = field_spec(TrainConfig, "max_steps"), field_spec(TrainConfig, "epochs")
     return f"steps: {steps.help}; epochs: {epochs.help}"
+
+
+def _trackers() -> list[str]:
+    """The trackers this Python has (``--log``), offered outside public mode; the install line when none is."""
+    if public.enabled():
+        return []
+    found = installed_trackers()
+    if not found:
+        st.caption("To also log runs to TensorBoard, W&B or trackio: `pip install 'genlab[trackers]'`.")
+        return []
+    return st.multiselect("Also log to", found, key="log_to", help=field_spec(TrainConfig, "log").help)
 
 
 def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to split (one screen per function)
@@ -151,6 +164,7 @@ def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to s
         gpus = 0 if public.enabled() else torch.cuda.device_count()
         # more than one GPU: train with one process per GPU (torchrun + DDP); the batch size stays the global batch
         processes = f3.number_input("GPUs", 1, gpus, gpus, key="gpus") if gpus > 1 else 1
+        log_to = _trackers()
         launched = st.form_submit_button("Launch run", type="primary")
     if preset != CUSTOM:
         new_run.caption(
@@ -181,6 +195,7 @@ def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to s
             hflip=bool(hflip),
             epochs=int(amount) if length == "epochs" else None,
             max_steps=int(amount) if length == "steps" else None,
+            log=",".join(log_to),
         )
         run = jobs.launch(
             cfg,

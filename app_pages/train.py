@@ -61,6 +61,8 @@ def live():
         st.error(s.error + ("" if s.can_resume or not s.status.resumable else " A resume cannot fix this."))
     for w in s.warnings:
         st.warning(w)
+    for tracker, where in s.logs:  # --log: where each tracker's copy is, and what opens it
+        st.caption(f"{tracker}: {where if where.startswith('https://') else f'`{where}`'}")
     _controls(run, s, pick)
     _charts(run, s, rows)
 

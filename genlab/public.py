@@ -121,6 +121,10 @@ def cap_config(cfg):
     if not enabled():
         return cfg
     s = settings()
+    if cfg.log:  # W&B would log in as the host, trackio writes outside the runs folder
+        raise PublicModeError(
+            "this is a public genlab app: runs log only to genlab's own files here, not to trackers (--log)"
+        )
     cfg = replace(cfg, **run_caps(cfg.max_minutes, cfg.step_limit), side_work_counts=True)
     _at_most("the batch size", cfg.batch_size, s.public_max_batch)
     _at_most("the image size", cfg.image_size, s.public_max_image_size)

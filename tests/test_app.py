@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from conftest import exported_model, stop_all_runs, wait_until  # noqa: E402
+from conftest import exported_model, stop_all_runs, tiny_train_config, wait_until  # noqa: E402
 from genlab import GenlabError, load_model  # noqa: E402
 from genlab.models import VAE, RealNVP, RealNVPConfig, VAEConfig  # noqa: E402
 from hub_server import TOKEN  # noqa: E402
@@ -292,6 +292,31 @@ def test_launch_from_train_page_charts_and_finishes(app_env):
     assert any("only 30 steps" in w.value for w in at.warning)  # the short-run warning
     assert at.get("download_button")
     assert _chart_titled(at, "learning rate") is None  # a constant rate gets no chart
+
+
+@pytest.mark.slow
+def test_a_run_launched_with_tensorboard_says_where_its_logs_are(app_env):
+    at = _open("app_pages/train.py")
+    assert at.multiselect(key="log_to").options == ["tensorboard", "wandb", "trackio"]  # what is installed
+    at.multiselect(key="log_to").set_value(["tensorboard"])
+    _launch(at, steps=6)
+    (run,) = [p.parent for p in app_env.glob("*/run.json")]
+    assert json.loads((run / "run.json").read_text())["config"]["log"] == "tensorboard"
+    _wait(at, lambda a: _status(a) == "finished")
+    assert f"tensorboard: `tensorboard --logdir {run / 'tensorboard'}`" in [c.value for c in at.caption]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_a_public_app_offers_no_trackers(app_env, monkeypatch):
+    monkeypatch.setenv("GENLAB_PUBLIC", "1")
+    monkeypatch.setenv("GENLAB_HOME", str(app_env.parent / "home"))
+    at = _open("app_pages/train.py")
+    assert not at.get("multiselect")
+    from genlab.errors import PublicModeError
+    from genlab.public import cap_config
+
+    with pytest.raises(PublicModeError, match="not to trackers"):
+        cap_config(tiny_train_config(log="tensorboard"))
 
 
 @pytest.mark.slow

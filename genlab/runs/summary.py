@@ -40,6 +40,7 @@ class RunSummary:
     disk_bytes: int = 0
     can_resume: bool = False  # stopped, interrupted, or failed for a reason a resume can fix
     preset: str | None = None
+    logs: tuple[tuple[str, str], ...] = ()  # (tracker, where its logs are and the command that opens them)
 
     @property
     def progress(self) -> float | None:
@@ -74,6 +75,7 @@ def _summarize(run: RunDir) -> RunSummary:
     speed = progress.smoothed_speed(rows) if live else progress.mean_speed(rows, batch)
     found = [info.warning] if info.warning else []
     found += advice.run_warnings(info.total_steps, cfg.batch_size if cfg else None, train_n, rows)
+    logs, failed = tracker_notes(info.trackers)
     return RunSummary(
         name=run.path.name,
         model=cfg.model if cfg else "?",
@@ -88,12 +90,23 @@ def _summarize(run: RunDir) -> RunSummary:
         fid_samples=fid.fid_samples if fid else None,
         error=info.error,
         processes=info.processes or 1,
-        warnings=tuple(found),
+        warnings=(*found, *failed),
         best=run.best(),
         disk_bytes=run.disk_bytes(),
         can_resume=status.resumable and info.resumable is not False,
         preset=info.preset,
+        logs=logs,
     )
+
+
+def tracker_notes(trackers) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """run.json's ``trackers`` (untrusted: only text is kept) as (name, where) pairs and the failures' sentences."""
+    if not isinstance(trackers, dict):
+        return (), ()
+    items = [(str(n)[:40], t) for n, t in sorted(trackers.items()) if isinstance(t, dict)]
+    text = lambda v: v[:1000] if isinstance(v, str) and v else None
+    where = tuple((n, w) for n, t in items if (w := text(t.get("where"))))
+    return where, tuple(e for _, t in items if (e := text(t.get("error"))))
 
 
 def list_runs(root: Path) -> list[RunDir]:
