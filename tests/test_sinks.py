@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import TINY_VAE, tiny_train_config, vae_flags
+from conftest import TINY_VAE, tiny_train_config, vae_flags, wait_until
 from genlab.cli import main
 from genlab.errors import ConfigError
 from genlab.runs import sinks, trackers
@@ -295,3 +295,34 @@ def test_under_torchrun_only_rank_0_logs(tmp_path):
     assert len(list((out.path / "tensorboard").glob("events.out.tfevents.*"))) == 1
     close(tb_series(tensorboard(out.path / "tensorboard"), "train/loss"), steps_and_values(out, "train", "loss"))
     assert json.loads(out.run_json.read_text())["processes"] == 2
+
+
+@pytest.mark.slow
+def test_tensorboard_itself_serves_the_runs_bits_per_dim_and_grids_on_127_0_0_1(tmp_path):
+    import urllib.request
+
+    from appserver import free_port
+
+    run = RunDir(tmp_path / "served")
+    assert Trainer(tiny_train_config(log="tensorboard"), run.path).fit() == "finished"
+    port = free_port()
+    exe = Path(sys.executable).with_name("tensorboard")
+    cmd = [str(exe), "--logdir", str(run.path / "tensorboard"), "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--load_fast", "false"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    try:
+        scalars = wait_until(lambda: get("/data/plugin/scalars/tags"), 120, "TensorBoard to list the run's scalars")
+        assert {"train/bpd", "test/bpd", "train/lr"} <= set(scalars["."])
+        points = get("/data/plugin/scalars/scalars?run=.&tag=test/bpd")
+        assert [p[1] for p in points] == [6, 12]  # [wall time, step, value]
+        assert set(get("/data/plugin/images/tags")["."]) == {"samples", "reconstructions"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

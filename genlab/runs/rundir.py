@@ -90,11 +90,11 @@ class RunDir:
         return grids[-1] if grids else None
 
     def disk_bytes(self) -> int:
-        """What the run takes on disk (its files, one level of folders deep)."""
+        """What the run takes on disk: its files, in every folder (W&B's links to its own logs counted once)."""
         total = 0
         for p in self.path.rglob("*"):
             try:
-                total += p.stat().st_size if p.is_file() else 0
+                total += p.stat().st_size if p.is_file() and not p.is_symlink() else 0
             except OSError:  # deleted while we looked (a checkpoint swap, a thinned grid)
                 pass
         return total
