@@ -68,6 +68,7 @@ def test_resume_applies_every_resumable_override_and_refuses_the_rest_by_name():
         "compile": True,
         "ema": 0.99,
         "side_work_counts": True,
+        "log": "tensorboard",
     }
     assert set(changed) == TrainConfig.resumable_fields()
     for name, value in changed.items():
