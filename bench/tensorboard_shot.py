@@ -59,6 +59,9 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1600, "height": args.height})
             page.goto(f"http://127.0.0.1:{port}/?tagFilter={args.filter}#timeseries")
             page.wait_for_selector("canvas, img", timeout=60_000)
+            settings = page.get_by_role("button", name="Close")  # the Settings pane opens on a first visit
+            if settings.count():
+                settings.first.click()
             page.wait_for_timeout(4000)  # the charts draw after their data arrives: no event says when
             page.screenshot(path=args.out)
             browser.close()

@@ -159,7 +159,7 @@ class WandB(Tracker):
     def where(self) -> str:
         if self.offline:
             d = Path(self.run.dir).parent
-            return f"offline in {d} (view: wandb leet {d}; upload: wandb sync {d})"
+            return f"offline: wandb leet {d} (to view), wandb sync {d} (to upload)"
         return self.run.url or "online"
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
