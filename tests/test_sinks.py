@@ -207,6 +207,50 @@ def test_a_resumed_run_continues_each_series_without_a_step_twice(tmp_path, monk
     close(trackio_series(tk, "test/bpd"), test_bpd)
 
 
+@pytest.mark.slow
+def test_a_tracker_added_on_resume_gets_the_whole_run(tmp_path):
+    run = RunDir(tmp_path / "added")
+    assert Trainer(tiny_train_config(max_steps=6), run.path).fit() == "finished"
+    cfg = tiny_train_config(max_steps=12, log="tensorboard,wandb,trackio")
+    assert Trainer(cfg, run.path, resume=True).fit() == "finished"
+    loss, test_bpd = steps_and_values(run, "train", "loss"), steps_and_values(run, "eval", "test_bpd")
+    tb = tensorboard(run.path / "tensorboard")
+    close(tb_series(tb, "train/loss"), loss)
+    assert [i.step for i in tb.Images("samples")] == [6, 12]  # the first attempt's grid too, from samples/
+    wb = wandb_rows(run)
+    close(wandb_series(wb, "test/bpd"), test_bpd)
+    close(trackio_series(trackio_rows("added"), "train/loss"), loss)
+
+
+@pytest.mark.slow
+def test_a_run_killed_outright_loses_nothing_in_its_trackers(tmp_path):
+    """SIGKILL: W&B's service drops what it had not yet written to its file, the trainer flushes nothing.
+    The resumed run fills each tracker from metrics.jsonl up to its checkpoint, then goes on."""
+    run = RunDir(tmp_path / "killed")
+    args = ["train", "vae", *vae_flags(TINY_VAE), "--dataset", "emoji", "--image-size", "16", "--batch-size", "32"]
+    args += ["--log-every", "3", "--eval-every", "12", "--eval-batches", "1", "--sample-n", "4", "--device", "cpu"]
+    args += ["--no-amp", "--log", "tensorboard,wandb,trackio", "--out", str(run.path)]
+    # its own W&B service, as from a shell (this process's, which earlier tests started, is in WANDB_SERVICE)
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    proc = subprocess.Popen([sys.executable, "-m", "genlab", *args, "--max-steps", "100000"], cwd=ROOT, env=env)
+    try:
+        past = lambda: run.has_checkpoint() and max((r.step for r in run.read_metrics()), default=0) > 30
+        wait_until(past, 120, "rows past the first checkpoint")
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    resume = [sys.executable, "-m", "genlab", "train", "--resume", str(run.path), "--max-steps", "48"]
+    r = subprocess.run(resume, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    loss, test_bpd = steps_and_values(run, "train", "loss"), steps_and_values(run, "eval", "test_bpd")
+    assert [s for s, _ in loss] == list(range(3, 49, 3))
+    close(tb_series(tensorboard(run.path / "tensorboard"), "train/loss"), loss)
+    wb = wandb_rows(run)
+    close(wandb_series(wb, "train/loss"), loss)
+    close(wandb_series(wb, "test/bpd"), test_bpd)
+    close(trackio_series(trackio_rows("killed"), "train/loss"), loss)
+
+
 class Broken(trackers.Tracker):
     """A tracker that raises on every call, as a full disk or a dead server would."""
 

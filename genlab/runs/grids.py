@@ -10,12 +10,14 @@ spread over the run and a run of any length writes a bounded number of PNGs.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.utils import save_image
 
+from .. import names
 from ..storage import atomic_write_bytes
 
 MAX_GRIDS = 16  # per kind (samples, reconstructions): at most 32 PNGs per run
@@ -78,3 +80,21 @@ def newest_readable(folder: Path, prefix: str = "step") -> tuple[Path, bytes] | 
         if data is not None:
             return p, data
     return None
+
+
+GRID_FILE = re.compile(r"(step|recon)-(\d{1,9})\.png")  # what write_grid names them (RunDir.sample_grid)
+GRID_KINDS = {"step": "samples", "recon": "reconstructions"}
+
+
+def grids_on_disk(folder: Path, last_step: int) -> list[tuple[int, str, bytes]]:
+    """(step, "samples" or "reconstructions", PNG) of every readable grid of a run folder, in step order; for a
+    model folder, its ``samples.png`` at ``last_step``. What the trackers are sent when they catch up."""
+    found = []
+    samples = folder / names.RUN_SAMPLES
+    for p in sorted(samples.glob("*.png")) if samples.is_dir() else []:
+        m = GRID_FILE.fullmatch(p.name)
+        if m and (png := readable(p)) is not None:
+            found.append((int(m.group(2)), GRID_KINDS[m.group(1)], png))
+    if not found and (png := readable(folder / names.SAMPLES)) is not None:
+        found.append((last_step, "samples", png))
+    return sorted(found, key=lambda g: g[0])

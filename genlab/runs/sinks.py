@@ -159,7 +159,7 @@ class Sinks:
     def _each(self, step: int, call: Callable) -> None:
         self.last_step = step
         for n, tracker in list(self.open.items()):
-            if step <= tracker.skip_through:  # an earlier attempt of this run wrote this step to it already
+            if step <= tracker.held:  # the tool has this step already (an earlier attempt, an earlier export)
                 continue
             try:
                 call(tracker)
@@ -176,6 +176,21 @@ class Sinks:
         if self.open:
             images = {k: grid_array(v) for k, v in pngs.items()}
             self._each(step, lambda t: t.images(step, images))
+
+    def catch_up(self, rows: list, grids: list[tuple[int, str, bytes]], through: int) -> None:
+        """Send each tracker the rows and grids (step, name, PNG) of steps up to ``through`` that it does not
+        hold: what a killed attempt's tool lost, the whole run for a tracker added on resume, a whole run for
+        ``export-logs``. Grids go in beside the rows of their step; all in step order."""
+        grids = sorted(g for g in grids if g[0] <= through)
+        for row in rows:
+            if row.step > through:
+                break
+            while grids and grids[0][0] <= row.step:
+                step, kind, png = grids.pop(0)
+                self.grids(step, {kind: png})
+            self.row(row)
+        for step, kind, png in grids:
+            self.grids(step, {kind: png})
 
     def flush(self) -> None:
         self._each(self.last_step, lambda t: t.flush())

@@ -1,18 +1,22 @@
 """The three experiment trackers a run can also log to: TensorBoard, Weights & Biases and trackio.
 
 Each adapter takes what ``genlab.runs.sinks`` hands it (scalars by tag, grids as uint8 arrays, the
-config as flat hyper-parameters) and knows one thing about its tool: where its files go, and how a
-resumed run continues the same series without writing a step twice.
+config as flat hyper-parameters) and knows two things about its tool: where its files go, and the last
+step the tool already holds for this run (``held``), read back from the tool's own files when it starts.
+``Sinks`` sends nothing at or below ``held`` and fills the steps between ``held`` and the step a run
+resumes from out of ``metrics.jsonl``: a killed attempt may have lost what its tool had not yet written
+(W&B's service writes its file in blocks and drops the rest when its parent is killed), and a tracker
+added on resume gets the whole run.
 
 - TensorBoard (``torch.utils.tensorboard``) writes ``RUN/tensorboard``. A resumed run opens its writer
-  with ``purge_step`` = the checkpoint's step + 1: TensorBoard's readers then drop whatever an earlier
-  attempt wrote from that step on, so the series is what ``metrics.jsonl`` holds.
+  with ``purge_step`` = the step it continues from + 1: TensorBoard's readers then drop whatever an earlier
+  attempt wrote after it, so the series is what ``metrics.jsonl`` holds.
 - W&B writes ``RUN/wandb`` in offline mode unless this machine is logged in (``WANDB_API_KEY`` or a
   netrc entry for the W&B host), or ``WANDB_MODE`` says otherwise: nothing leaves the machine by
-  default. Every attempt of a run is one W&B run id; a resumed attempt skips the steps an earlier one
-  already holds, read with W&B's own reader (``wandb leet inspect``) offline, or ``run.step`` online.
+  default. Every attempt of a run is one W&B run id; what earlier attempts hold is read with W&B's own
+  reader (``wandb leet inspect``) offline, and is ``run.step`` online.
 - trackio writes its local store (``TRACKIO_DIR``, default ``~/.cache/huggingface/trackio``), project
-  ``genlab``, one run per run folder; a resumed attempt skips the steps the store already holds.
+  ``genlab``, one run per run folder; what it holds is its store's last step for the run.
 
 The tools are optional extras, imported here only when a run chose them.
 """
@@ -35,10 +39,10 @@ PROJECT = "genlab"  # the W&B project (unless WANDB_PROJECT says otherwise) and 
 
 
 class Tracker:
-    """One tool's side of a run. ``skip_through``: steps the tool already holds from an earlier attempt."""
+    """One tool's side of a run. ``held``: the last step the tool already holds for this run (-1: none)."""
 
     name = ""
-    skip_through = -1
+    held = -1
 
     def where(self) -> str:
         """Where the logs are, and the command that opens them: what the run page shows."""
@@ -66,9 +70,10 @@ class TensorBoard(Tracker):
         from torch.utils.tensorboard import SummaryWriter, summary  # an optional extra
 
         self.folder = folder
-        earlier = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
-        # purge_step: TensorBoard forgets what an earlier attempt logged after the checkpoint we resume from
-        self.writer = SummaryWriter(str(folder), purge_step=resume_step + 1 if earlier else None, flush_secs=20)
+        self.held = min(_last_event_step(folder), resume_step)
+        # purge_step: TensorBoard forgets what an earlier attempt logged after the step we continue from
+        purge = self.held + 1 if self.held >= 0 else None
+        self.writer = SummaryWriter(str(folder), purge_step=purge, flush_secs=20)
         # the HParams tab: the config, and the metrics to set beside it (in this run's own folder, not a new one)
         metrics = {"test/bpd": float("nan")}
         for s in summary.hparams(hparams, metrics):
@@ -90,6 +95,18 @@ class TensorBoard(Tracker):
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _last_event_step(folder: Path) -> int:
+    """The last step of any summary in ``folder``'s event files (-1: none), read with TensorBoard's loader."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader  # an optional extra
+
+    last = -1
+    for f in sorted(folder.glob("events.out.tfevents.*")) if folder.is_dir() else []:
+        for event in EventFileLoader(str(f)).Load():
+            if event.HasField("summary"):
+                last = max(last, int(event.step))
+    return last
 
 
 # -- Weights & Biases -----------------------------------------------------------------------------------------
@@ -154,7 +171,7 @@ class WandB(Tracker):
         )
         self.offline = bool(self.run.offline)
         # online, a resumed run starts at the step after the last one W&B holds
-        self.skip_through = max(earlier, int(self.run.step or 0) - 1)
+        self.held = max(earlier, int(self.run.step or 0) - 1)
 
     def where(self) -> str:
         if self.offline:
@@ -181,8 +198,8 @@ class Trackio(Tracker):
 
         self.trackio = trackio
         self.run_name = run_name
-        self.skip_through = trackio.SQLiteStorage.get_max_step_for_run(PROJECT, run_name)
-        self.skip_through = -1 if self.skip_through is None else int(self.skip_through)
+        held = trackio.SQLiteStorage.get_max_step_for_run(PROJECT, run_name)
+        self.held = -1 if held is None else int(held)
         self.run = trackio.init(project=PROJECT, name=run_name, config=hparams, resume="allow", embed=False)
 
     def where(self) -> str:

@@ -43,7 +43,7 @@ from ..models.sizing import check_model
 from . import checkpoint, distributed
 from .batches import Batches
 from .config import TrainConfig, cadence
-from .grids import write_grid
+from .grids import grids_on_disk, write_grid
 from .process import package_versions
 from .records import EvalRow, FidRow, MetricRow, RunStatus, TrainRow
 from .rundir import RunDir
@@ -313,6 +313,8 @@ class Trainer:
         self.sinks = Sinks(tuple(self.cfg.log.split(",")), logs, self._tracker_failed)
         found = {n: {"where": w, "error": None} for n, w in self.sinks.where.items()}
         self.run.update_info(trackers={**(self.run.info().trackers or {}), **found})
+        if state.step and self.sinks.open:  # what a killed attempt's trackers lost, or all of it for a new one
+            self.sinks.catch_up(self.run.read_metrics(), grids_on_disk(self.run.path, state.step), state.step)
 
     def _tracker_failed(self, name: str, what: str) -> None:
         """A tracker failed (once): said in the run's log and in run.json; the run goes on."""
