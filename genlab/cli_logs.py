@@ -24,8 +24,7 @@ def add_log_commands(sub) -> None:
         nargs="+",
         metavar=("TRACKER", "DIR"),
         help=f"the tracker ({', '.join(SINKS)}), then where its files go: tensorboard writes DIR/<run name>, wandb "
-        "an offline run under DIR/wandb (default: the run folder itself); trackio writes its own store "
-        "(TRACKIO_DIR)",
+        "an offline run under DIR/wandb; trackio takes no DIR (it writes its own store, TRACKIO_DIR)",
     )
 
 

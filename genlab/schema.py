@@ -9,7 +9,7 @@ sentence naming the file and the field, raised as the caller's error type, so th
 makes one bad entry and nothing else.
 
 A spec maps a field to what it must be: :data:`NUMBER` (a finite int or float, not a bool),
-:data:`COUNT` (an int >= 0), :data:`TEXT` (a string of at most :data:`MAX_TEXT` characters),
+:data:`COUNT` (an int from 0 to :data:`MAX_COUNT`), :data:`TEXT` (a string of at most :data:`MAX_TEXT` characters),
 :data:`FLAG` (a bool), or a nested spec for an object. Fields a spec does not name are kept
 unchecked, and genlab does not read them.
 """
@@ -27,6 +27,7 @@ MAX_JSON_BYTES = 1 << 20  # config.json, run.json, metrics.json, trainer_state.j
 MAX_LOG_BYTES = 256 << 20  # metrics.jsonl: a row is about 300 bytes, so this is nearly a million rows
 MAX_TEXT = 10_000  # characters of any string genlab shows or uses as a name
 NUMBER, COUNT, TEXT, FLAG = "number", "count", "text", "flag"
+MAX_COUNT = 2**53  # past this a count is no count of anything (and past 2^63 a tracker's int64 step overflows)
 
 
 def short(v) -> str:
@@ -66,8 +67,8 @@ def problem(value, kind) -> str | None:
         return None if len(value) <= MAX_TEXT else f"is a string of {len(value):,} characters (at most {MAX_TEXT:,})"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "must be a number"
-    if kind == COUNT and not (isinstance(value, int) and value >= 0):
-        return "must be a whole number >= 0"
+    if kind == COUNT and not (isinstance(value, int) and 0 <= value <= MAX_COUNT):
+        return "must be a whole number from 0 to 2^53"
     return None if math.isfinite(value) else "must be a finite number"
 
 

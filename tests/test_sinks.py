@@ -27,7 +27,7 @@ SHIPPED = ROOT / "checkpoints" / "realnvp-mnist-32"
 def private_trackers(tmp_path_factory, monkeypatch):
     """W&B as on a machine that never logged in, with its config and caches in a throwaway place."""
     home = tmp_path_factory.mktemp("home")
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "NETRC", "WANDB_PROJECT"):
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "NETRC", "WANDB_PROJECT", "WANDB_ERROR_REPORTING"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(home))
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
@@ -74,10 +74,10 @@ def wandb_series(rows: list[dict], tag: str) -> list[tuple[int, float]]:
     return [(h["step"]["num"], h["item"][tag]) for h in rows if tag in h["item"]]
 
 
-def trackio_rows(name: str) -> list[dict]:
+def trackio_rows(run: RunDir) -> list[dict]:
     from trackio import SQLiteStorage
 
-    return SQLiteStorage.get_logs(trackers.PROJECT, name)
+    return SQLiteStorage.get_logs(trackers.PROJECT, sinks.run_id(run.path.name, run.info().created_at))
 
 
 def trackio_series(rows: list[dict], tag: str) -> list[tuple[int, float]]:
@@ -134,7 +134,43 @@ def test_wandb_stays_offline_unless_this_machine_is_logged_in(tmp_path):
     (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
     assert trackers.wandb_mode(home) == "online"
     assert trackers.wandb_mode({**home, "WANDB_BASE_URL": "https://wandb.example.org"}) == "offline"
+    (tmp_path / ".netrc").write_text("machine api.forge.coreweave.com\n  login user\n  password " + "k" * 40 + "\n")
+    assert trackers.wandb_mode(home) == "online"  # wandb 0.31's own name for its cloud
     assert trackers.wandb_mode({**home, "WANDB_MODE": "disabled"}) is None  # the user's own choice: W&B reads it
+
+
+SPY = """
+import atexit, json, socket, sys
+reached = []
+
+def spy(*args, **kwargs):
+    reached.append(repr(args[:2]))
+    raise OSError("no network in this test")
+
+socket.getaddrinfo = spy
+where = sys.argv[1]
+atexit.register(lambda: open(where, "w").write(json.dumps(reached)))  # registered first: runs last
+sys.argv = ["genlab", *sys.argv[2:]]
+import runpy
+runpy.run_module("genlab", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_nothing_leaves_the_machine_by_default(tmp_path):
+    """A run that logs to all three trackers looks up no host name, to its process's very end. (W&B 0.31 asks
+    its server whether it takes telemetry, even offline, when the process exits; genlab turns that off.
+    wandb-core, a Go process, was checked with strace -f: docs/cli.md.)"""
+    out, lookups = RunDir(tmp_path / "quiet"), tmp_path / "lookups.json"
+    args = ["train", "vae", *vae_flags(TINY_VAE), "--dataset", "emoji", "--image-size", "16", "--batch-size", "32"]
+    args += ["--max-steps", "6", "--eval-every", "6", "--eval-batches", "1", "--sample-n", "4", "--device", "cpu"]
+    args += ["--log", "tensorboard,wandb,trackio", "--out", str(out.path)]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    cmd = [sys.executable, "-c", SPY, str(lookups), *args]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(w["error"] is None for w in out.info().trackers.values())
+    assert json.loads(lookups.read_text()) == []
 
 
 # -- a run, read back -------------------------------------------------------------------------------------------
@@ -161,13 +197,16 @@ def test_every_row_grid_and_the_config_reach_all_three_trackers(tmp_path):
     close(wandb_series(wb, "test/bpd"), test_bpd)
     assert [h["step"]["num"] for h in wb if "samples.path" in h["item"]] == [6, 12]
 
-    tk = trackio_rows("all-three")
+    tk = trackio_rows(run)
     close(trackio_series(tk, "train/loss"), loss)
     close(trackio_series(tk, "test/bpd"), test_bpd)
     assert [r["step"] for r in tk if "samples" in r] == [6, 12]
     from trackio import SQLiteStorage
 
-    assert SQLiteStorage.get_run_config(trackers.PROJECT, "all-three")["batch_size"] == 32
+    assert (
+        SQLiteStorage.get_run_config(trackers.PROJECT, sinks.run_id("all-three", run.info().created_at))["batch_size"]
+        == 32
+    )
 
     where = run.info().trackers
     assert set(where) == {"tensorboard", "wandb", "trackio"} and all(w["error"] is None for w in where.values())
@@ -202,7 +241,7 @@ def test_a_resumed_run_continues_each_series_without_a_step_twice(tmp_path, monk
     assert len(list((run.path / "wandb").glob("offline-run-*"))) == 2
     close(wandb_series(wb, "train/loss"), loss)
     close(wandb_series(wb, "test/bpd"), test_bpd)
-    tk = trackio_rows("resumed")
+    tk = trackio_rows(run)
     close(trackio_series(tk, "train/loss"), loss)
     close(trackio_series(tk, "test/bpd"), test_bpd)
 
@@ -219,7 +258,7 @@ def test_a_tracker_added_on_resume_gets_the_whole_run(tmp_path):
     assert [i.step for i in tb.Images("samples")] == [6, 12]  # the first attempt's grid too, from samples/
     wb = wandb_rows(run)
     close(wandb_series(wb, "test/bpd"), test_bpd)
-    close(trackio_series(trackio_rows("added"), "train/loss"), loss)
+    close(trackio_series(trackio_rows(run), "train/loss"), loss)
 
 
 @pytest.mark.slow
@@ -248,7 +287,7 @@ def test_a_run_killed_outright_loses_nothing_in_its_trackers(tmp_path):
     wb = wandb_rows(run)
     close(wandb_series(wb, "train/loss"), loss)
     close(wandb_series(wb, "test/bpd"), test_bpd)
-    close(trackio_series(trackio_rows("killed"), "train/loss"), loss)
+    close(trackio_series(trackio_rows(run), "train/loss"), loss)
 
 
 class Broken(trackers.Tracker):
@@ -282,7 +321,7 @@ def test_a_tracker_that_raises_on_every_write_is_said_once_and_the_run_finishes(
     assert warnings == [
         "warning: tensorboard failed to write (OSError: [Errno 28] No space left on device) at step 3; the run goes "
         f"on without it and metrics.jsonl keeps every row: python -m genlab export-logs {run.path} --to "
-        "tensorboard replays it"
+        "tensorboard DIR replays it"
     ]
     assert run.info().trackers["tensorboard"]["error"] == warnings[0].removeprefix("warning: ")
     assert Broken.calls == 2  # the failed write, and the close that follows it: never again
@@ -322,8 +361,41 @@ def test_export_logs_replays_a_shipped_checkpoint_into_tensorboard_once(tmp_path
 def test_export_logs_says_what_is_wrong_in_one_sentence(tmp_path, capsys):
     assert main(["export-logs", str(tmp_path), "--to", "tensorboard", str(tmp_path / "tb")]) == 2
     assert "has no metrics.jsonl rows to export" in capsys.readouterr().err
+    assert main(["export-logs", str(tmp_path / "nowhere"), "--to", "tensorboard", str(tmp_path / "tb")]) == 2
+    assert "nowhere is not a folder" in capsys.readouterr().err
+    # never into the folder it reads: a shipped checkpoint stays as it shipped
+    assert main(["export-logs", str(SHIPPED), "--to", "tensorboard"]) == 2
+    assert "--to tensorboard needs the folder to write into" in capsys.readouterr().err
+    assert main(["export-logs", str(SHIPPED), "--to", "trackio", str(tmp_path)]) == 2
+    assert "trackio writes its own store (TRACKIO_DIR): give no folder" in capsys.readouterr().err
+    assert not (SHIPPED / "tensorboard").exists() and not (SHIPPED / "wandb").exists()
     assert main(["export-logs", str(SHIPPED), "--to", "mlflow"]) == 2
     assert "--to takes tensorboard, wandb, trackio; 'mlflow' is not one of them" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_logs_to_wandb_and_trackio_twice_leaves_one_series(tmp_path, capsys):
+    rows = RunDir(SHIPPED).read_metrics()
+    bpd = [(r.step, r.value("test_bpd")) for r in rows if r.kind == "eval"]
+    for _ in range(2):
+        assert main(["export-logs", str(SHIPPED), "--to", "wandb", str(tmp_path)]) == 0
+        assert main(["export-logs", str(SHIPPED), "--to", "TrackIO"]) == 0
+    attempts = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(attempts) == 1  # the second export found W&B holding every step: no empty attempt
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{SHIPPED} -> wandb: ")]
+    assert len(said) == 2 and all(f"offline: wandb leet {attempts[0]} " in line for line in said)
+    close(wandb_series(trackers.wandb_history(attempts[0]), "test/bpd"), bpd)
+    close(trackio_series(trackio_rows(RunDir(SHIPPED)), "test/bpd"), bpd)
+
+
+@pytest.mark.slow
+def test_two_runs_that_share_a_folder_name_are_two_runs_in_the_trackers(tmp_path):
+    """A run deleted and started again with the same --out, or two runs/x in two folders: never one series."""
+    first, second = RunDir(tmp_path / "a" / "same"), RunDir(tmp_path / "b" / "same")
+    assert Trainer(tiny_train_config(log="trackio"), first.path).fit() == "finished"
+    assert Trainer(tiny_train_config(log="trackio", seed=7), second.path).fit() == "finished"
+    for run in (first, second):
+        close(trackio_series(trackio_rows(run), "train/loss"), steps_and_values(run, "train", "loss"))
 
 
 # -- torchrun --------------------------------------------------------------------------------------------------

@@ -58,11 +58,15 @@ def thin(folder: Path, prefix: str, keep: int = MAX_GRIDS) -> list[Path]:
 
 def readable(path: Path) -> bytes | None:
     """The file's bytes if they decode as a complete image of at most ``MAX_GRID_PIXELS``, else None (missing,
-    cut short, not an image, or too large to show: a pulled repo's samples.png may be a decompression bomb)."""
+    cut short, not an image, or too large to show: a pulled repo's samples.png may be a decompression bomb; not
+    a regular file: a FIFO or a link to /dev/zero says 0 bytes and never ends)."""
     try:
-        if path.stat().st_size > MAX_GRID_BYTES:
+        if not path.is_file() or path.stat().st_size > MAX_GRID_BYTES:
             return None
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_GRID_BYTES + 1)  # bounded even if the file grows while it is read
+        if len(data) > MAX_GRID_BYTES:
+            return None
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > MAX_GRID_PIXELS:  # from the header, before a pixel is decoded
                 return None

@@ -45,7 +45,8 @@ def parse_sinks(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in str(text).split(",") if n.strip()))
     unknown = [n for n in names if n not in SINKS]
     if unknown:
-        raise ConfigError(f"--log takes {', '.join(SINKS)} (comma-separated); {', '.join(unknown)} is not one of them")
+        verb = "is not one of them" if len(unknown) == 1 else "are not among them"
+        raise ConfigError(f"--log takes {', '.join(SINKS)} (comma-separated); {', '.join(unknown)} {verb}")
     return names
 
 
@@ -101,8 +102,10 @@ def grid_array(png: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def wandb_id(run_name: str, created_at: float | None) -> str:
-    """A W&B run id that names the run and stays the same over every resume (and a move of its folder)."""
+def run_id(run_name: str, created_at: float | None) -> str:
+    """The name a run has in W&B (its id) and trackio: the folder's name and a digest of when the run was
+    created, so it stays the same over every resume (and a move of the folder), and two runs that share a
+    folder name (one deleted and started again with the same --out) are two runs."""
     digest = hashlib.sha1(f"{run_name}|{created_at}".encode()).hexdigest()[:8]
     return f"{safe_name(run_name, 50)}-{digest}"
 
@@ -115,9 +118,10 @@ class RunLogs:
     folder: Path
     name: str
     config: dict
-    created_at: float | None = None
+    created_at: float | None = None  # with the name, who the run is (run_id)
     resume_step: int = 0
     tensorboard: Path | None = None  # TensorBoard's folder, when not RUN/tensorboard (an export's DIR/<name>)
+    replay: bool = False  # export-logs: nothing comes after resume_step (a tracker that holds it all need not start)
 
 
 def open_tracker(name: str, run: RunLogs):
@@ -126,8 +130,8 @@ def open_tracker(name: str, run: RunLogs):
     if name == "tensorboard":
         return trackers.TensorBoard(run.tensorboard or run.folder / TENSORBOARD_DIR, hp, run.resume_step)
     if name == "wandb":
-        return trackers.WandB(run.folder, hp, run.name, wandb_id(run.name, run.created_at))
-    return trackers.Trackio(hp, run.name)
+        return trackers.WandB(run.folder, hp, run.name, run_id(run.name, run.created_at), run.resume_step, run.replay)
+    return trackers.Trackio(hp, run_id(run.name, run.created_at))
 
 
 class Sinks:

@@ -110,17 +110,22 @@ def _last_event_step(folder: Path) -> int:
 
 
 # -- Weights & Biases -----------------------------------------------------------------------------------------
+WANDB_HOSTS = ("api.wandb.ai", "api.forge.coreweave.com")  # W&B's cloud, by its old and its 0.31 name
+
+
 def wandb_logged_in(env: dict | None = None) -> bool:
     """An API key in the environment, or a netrc entry for the W&B host (what ``wandb login`` writes)."""
     env = os.environ if env is None else env
     if env.get("WANDB_API_KEY"):
         return True
-    host = urlsplit(env.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    base = env.get("WANDB_BASE_URL")
+    hosts = (urlsplit(base).hostname or "",) if base else WANDB_HOSTS
     path = env.get("NETRC") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".netrc")
     try:
-        return netrc.netrc(path).authenticators(host) is not None
+        entries = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
         return False
+    return any(entries.authenticators(h) is not None for h in hosts)
 
 
 def wandb_mode(env: dict | None = None) -> str | None:
@@ -142,24 +147,32 @@ def wandb_history(path: Path) -> list[dict]:
     return [r["history"] for r in records if r.get("type") == "history"]
 
 
-def _offline_steps(folder: Path, run_id: str) -> int:
-    """The last step earlier offline attempts of ``run_id`` hold under ``folder`` (-1: none)."""
-    last = -1
-    for d in sorted(glob.glob(str(folder / "wandb" / f"offline-run-*-{run_id}"))):
-        for h in wandb_history(Path(d)):
-            last = max(last, int(h.get("step", {}).get("num", -1)))
-    return last
+def _offline_runs(folder: Path, run_id: str) -> list[tuple[Path, int]]:
+    """Earlier offline attempts of ``run_id`` under ``folder``, oldest first, each with its last step (-1: none)."""
+    found = []
+    for d in sorted(glob.glob(str(folder / "wandb" / f"offline-run-*-{glob.escape(run_id)}"))):
+        steps = [int(h.get("step", {}).get("num", -1)) for h in wandb_history(Path(d))]
+        found.append((Path(d), max(steps, default=-1)))
+    return found
 
 
 class WandB(Tracker):
     name = "wandb"
 
-    def __init__(self, folder: Path, hparams: dict, run_name: str, run_id: str):
+    def __init__(self, folder: Path, hparams: dict, run_name: str, run_id: str, through: int, replay: bool = False):
         import wandb  # an optional extra
 
-        self.wandb = wandb
+        self.wandb, self.run = wandb, None
         mode = wandb_mode()
-        earlier = _offline_steps(folder, run_id) if mode == "offline" else -1
+        earlier = _offline_runs(folder, run_id) if mode == "offline" else []
+        self.held = max((last for _, last in earlier), default=-1)
+        if replay and earlier and self.held >= through:  # an export W&B holds whole already: no empty attempt
+            self.offline_dir = earlier[-1][0]
+            return
+        if mode == "offline" or os.environ.get("WANDB_MODE") in ("offline", "dryrun"):
+            # offline, W&B 0.31 still asks its server whether it takes telemetry (a POST to its API host, in
+            # wandb/analytics/opentelemetry): off, unless the user said otherwise
+            os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
         self.run = wandb.init(
             project=os.environ.get("WANDB_PROJECT") or PROJECT,
             name=run_name,
@@ -169,13 +182,13 @@ class WandB(Tracker):
             resume="allow",
             mode=mode,
         )
-        self.offline = bool(self.run.offline)
+        self.offline_dir = Path(self.run.dir).parent if self.run.offline else None
         # online, a resumed run starts at the step after the last one W&B holds
-        self.held = max(earlier, int(self.run.step or 0) - 1)
+        self.held = max(self.held, int(self.run.step or 0) - 1)
 
     def where(self) -> str:
-        if self.offline:
-            d = Path(self.run.dir).parent
+        if self.offline_dir is not None:
+            d = self.offline_dir
             return f"offline: wandb leet {d} (to view), wandb sync {d} (to upload)"
         return self.run.url or "online"
 
@@ -186,7 +199,8 @@ class WandB(Tracker):
         self.run.log({tag: self.wandb.Image(img) for tag, img in images.items()}, step=step)
 
     def close(self) -> None:
-        self.run.finish()
+        if self.run is not None:
+            self.run.finish()
 
 
 # -- trackio --------------------------------------------------------------------------------------------------

@@ -318,9 +318,10 @@ class Trainer:
 
     def _tracker_failed(self, name: str, what: str) -> None:
         """A tracker failed (once): said in the run's log and in run.json; the run goes on."""
+        to = name if name == "trackio" else f"{name} DIR"
         sentence = (
             f"{what}; the run goes on without it and metrics.jsonl keeps every row: "
-            f"python -m genlab export-logs {self.run.path} --to {name} replays it"
+            f"python -m genlab export-logs {self.run.path} --to {to} replays it"
         )
         print(f"warning: {sentence}", file=sys.stderr)
         try:

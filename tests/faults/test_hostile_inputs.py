@@ -395,6 +395,29 @@ def test_a_samples_png_too_large_to_show_is_never_decoded(model_folder, tmp_path
     assert not at.exception
 
 
+def test_a_grid_that_is_a_fifo_or_a_link_to_a_device_is_skipped_unread(tmp_path):
+    """``genlab export-logs`` of a hostile run folder: its grids are read through ``readable``, which must neither
+    wait for ever on a FIFO nor read /dev/zero (both say 0 bytes)."""
+    import os
+
+    from genlab.runs.grids import grids_on_disk, readable
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    os.mkfifo(samples / "step-0000010.png")
+    (samples / "step-0000020.png").symlink_to("/dev/zero")
+    assert readable(samples / "step-0000010.png") is None and readable(samples / "step-0000020.png") is None
+    assert grids_on_disk(tmp_path, 20) == []
+
+
+def test_a_metrics_row_whose_step_no_tracker_could_hold_is_skipped():
+    from genlab.runs.records import parse_row
+
+    row = {"kind": "train", "epoch": 0.0, "time": 0.0, "timestamp": 0.0, "loss": 1.0}
+    assert parse_row(json.dumps({**row, "step": 2**53})).step == 2**53
+    assert parse_row(json.dumps({**row, "step": 2**63 + 5})) is None  # past int64: TensorBoard's step overflows
+
+
 def test_two_runs_with_best_weights_at_the_same_step_open_on_models(trained, tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
