@@ -97,7 +97,13 @@ def _trackers() -> list[str]:
     if not found:
         st.caption("To also log runs to TensorBoard, W&B or trackio: `pip install 'genlab[trackers]'`.")
         return []
-    return st.multiselect("Also log to", found, key="log_to", help=field_spec(TrainConfig, "log").help)
+    return st.multiselect(
+        "Also log to",
+        found,
+        key="log_to",
+        placeholder="none: genlab's own files only",
+        help=field_spec(TrainConfig, "log").help,
+    )
 
 
 def launch_form(root: str, max_runs: int) -> None:  # noqa: C901, PLR0915 - to split (one screen per function)
