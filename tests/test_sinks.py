@@ -358,6 +358,21 @@ def test_export_logs_replays_a_shipped_checkpoint_into_tensorboard_once(tmp_path
     assert tb_hparams(tb)["model_config.num_scales"] == 4
 
 
+def test_fid_reaches_tensorboard_under_a_name_that_carries_k(tmp_path):
+    run = tmp_path / "with-fid"
+    run.mkdir()
+    t = {"epoch": 1.0, "time": 1.0, "timestamp": 1.0}
+    rows = [{"kind": "train", "step": s, "bpd": 6.0 - s / 100, "images_per_s": 10.0, "lr": 1e-3, **t} for s in (10, 20)]
+    rows += [{"kind": "fid", "step": 10, "fid": 210.0, "fid_samples": 500, **t}]
+    rows += [{"kind": "fid", "step": 20, "fid": 190.0, "fid_samples": 1000, **t}]
+    rows += [{"kind": "fid", "step": 20, "fid": float("nan"), "fid_samples": 2000, **t}]  # could not be computed
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["export-logs", str(run), "--to", "tensorboard", str(tmp_path / "tb")]) == 0
+    tb = tensorboard(tmp_path / "tb" / "with-fid")
+    assert tb_series(tb, "fid/FID@500") == [(10, 210.0)] and tb_series(tb, "fid/FID@1000") == [(20, 190.0)]
+    assert "fid/FID@2000" not in tb.Tags()["scalars"]
+
+
 def test_export_logs_says_what_is_wrong_in_one_sentence(tmp_path, capsys):
     assert main(["export-logs", str(tmp_path), "--to", "tensorboard", str(tmp_path / "tb")]) == 2
     assert "has no metrics.jsonl rows to export" in capsys.readouterr().err
