@@ -75,12 +75,10 @@ def tags(row) -> dict[str, float]:
         out = {f"fid/FID@{row.fid_samples}": row.fid}
     elif row.kind == "eval":
         out = {"test/" + k.removeprefix("test_"): v for k, v in row.metrics.items()}
-    elif row.kind == "train":
+    else:  # train
         out = {f"train/{k}": v for k, v in row.metrics.items()}
         out.update({"train/lr": row.lr, "train/images_per_s": row.images_per_s, "train/epoch": row.epoch})
         out["train/skipped_steps"] = row.skipped_steps
-    else:
-        out = dict(row.metrics)
     return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
@@ -177,7 +175,7 @@ class Sinks:
             self._each(row.step, lambda t: t.scalars(row.step, values))
 
     def grids(self, step: int, pngs: dict[str, bytes]) -> None:
-        if self.open:
+        if any(step > t.held for t in self.open.values()):  # decoded only for a tracker that lacks the step
             images = {k: grid_array(v) for k, v in pngs.items()}
             self._each(step, lambda t: t.images(step, images))
 
